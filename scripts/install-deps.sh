@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that Sluice's build, tests, benchmarks and demo need.
+# Idempotent: apt-get skips what is already installed. Run as root.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config git
+  clang clang-tidy clang-format libclang-rt-14-dev
+  # libraries (see README "Dependencies" for why each one is there)
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libsqlite3-dev libtomlplusplus-dev libcli11-dev
+  libssl-dev zlib1g-dev libzstd-dev libdeflate-dev libisal-dev libpq-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # test and benchmark peers
+  sqlite3 curl procps python3 python3-pytest python3-requests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

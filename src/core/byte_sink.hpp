@@ -1,0 +1,21 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <string_view>
+
+namespace sluice {
+
+// Where a pipeline's bytes go: an HTTP chunked body, a file, stdout, later an object-store
+// upload. write() completes only when the bytes are handed on (to the kernel for a socket), so
+// awaiting it is the pipeline's only pacing: a slow client slows the database read.
+// A sink that fails throws; the pipeline then stops and the caller aborts the transfer.
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  // REQUIRES: `bytes` stays valid until the returned awaitable completes.
+  virtual boost::asio::awaitable<void> write(std::string_view bytes) = 0;
+  // Marks a complete body (the last chunk for HTTP). Never called after a failure.
+  virtual boost::asio::awaitable<void> finish() = 0;
+};
+
+}  // namespace sluice

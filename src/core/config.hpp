@@ -1,0 +1,88 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "sources/row_batch.hpp"
+
+namespace sluice {
+
+// A configuration problem. what() reads "FILE:LINE: KEY: problem", naming the key and line.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The type a filter's values are parsed as before they are bound to the query.
+enum class FilterType { kInt, kDecimal, kFloat, kText, kBool, kDate, kTimestamp };
+
+// Filter operators; the query-string form is `name.op=value` (`name=value` means eq, or in
+// when the value holds commas and `in` is allowed).
+enum class FilterOp { kEq, kNe, kIn, kLt, kLte, kGt, kGte, kPrefix, kIsNull };
+
+std::string_view to_string(FilterType type);
+std::optional<FilterType> parse_filter_type(std::string_view name);
+std::string_view to_string(FilterOp op);
+std::optional<FilterOp> parse_filter_op(std::string_view name);
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:8080";        // HOST:PORT; port 0 picks a free port
+  unsigned threads = 0;                         // I/O threads; 0 = one per core
+  std::size_t max_header_bytes = 8 * 1024;      // request line + headers
+  std::size_t max_body_bytes = 1024 * 1024;     // request body
+  std::chrono::milliseconds read_timeout{30'000};   // to read one request once it started
+  std::chrono::milliseconds idle_timeout{60'000};   // keep-alive wait for the next request
+  std::chrono::milliseconds write_timeout{60'000};  // one write stalled longer aborts the stream
+  std::chrono::milliseconds shutdown_grace{10'000}; // running downloads may finish this long
+  std::size_t stream_buffer_bytes = 256 * 1024;     // per-stream byte budget of the pipeline
+  std::size_t max_streams = 1024;                   // concurrent exports; beyond: 503
+};
+
+struct SourceConfig {
+  std::string name;
+  std::string kind;                 // "sqlite" (PostgreSQL later)
+  std::filesystem::path path;       // sqlite: database file, relative to the config file
+  unsigned blocking_threads = 0;    // sqlite: threads that step queries; 0 = 2 per core
+  int line = 0;
+};
+
+struct FilterConfig {
+  std::string name;      // query-string parameter
+  std::string column;    // result column it restricts
+  FilterType type = FilterType::kText;
+  std::vector<FilterOp> operators{FilterOp::kEq, FilterOp::kIn};
+  int line = 0;
+};
+
+struct DatasetConfig {
+  std::string name;                    // [A-Za-z0-9_-]+, used in /v1/exports/{name}.csv
+  std::string source;                  // key of [sources.NAME]
+  std::string query;                   // SQL returning the rows; filters wrap it
+  std::string file_name;               // download name without extension; default = name
+  std::string description;
+  std::vector<FilterConfig> filters;
+  std::map<std::string, LogicalType> column_types;  // overrides of inferred column types
+  int line = 0;
+};
+
+struct Config {
+  std::filesystem::path file;          // the file it was loaded from (absolute)
+  ServerConfig server;
+  std::map<std::string, SourceConfig> sources;
+  std::vector<DatasetConfig> datasets;
+
+  const DatasetConfig* find_dataset(std::string_view name) const;
+};
+
+// Loads and validates a configuration file; throws ConfigError naming the key and line.
+Config load_config(const std::filesystem::path& file);
+// Same, from text (for tests); `file` is used for messages and to resolve relative paths.
+Config parse_config(std::string_view text, const std::filesystem::path& file);
+
+}  // namespace sluice

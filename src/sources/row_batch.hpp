@@ -1,0 +1,114 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/byte_buffer.hpp"
+
+namespace sluice {
+
+// The logical type of a result column: decides how encoders render a cell (JSON numbers
+// unquoted, booleans as true/false, ...). Sources map their native types onto these.
+enum class LogicalType : std::uint8_t {
+  kInt,
+  kDecimal,
+  kFloat,
+  kBool,
+  kText,
+  kTimestamp,
+  kDate,
+  kJson,
+  kBytes,
+};
+
+std::string_view to_string(LogicalType type);
+std::optional<LogicalType> parse_logical_type(std::string_view name);
+
+struct Column {
+  std::string name;
+  LogicalType type = LogicalType::kText;
+};
+
+// One cell as encoders see it. `value` is the text rendering of the value (numbers in their
+// canonical decimal form, booleans as "0"/"1" or "true"/"false", bytes as raw bytes).
+// `as_text` marks a cell whose value does not fit its column's logical type (SQLite stores any
+// value in any column): encoders must render it as a string, never as a bare JSON number.
+struct Cell {
+  std::string_view value;
+  bool null = false;
+  bool as_text = false;
+};
+
+// Many rows of a result, row-major: every cell is a slice of one arena plus flags.
+// Reused batch after batch (reset() keeps capacity), so the hot path does not allocate per row
+// or per cell once a stream has warmed up.
+// Not thread-safe; a batch is handed between threads whole, never shared.
+class RowBatch {
+ public:
+  // Empties the batch for `columns` columns, keeping the memory.
+  void reset(std::size_t columns) {
+    columns_ = columns;
+    cells_.clear();
+    arena_.clear();
+  }
+
+  std::size_t columns() const { return columns_; }
+  std::size_t rows() const { return columns_ == 0 ? 0 : cells_.size() / columns_; }
+  // Bytes of cell values held (the figure that byte budgets count).
+  std::size_t arena_bytes() const { return arena_.size(); }
+  // Approximate memory held by this batch including its cell index.
+  std::size_t memory_bytes() const {
+    return arena_.capacity() + cells_.capacity() * sizeof(CellRef);
+  }
+
+  // Appends one cell to the row being built; rows are complete after `columns()` cells.
+  void add_value(std::string_view value, bool as_text = false) {
+    std::size_t offset = arena_.size();
+    arena_.append(value);
+    cells_.push_back(CellRef{static_cast<std::uint32_t>(offset),
+                             static_cast<std::uint32_t>(value.size()) | (as_text ? kTextBit : 0)});
+  }
+  void add_null() { cells_.push_back(CellRef{0, kNullBit}); }
+
+  // REQUIRES: row < rows(), column < columns().
+  Cell cell(std::size_t row, std::size_t column) const {
+    const CellRef& ref = cells_[row * columns_ + column];
+    if (ref.size_and_flags & kNullBit) return Cell{{}, true, false};
+    return Cell{std::string_view(arena_.data() + ref.offset, ref.size_and_flags & kSizeMask), false,
+                (ref.size_and_flags & kTextBit) != 0};
+  }
+
+  // Releases memory after an unusually large batch so a stream's footprint returns to normal.
+  void shrink_to(std::size_t arena_keep, std::size_t cells_keep) {
+    arena_.shrink_to(arena_keep);
+    if (cells_.capacity() > cells_keep && cells_.size() <= cells_keep) {
+      std::vector<CellRef> smaller;
+      smaller.reserve(cells_keep);
+      smaller.assign(cells_.begin(), cells_.end());
+      cells_.swap(smaller);
+    }
+  }
+
+  // The largest single cell a batch can hold (the arena offsets are 32-bit).
+  static constexpr std::size_t kMaxCellBytes = (1u << 30) - 1;
+
+ private:
+  static constexpr std::uint32_t kNullBit = 1u << 31;
+  static constexpr std::uint32_t kTextBit = 1u << 30;
+  static constexpr std::uint32_t kSizeMask = kTextBit - 1;
+
+  struct CellRef {
+    std::uint32_t offset;
+    std::uint32_t size_and_flags;
+  };
+
+  std::size_t columns_ = 0;
+  std::vector<CellRef> cells_;
+  ByteBuffer arena_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "sources/row_batch.hpp"
+
+namespace sluice {
+
+// A value bound to a query parameter. User input only ever reaches a query this way.
+using BoundValue = std::variant<std::monostate, std::int64_t, double, std::string>;
+
+struct QuerySpec {
+  std::string sql;                 // in the source's dialect, with its placeholders
+  std::vector<BoundValue> params;  // one per placeholder, in order
+  std::string request_id;          // for logs and, later, application_name
+};
+
+// One running query. next() hands out batches in result order until the end of the result.
+// Cancellation is one path: cancel() (or destroying the reader) stops the database work at
+// once, whatever thread it runs on.
+// Thread-safety: next() from one coroutine at a time; cancel() from anywhere.
+class BatchReader {
+ public:
+  virtual ~BatchReader() = default;
+  virtual const std::vector<Column>& columns() const = 0;
+  // The next batch, or nullptr at the end of the result. The batch stays valid until the next
+  // call to next() or the reader's destruction. Throws SourceError when the query fails.
+  virtual boost::asio::awaitable<const RowBatch*> next() = 0;
+  virtual void cancel() noexcept = 0;
+};
+
+// Per-stream memory limits that a reader must respect.
+struct ReadBudget {
+  std::size_t batch_bytes = 32 * 1024;  // a batch is handed over once it holds this much
+  std::size_t batches_in_flight = 3;    // read ahead of the consumer by at most this many
+  std::size_t first_batch_rows = 16;    // the first batch is small so the first bytes leave at once
+};
+
+// A database that datasets read from.
+// Thread-safe: shared by all requests.
+class Source {
+ public:
+  virtual ~Source() = default;
+  // The placeholder for the n-th (0-based) parameter: "?" for SQLite, "$1" for PostgreSQL.
+  virtual std::string placeholder(std::size_t index) const = 0;
+  // The columns `sql` returns, with logical types inferred from the source's types.
+  // Throws SourceError when the query does not prepare. Blocking: call at start-up.
+  virtual std::vector<Column> describe(const std::string& sql) = 0;
+  // Starts `query`; completes once it runs (errors in the query are thrown here or from the
+  // first next()). `executor` is where the consumer's coroutine runs.
+  virtual boost::asio::awaitable<std::unique_ptr<BatchReader>> open(
+      QuerySpec query, ReadBudget budget, boost::asio::any_io_executor executor) = 0;
+};
+
+}  // namespace sluice
