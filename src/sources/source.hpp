@@ -32,6 +32,9 @@ class BatchReader {
   // The next batch, or nullptr at the end of the result. The batch stays valid until the next
   // call to next() or the reader's destruction. Throws SourceError when the query fails.
   virtual boost::asio::awaitable<const RowBatch*> next() = 0;
+  // True when next() will complete without waiting for the database: a pipeline flushes what
+  // it holds before it waits, so a slow query still delivers its rows as they come.
+  virtual bool ready() const = 0;
   virtual void cancel() noexcept = 0;
 };
 
@@ -52,10 +55,12 @@ class Source {
   // The columns `sql` returns, with logical types inferred from the source's types.
   // Throws SourceError when the query does not prepare. Blocking: call at start-up.
   virtual std::vector<Column> describe(const std::string& sql) = 0;
-  // Starts `query`; completes once it runs (errors in the query are thrown here or from the
-  // first next()). `executor` is where the consumer's coroutine runs.
+  // Starts `query`, whose result has `columns` (from describe(), with overrides applied).
+  // Errors in the query are thrown here or from the first next(). `executor` is where the
+  // consumer's coroutine runs (a strand or a single-threaded context).
   virtual boost::asio::awaitable<std::unique_ptr<BatchReader>> open(
-      QuerySpec query, ReadBudget budget, boost::asio::any_io_executor executor) = 0;
+      QuerySpec query, ReadBudget budget, boost::asio::any_io_executor executor,
+      std::vector<Column> columns) = 0;
 };
 
 }  // namespace sluice

@@ -1,0 +1,56 @@
+#include "app/cli.hpp"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "app/commands.hpp"
+
+namespace sluice {
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"Sluice: large data, delivered on demand"};
+  app.require_subcommand(1);
+
+  std::filesystem::path serve_config;
+  std::optional<std::string> serve_listen;
+  auto* serve = app.add_subcommand("serve", "Serve the datasets of a configuration over HTTP");
+  serve->add_option("--config", serve_config, "Configuration file (TOML)")->required();
+  serve->add_option("--listen", serve_listen, "HOST:PORT to listen on (overrides [server] listen)");
+
+  DemoCommandOptions demo_options;
+  auto* demo = app.add_subcommand(
+      "demo", "Create (or reuse) a demo folder with a generated SQLite database and serve it");
+  demo->add_option("--rows", demo_options.rows, "Rows in the orders table")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1'000'000'000}));
+  demo->add_option("--dir", demo_options.dir, "Working folder (reused when it exists)");
+  demo->add_option("--listen", demo_options.listen, "HOST:PORT to listen on");
+
+  ExportOptions export_options;
+  export_options.config_file = "sluice.toml";
+  auto* export_cmd = app.add_subcommand("export", "Export a dataset to a file or stdout");
+  export_cmd->add_option("dataset", export_options.dataset, "Dataset name")->required();
+  export_cmd->add_option("--config", export_options.config_file, "Configuration file (TOML)");
+  export_cmd->add_option("--format", export_options.format, "csv or jsonl")
+      ->check(CLI::IsMember({"csv", "jsonl"}));
+  export_cmd->add_option("--filter", export_options.filters,
+                         "Filter as name=value or name.op=value (repeatable)");
+  export_cmd->add_option("-o,--output", export_options.output, "Output file (default: stdout)");
+
+  std::filesystem::path check_file;
+  auto* check = app.add_subcommand("check-config", "Validate a configuration file");
+  check->add_option("file", check_file, "Configuration file (TOML)")->required();
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (serve->parsed()) return serve_command(load_config(serve_config), serve_listen);
+    if (demo->parsed()) return demo_command(demo_options);
+    if (export_cmd->parsed()) return export_command(export_options);
+    if (check->parsed()) return check_config_command(check_file);
+  } catch (const std::exception& error) {
+    std::cerr << "sluice: " << error.what() << '\n';
+    return 1;
+  }
+  return 2;
+}
+
+}  // namespace sluice

@@ -1,0 +1,38 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config.hpp"
+
+namespace sluice {
+
+// sluice serve: serves `config` until SIGINT/SIGTERM. Prints "listening on http://HOST:PORT"
+// to stdout once it accepts connections, followed by `banner` lines when given.
+int serve_command(const Config& config, const std::optional<std::string>& listen,
+                  const std::vector<std::string>& banner_paths = {});
+
+struct ExportOptions {
+  std::filesystem::path config_file;
+  std::string dataset;
+  std::string format = "csv";
+  std::vector<std::string> filters;  // "name=value" or "name.op=value"
+  std::optional<std::filesystem::path> output;  // stdout when absent
+};
+// sluice export: the same pipeline as the HTTP endpoint, into a file or stdout. A file is
+// written under a temporary name and renamed only when complete.
+int export_command(const ExportOptions& options);
+
+struct DemoCommandOptions {
+  std::filesystem::path dir = "sluice-demo";
+  std::uint64_t rows = 2'000'000;
+  std::string listen = "127.0.0.1:8080";
+};
+int demo_command(const DemoCommandOptions& options);
+
+int check_config_command(const std::filesystem::path& file);
+
+}  // namespace sluice

@@ -1,0 +1,101 @@
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "app/commands.hpp"
+#include "core/api_error.hpp"
+#include "features/exports/export_handler.hpp"
+#include "features/exports/export_pipeline.hpp"
+#include "features/exports/export_plan.hpp"
+
+namespace sluice {
+namespace {
+
+namespace asio = boost::asio;
+
+// Writes to a stdio stream; blocking is fine for the command line.
+class FileSink final : public ByteSink {
+ public:
+  explicit FileSink(std::FILE* file) : file_(file) {}
+  asio::awaitable<void> write(std::string_view bytes) override {
+    if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size()) {
+      throw std::runtime_error("write failed");
+    }
+    co_return;
+  }
+  asio::awaitable<void> finish() override {
+    if (std::fflush(file_) != 0) throw std::runtime_error("write failed");
+    co_return;
+  }
+
+ private:
+  std::FILE* file_;
+};
+
+QueryParams filter_params(const std::vector<std::string>& filters) {
+  QueryParams params;
+  for (const std::string& filter : filters) {
+    std::size_t equals = filter.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      throw std::runtime_error("--filter '" + filter + "': expected name=value or name.op=value");
+    }
+    params.emplace_back(filter.substr(0, equals), filter.substr(equals + 1));
+  }
+  return params;
+}
+
+asio::awaitable<PipelineStats> run_export(const Dataset& dataset, ExportPlan plan, ByteSink& sink) {
+  auto executor = co_await asio::this_coro::executor;
+  auto reader = co_await dataset.source->open(std::move(plan.query), read_budget_for(256 * 1024),
+                                              executor, plan.columns);
+  const RowBatch* first = co_await reader->next();
+  auto encoder = make_encoder(plan.format);
+  co_return co_await run_pipeline(*reader, first, *encoder, sink, flush_bytes_for(256 * 1024));
+}
+
+}  // namespace
+
+int export_command(const ExportOptions& options) {
+  Config config = load_config(options.config_file);
+  DatasetCatalog catalog(config);
+  const Dataset* dataset = catalog.find(options.dataset);
+  if (dataset == nullptr) throw std::runtime_error("no dataset named '" + options.dataset + "'");
+  std::optional<Format> format = parse_format(options.format);
+  if (!format) throw std::runtime_error("--format: expected csv or jsonl");
+  ExportPlan plan;
+  try {
+    plan = plan_export(*dataset, *format, filter_params(options.filters));
+  } catch (const ApiError& error) {
+    throw std::runtime_error(error.what());
+  }
+
+  std::filesystem::path temporary;
+  std::FILE* file = stdout;
+  if (options.output) {
+    temporary = options.output->string() + ".partial";
+    file = std::fopen(temporary.c_str(), "wb");
+    if (file == nullptr) throw std::runtime_error("cannot write " + temporary.string());
+  }
+  FileSink sink(file);
+  asio::io_context io;
+  std::exception_ptr failure;
+  PipelineStats stats;
+  asio::co_spawn(io, run_export(*dataset, std::move(plan), sink),
+                 [&](std::exception_ptr error, PipelineStats result) {
+                   failure = error;
+                   stats = result;
+                 });
+  io.run();
+  if (options.output) {
+    std::fclose(file);
+    if (failure) std::filesystem::remove(temporary);
+    else std::filesystem::rename(temporary, *options.output);
+  }
+  if (failure) std::rethrow_exception(failure);
+  std::clog << "exported " << stats.rows << " rows, " << stats.bytes << " bytes\n";
+  return 0;
+}
+
+}  // namespace sluice

@@ -1,0 +1,67 @@
+#include <boost/asio/awaitable.hpp>
+#include <iostream>
+
+#include "app/commands.hpp"
+#include "app/demo_data.hpp"
+#include "core/metrics.hpp"
+#include "features/exports/dataset_catalog.hpp"
+#include "features/exports/export_handler.hpp"
+#include "http/server.hpp"
+
+namespace sluice {
+namespace {
+
+namespace asio = boost::asio;
+
+void add_operations_routes(Router& router) {
+  router.add("GET", {"healthz"}, [](const HttpRequest&, HttpResponder& responder) -> asio::awaitable<void> {
+    // Built outside co_await: g++ 12 miscompiles braced pair lists inside it.
+    Headers headers{{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
+    co_await responder.send(200, std::move(headers), R"({"status":"ok"})");
+  });
+  router.add("GET", {"metrics"}, [](const HttpRequest&, HttpResponder& responder) -> asio::awaitable<void> {
+    Headers headers{{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"},
+                    {"Cache-Control", "no-store"}};
+    co_await responder.send(200, std::move(headers), metrics().render_prometheus());
+  });
+}
+
+}  // namespace
+
+int serve_command(const Config& config, const std::optional<std::string>& listen,
+                  const std::vector<std::string>& banner_paths) {
+  DatasetCatalog catalog(config);
+  metrics().stream_budget_bytes.store(config.server.stream_buffer_bytes);
+  Router router;
+  add_operations_routes(router);
+  add_export_routes(router, catalog, config.server);
+  HttpServer server(config.server, router);
+  std::string bound = server.listen(listen.value_or(config.server.listen));
+  std::cout << "listening on http://" << bound << std::endl;
+  for (const std::string& path : banner_paths) std::cout << "  http://" << bound << path << '\n';
+  std::cout << std::flush;
+  server.run();
+  std::clog << "stopped\n";
+  return 0;
+}
+
+int demo_command(const DemoCommandOptions& options) {
+  DemoSetup setup = prepare_demo(DemoOptions{options.dir, options.rows, options.listen}, std::clog);
+  Config config = load_config(setup.config_file);
+  std::cout << "demo folder " << options.dir.string() << " (" << setup.rows << " orders, config "
+            << setup.config_file.string() << ")\ntry:\n";
+  return serve_command(config, options.listen,
+                       {"/v1/datasets", "/v1/exports/orders.csv", "/v1/exports/orders.jsonl?country=DE,FR",
+                        "/v1/exports/orders.csv?status=paid&columns=id,email,amount&limit=100",
+                        "/v1/exports/countries.jsonl", "/metrics", "/healthz"});
+}
+
+int check_config_command(const std::filesystem::path& file) {
+  Config config = load_config(file);
+  DatasetCatalog catalog(config);  // also prepares every query against its source
+  std::cout << file.string() << ": ok (" << config.sources.size() << " source(s), "
+            << config.datasets.size() << " dataset(s))\n";
+  return 0;
+}
+
+}  // namespace sluice

@@ -1,0 +1,158 @@
+#include "features/exports/export_handler.hpp"
+
+#include <boost/asio/this_coro.hpp>
+#include <iostream>
+
+#include "core/api_error.hpp"
+#include "core/metrics.hpp"
+#include "features/exports/export_pipeline.hpp"
+#include "features/exports/export_plan.hpp"
+
+namespace sluice {
+namespace {
+
+namespace asio = boost::asio;
+
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+// Holds one of the server's `max_streams` export slots for the lifetime of a download.
+class StreamSlot {
+ public:
+  explicit StreamSlot(std::size_t max_streams) {
+    std::int64_t active = metrics().active_streams.fetch_add(1) + 1;
+    if (active > static_cast<std::int64_t>(max_streams)) {
+      metrics().active_streams.fetch_sub(1);
+      throw ApiError(503, "too_many_streams", "the server is at its limit of concurrent downloads");
+    }
+    metrics().streams_started_total.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~StreamSlot() { metrics().active_streams.fetch_sub(1); }
+  StreamSlot(const StreamSlot&) = delete;
+  StreamSlot& operator=(const StreamSlot&) = delete;
+};
+
+Headers download_headers(const Dataset& dataset, Format format) {
+  std::string file_name = dataset.config->file_name + "." + std::string(file_extension(format));
+  return {
+      {"Content-Type", std::string(content_type(format))},
+      {"Content-Disposition", content_disposition(file_name)},
+      {"Cache-Control", "no-store"},
+      {"X-Accel-Buffering", "no"},
+      {"X-Content-Type-Options", "nosniff"},
+  };
+}
+
+asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerConfig& config,
+                                    const HttpRequest& request, HttpResponder& responder) {
+  auto [name, format] = split_export_name(request.segments.back());
+  const Dataset* dataset = catalog.find(name);
+  if (dataset == nullptr) {
+    throw ApiError(404, "unknown_dataset", "no dataset named '" + name + "'; see /v1/datasets");
+  }
+  ExportPlan plan = plan_export(*dataset, format, request.params);
+  plan.query.request_id = request.request_id;
+  StreamSlot slot(config.max_streams);
+
+  auto executor = co_await asio::this_coro::executor;
+  std::unique_ptr<BatchReader> reader = co_await dataset->source->open(
+      std::move(plan.query), read_budget_for(config.stream_buffer_bytes), executor, plan.columns);
+  // The first batch is awaited before the headers go out, so a failing query still gets a
+  // proper status and JSON body; it is small, so the first bytes leave at once.
+  const RowBatch* first = nullptr;
+  try {
+    first = co_await reader->next();
+  } catch (const SourceError& error) {
+    throw ApiError(500, "query_failed", std::string("the query failed: ") + error.what());
+  }
+  ByteSink* sink = co_await responder.start_stream(200, download_headers(*dataset, format));
+  if (request.method == "HEAD") {
+    co_await sink->finish();
+    co_return;
+  }
+  std::unique_ptr<Encoder> encoder = make_encoder(format);
+  std::string failure;
+  try {
+    co_await run_pipeline(*reader, first, *encoder, *sink, flush_bytes_for(config.stream_buffer_bytes));
+  } catch (const std::exception& error) {
+    failure = error.what();
+  }
+  if (failure.empty()) {
+    metrics().streams_completed_total.fetch_add(1, std::memory_order_relaxed);
+    co_return;
+  }
+  // Stop the database first, then end the transfer without its last chunk.
+  reader->cancel();
+  responder.abort();
+  metrics().streams_aborted_total.fetch_add(1, std::memory_order_relaxed);
+  std::clog << "export " << request.request_id << " aborted: " << failure << '\n';
+}
+
+}  // namespace
+
+ReadBudget read_budget_for(std::size_t stream_buffer_bytes) {
+  ReadBudget budget;
+  budget.batches_in_flight = 3;
+  budget.batch_bytes = stream_buffer_bytes / 8;  // 3 batches in flight = 3/8 of the budget
+  return budget;
+}
+
+std::size_t flush_bytes_for(std::size_t stream_buffer_bytes) { return stream_buffer_bytes / 4; }
+
+std::pair<std::string, Format> split_export_name(std::string_view segment) {
+  std::size_t dot = segment.find('.');
+  std::string_view name = segment.substr(0, dot);
+  if (name.empty() || name.size() > 64 || !std::all_of(name.begin(), name.end(), is_name_char)) {
+    throw ApiError(400, "invalid_dataset_name",
+                   "a dataset name is 1 to 64 characters of A-Z a-z 0-9 _ -");
+  }
+  std::string_view extension = dot == std::string_view::npos ? "" : segment.substr(dot + 1);
+  std::optional<Format> format = parse_format(extension);
+  if (!format) {
+    throw ApiError(404, "unknown_format", "unknown format '" + std::string(extension.substr(0, 16)) +
+                                              "'; available: csv, jsonl");
+  }
+  return {std::string(name), *format};
+}
+
+std::string content_disposition(std::string_view file_name) {
+  std::string fallback;
+  bool plain = true;
+  for (char c : file_name) {
+    bool safe = is_name_char(c) || c == '.' || c == ' ';
+    fallback += safe ? c : '_';
+    plain = plain && safe;
+  }
+  std::string header = "attachment; filename=\"" + fallback + "\"";
+  if (plain) return header;
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string encoded;
+  for (char c : file_name) {
+    auto byte = static_cast<unsigned char>(c);
+    if (is_name_char(c) || c == '.') {
+      encoded += c;
+    } else {
+      encoded += '%';
+      encoded += kHex[byte >> 4];
+      encoded += kHex[byte & 0xF];
+    }
+  }
+  return header + "; filename*=UTF-8''" + encoded;
+}
+
+void add_export_routes(Router& router, const DatasetCatalog& catalog, const ServerConfig& config) {
+  router.add("GET", {"v1", "datasets"},
+             [&catalog](const HttpRequest&, HttpResponder& responder) -> asio::awaitable<void> {
+               // Built outside co_await: g++ 12 miscompiles braced pair lists inside it.
+               Headers headers{{"Content-Type", "application/json"}};
+               co_await responder.send(200, std::move(headers), catalog.describe_json());
+             });
+  router.add("GET", {"v1", "exports", "*"},
+             [&catalog, &config](const HttpRequest& request, HttpResponder& responder) {
+               return handle_export(catalog, config, request, responder);
+             });
+}
+
+}  // namespace sluice

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "encode/encoder.hpp"
+#include "features/exports/dataset_catalog.hpp"
+
+namespace sluice {
+
+using QueryParams = std::vector<std::pair<std::string, std::string>>;
+
+// What one export request asks for, validated against its dataset: the selected columns and
+// the SQL with every user value bound as a parameter. No user text ever becomes SQL: column
+// names come from the dataset's described columns, operators from a fixed set.
+struct ExportPlan {
+  const Dataset* dataset = nullptr;
+  Format format = Format::kCsv;
+  std::vector<Column> columns;  // selected, in output order
+  QuerySpec query;
+};
+
+// Reserved (non-filter) parameters.
+inline constexpr std::string_view kColumnsParam = "columns";
+inline constexpr std::string_view kLimitParam = "limit";
+
+// Builds the plan; throws ApiError(400) naming the offending parameter and what is allowed.
+// Parameters: declared filters as `name=v`, `name=v1,v2` (in), `name.op=v`; `columns=a,b`;
+// `limit=n`.
+ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams& params);
+
+}  // namespace sluice

@@ -1,0 +1,57 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/byte_sink.hpp"
+
+namespace sluice {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// A request as handlers see it: Beast-free, with the target already split and decoded.
+struct HttpRequest {
+  std::string method;                                   // "GET", "HEAD", ...
+  std::string target;                                   // raw request target
+  std::vector<std::string> segments;                    // decoded path segments
+  std::vector<std::pair<std::string, std::string>> params;  // decoded query parameters
+  Headers headers;
+  std::string body;
+  std::string request_id;
+
+  // The value of header `name` (case-insensitive), or "" when absent.
+  std::string_view header(std::string_view name) const;
+};
+
+// How a handler answers. Either send() once, or start_stream() once and then write the body
+// through the returned sink. Every response carries X-Request-Id.
+// Not thread-safe: used by the one coroutine that handles the request.
+class HttpResponder {
+ public:
+  virtual ~HttpResponder() = default;
+  virtual boost::asio::awaitable<void> send(int status, Headers headers, std::string body) = 0;
+  // Sends the status and headers of a chunked response; the sink writes its chunks and
+  // finish() writes the last chunk. After a failure the caller must call abort().
+  virtual boost::asio::awaitable<ByteSink*> start_stream(int status, Headers headers) = 0;
+  // Ends a started stream without its last chunk and closes the connection, so the client
+  // sees a truncated transfer rather than a short file that looks whole.
+  virtual void abort() noexcept = 0;
+  virtual bool started() const = 0;
+
+  // A JSON error body as in DESIGN.md.
+  boost::asio::awaitable<void> send_error(int status, std::string_view code,
+                                          std::string_view message, std::string_view request_id,
+                                          Headers extra = {});
+};
+
+using Handler = std::function<boost::asio::awaitable<void>(const HttpRequest&, HttpResponder&)>;
+
+// {"error": {"code": ..., "message": ..., "request_id": ...}}
+std::string json_error_body(std::string_view code, std::string_view message,
+                            std::string_view request_id);
+
+}  // namespace sluice

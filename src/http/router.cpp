@@ -1,0 +1,70 @@
+#include "http/router.hpp"
+
+#include <exception>
+#include <iostream>
+
+#include "core/api_error.hpp"
+
+namespace sluice {
+
+void Router::add(std::string method, std::vector<std::string> path, Handler handler) {
+  routes_.push_back(Route{std::move(method), std::move(path), std::move(handler)});
+}
+
+const Router::Route* Router::match(const HttpRequest& request, bool& path_matched) const {
+  path_matched = false;
+  for (const Route& route : routes_) {
+    if (route.path.size() != request.segments.size()) continue;
+    bool same = true;
+    for (std::size_t i = 0; i < route.path.size() && same; ++i) {
+      same = route.path[i] == "*" || route.path[i] == request.segments[i];
+    }
+    if (!same) continue;
+    path_matched = true;
+    bool head_as_get = request.method == "HEAD" && route.method == "GET";
+    if (route.method == request.method || head_as_get) return &route;
+  }
+  return nullptr;
+}
+
+boost::asio::awaitable<void> Router::dispatch(const HttpRequest& request,
+                                              HttpResponder& responder) const {
+  bool path_matched = false;
+  const Route* route = match(request, path_matched);
+  if (route == nullptr) {
+    if (path_matched) {
+      co_await responder.send_error(405, "method_not_allowed",
+                                    "method " + request.method + " is not allowed here",
+                                    request.request_id);
+    } else {
+      co_await responder.send_error(404, "not_found", "no such endpoint", request.request_id);
+    }
+    co_return;
+  }
+  // co_await is not allowed inside a catch block: remember the error, answer after it.
+  int status = 0;
+  std::string code;
+  std::string message;
+  try {
+    co_await route->handler(request, responder);
+  } catch (const ApiError& error) {
+    status = error.status();
+    code = error.code();
+    message = error.what();
+  } catch (const std::exception& error) {
+    status = 500;
+    code = "internal_error";
+    message = error.what();
+    std::cerr << "request " << request.request_id << " failed: " << error.what() << '\n';
+  }
+  if (status == 0) co_return;
+  if (responder.started()) {
+    responder.abort();
+    co_return;
+  }
+  Headers extra;
+  if (status == 503) extra.emplace_back("Retry-After", "1");
+  co_await responder.send_error(status, code, message, request.request_id, std::move(extra));
+}
+
+}  // namespace sluice

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "http/handler.hpp"
+
+namespace sluice {
+
+// Maps a method and a path to a handler. A route's path is a list of segments; a segment "*"
+// matches any one segment. Maps errors to responses in one place: ApiError → its status and
+// JSON body; anything else → 500 before the response started, or an aborted transfer after.
+// Thread-safe after the routes are added.
+class Router {
+ public:
+  void add(std::string method, std::vector<std::string> path, Handler handler);
+  boost::asio::awaitable<void> dispatch(const HttpRequest& request, HttpResponder& responder) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> path;
+    Handler handler;
+  };
+  const Route* match(const HttpRequest& request, bool& path_matched) const;
+
+  std::vector<Route> routes_;
+};
+
+}  // namespace sluice

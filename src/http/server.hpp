@@ -1,0 +1,35 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/config.hpp"
+#include "http/router.hpp"
+
+namespace sluice {
+
+// The HTTP/1.1 server: an acceptor and one coroutine per connection on a pool of I/O threads
+// (one per core by default), keep-alive, header/body limits, read/idle/write timeouts.
+// Graceful shutdown on SIGINT/SIGTERM: stop accepting, close idle connections, let running
+// responses finish until `shutdown_grace`, then cancel them. A second signal stops at once.
+// Beast stays inside the .cpp files.
+class HttpServer {
+ public:
+  HttpServer(const ServerConfig& config, const Router& router);
+  ~HttpServer();
+
+  // Binds and listens on HOST:PORT; returns the bound address ("127.0.0.1:43121").
+  // Throws std::runtime_error naming the address when it cannot bind.
+  std::string listen(const std::string& address);
+  // Serves until shut down by a signal or by stop(). Blocking.
+  void run();
+  // Starts a graceful shutdown, as SIGTERM does. Thread-safe.
+  void stop();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,221 @@
+#include "http/session.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/url/parse.hpp>
+#include <chrono>
+#include <iostream>
+
+#include "core/metrics.hpp"
+#include "http/request_id.hpp"
+
+namespace sluice {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::use_awaitable;
+
+constexpr auto kTuple = asio::as_tuple(use_awaitable);
+
+// Answers one request over the session's stream; also the chunked-body sink of a stream.
+class SessionResponder final : public HttpResponder, public ByteSink {
+ public:
+  SessionResponder(beast::tcp_stream& stream, const HttpRequest& request, bool keep_alive,
+                   const ServerConfig& config)
+      : stream_(stream),
+        request_(request),
+        keep_alive_(keep_alive),
+        head_only_(request.method == "HEAD"),
+        config_(config) {}
+
+  asio::awaitable<void> send(int status, Headers headers, std::string body) override {
+    http::response<http::string_body> response{static_cast<http::status>(status), 11};
+    add_headers(response, headers);
+    response.content_length(body.size());
+    if (!head_only_) response.body() = std::move(body);
+    started_ = true;
+    status_ = status;
+    stream_.expires_after(config_.write_timeout);
+    if (head_only_) {
+      http::response_serializer<http::string_body> serializer{response};
+      co_await http::async_write_header(stream_, serializer, use_awaitable);
+    } else {
+      co_await http::async_write(stream_, response, use_awaitable);
+    }
+  }
+
+  asio::awaitable<ByteSink*> start_stream(int status, Headers headers) override {
+    http::response<http::empty_body> response{static_cast<http::status>(status), 11};
+    add_headers(response, headers);
+    response.chunked(true);
+    started_ = true;
+    status_ = status;
+    http::response_serializer<http::empty_body> serializer{response};
+    stream_.expires_after(config_.write_timeout);
+    co_await http::async_write_header(stream_, serializer, use_awaitable);
+    co_return this;
+  }
+
+  asio::awaitable<void> write(std::string_view bytes) override {
+    if (head_only_ || bytes.empty()) co_return;
+    stream_.expires_after(config_.write_timeout);
+    co_await asio::async_write(stream_, http::make_chunk(asio::const_buffer(bytes.data(), bytes.size())),
+                               use_awaitable);
+    body_bytes_ += bytes.size();
+  }
+
+  asio::awaitable<void> finish() override {
+    if (head_only_) co_return;
+    stream_.expires_after(config_.write_timeout);
+    co_await asio::async_write(stream_, http::make_chunk_last(), use_awaitable);
+  }
+
+  void abort() noexcept override {
+    aborted_ = true;
+    beast::error_code ignored;
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  bool started() const override { return started_; }
+  bool aborted() const { return aborted_; }
+  int status() const { return status_; }
+  std::uint64_t body_bytes() const { return body_bytes_; }
+
+ private:
+  template <typename Response>
+  void add_headers(Response& response, const Headers& headers) const {
+    response.set(http::field::server, "sluice");
+    response.set("X-Request-Id", request_.request_id);
+    for (const auto& [name, value] : headers) response.set(name, value);
+    response.keep_alive(keep_alive_);
+  }
+
+  beast::tcp_stream& stream_;
+  const HttpRequest& request_;
+  bool keep_alive_;
+  bool head_only_;
+  const ServerConfig& config_;
+  bool started_ = false;
+  bool aborted_ = false;
+  int status_ = 0;
+  std::uint64_t body_bytes_ = 0;
+};
+
+// Splits and decodes the target; false when it is not a valid origin-form target.
+bool parse_target(HttpRequest& request) {
+  auto parsed = boost::urls::parse_origin_form(request.target);
+  if (!parsed) return false;
+  boost::urls::encoding_opts options;
+  options.space_as_plus = true;
+  for (auto segment : parsed->segments()) request.segments.emplace_back(segment);
+  for (auto param : parsed->params(options)) {
+    request.params.emplace_back(param.key, param.has_value ? param.value : std::string());
+  }
+  return true;
+}
+
+HttpRequest to_request(http::request<http::string_body>& message) {
+  HttpRequest request;
+  request.method = std::string(message.method_string());
+  request.target = std::string(message.target());
+  for (const auto& field : message) {
+    request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
+  request.body = std::move(message.body());
+  request.request_id = make_request_id(request.header("X-Request-Id"));
+  return request;
+}
+
+// The status for a request that could not be read, or 0 to close without answering.
+int read_error_status(const beast::error_code& ec) {
+  if (ec == http::error::header_limit) return 431;
+  if (ec == http::error::body_limit) return 413;
+  if (ec == beast::error::timeout || ec == http::error::partial_message ||
+      ec == asio::error::eof || ec == asio::error::connection_reset ||
+      ec == asio::error::operation_aborted) {
+    return 0;
+  }
+  // Every other parser error (bad method, target, version, field, chunk...) is the client's.
+  if (ec.category() == beast::error_code(http::error::bad_method).category()) return 400;
+  return 0;
+}
+
+asio::awaitable<void> send_read_error(beast::tcp_stream& stream, int status,
+                                      const ServerConfig& config) {
+  HttpRequest request;
+  request.request_id = make_request_id({});
+  SessionResponder responder(stream, request, false, config);
+  static constexpr std::pair<int, std::pair<const char*, const char*>> kErrors[] = {
+      {431, {"headers_too_large", "request headers exceed the server's limit"}},
+      {413, {"body_too_large", "request body exceeds the server's limit"}},
+      {400, {"bad_request", "malformed HTTP request"}},
+  };
+  for (const auto& [code_status, error] : kErrors) {
+    if (code_status == status) {
+      co_await responder.send_error(status, error.first, error.second, request.request_id);
+    }
+  }
+}
+
+void log_request(const HttpRequest& request, const SessionResponder& responder,
+                 std::chrono::steady_clock::time_point start) {
+  auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - start);
+  std::clog << request.method << ' ' << request.target.substr(0, 200) << ' '
+            << responder.status() << (responder.aborted() ? " aborted " : " ")
+            << responder.body_bytes() << "B " << elapsed.count() / 1000.0 << "ms id="
+            << request.request_id << '\n';
+}
+
+// Waits for the first byte of the next request under the idle timeout.
+asio::awaitable<bool> await_request_start(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                          const ServerConfig& config) {
+  if (buffer.size() != 0) co_return true;
+  stream.expires_after(config.idle_timeout);
+  auto [ec, bytes] = co_await stream.async_read_some(buffer.prepare(4096), kTuple);
+  buffer.commit(bytes);
+  co_return !ec;
+}
+
+}  // namespace
+
+asio::awaitable<void> run_session(beast::tcp_stream& stream, SessionHandle& handle,
+                                  const SessionContext& context) {
+  const ServerConfig& config = context.config;
+  beast::flat_buffer buffer;
+  while (!context.stopping.load()) {
+    if (!co_await await_request_start(stream, buffer, config)) co_return;
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
+    parser.body_limit(config.max_body_bytes);
+    stream.expires_after(config.read_timeout);
+    auto [ec, bytes] = co_await http::async_read(stream, buffer, parser, kTuple);
+    if (ec) {
+      if (int status = read_error_status(ec)) co_await send_read_error(stream, status, config);
+      co_return;
+    }
+    auto start = std::chrono::steady_clock::now();
+    handle.busy = true;
+    metrics().requests_total.fetch_add(1, std::memory_order_relaxed);
+    bool keep_alive = parser.get().keep_alive() && !context.stopping.load();
+    HttpRequest request = to_request(parser.get());
+    SessionResponder responder(stream, request, keep_alive, config);
+    if (!parse_target(request)) {
+      co_await responder.send_error(400, "bad_target", "malformed request target",
+                                    request.request_id);
+    } else {
+      co_await context.router.dispatch(request, responder);
+    }
+    log_request(request, responder, start);
+    handle.busy = false;
+    if (responder.aborted() || !keep_alive) co_return;
+  }
+}
+
+}  // namespace sluice
