@@ -1,0 +1,391 @@
+#include "core/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <utility>
+
+namespace sluice {
+namespace config_detail {
+
+// Defined in config_values.cpp.
+std::string filter_type_names();
+std::string filter_op_names();
+std::string logical_type_names();
+std::string join(std::span<const std::string_view> names);
+std::string_view toml_type_name(toml::node_type type);
+// Each *_problem function says why a value is unacceptable, or returns empty when it is fine.
+std::string source_name_problem(std::string_view name);
+std::string dataset_name_problem(std::string_view name);
+std::string filter_name_problem(std::string_view name);
+bool is_blank(std::string_view text);
+std::string quote_text(std::string_view text);
+std::string key_child(std::string_view path, std::string_view key);
+std::string key_element(std::string_view path, std::size_t index);
+std::string_view listen_problem(std::string_view listen);
+std::string_view file_name_problem(std::string_view name);
+std::string database_file_problem(const std::filesystem::path& resolved);
+std::string read_file(const std::filesystem::path& file);
+toml::table parse_toml(std::string_view text, const std::string& file);
+
+namespace {
+
+namespace fs = std::filesystem;
+
+using TomlString = toml::value<std::string>;
+using TomlInt = toml::value<std::int64_t>;
+
+constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kMaxUnsigned = std::numeric_limits<unsigned>::max();
+
+int line_of(const toml::node& node) {
+  return static_cast<int>(node.source().begin.line);
+}
+
+template <typename T>
+constexpr std::string_view kExpected = "a value";
+template <>
+constexpr std::string_view kExpected<toml::table> = "a table";
+template <>
+constexpr std::string_view kExpected<toml::array> = "an array";
+template <>
+constexpr std::string_view kExpected<TomlString> = "a string";
+template <>
+constexpr std::string_view kExpected<TomlInt> = "an integer";
+
+// Reads typed values out of the document, turning every problem into "FILE:LINE: KEY: problem".
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const toml::node& node, std::string_view key,
+                         std::string_view problem) const {
+    throw ConfigError(file_ + ":" + std::to_string(line_of(node)) + ": " + std::string(key) + ": " +
+                      std::string(problem));
+  }
+
+  template <typename T>
+  const T& expect(const toml::node& node, std::string_view key) const {
+    if (const T* value = node.as<T>()) return *value;
+    fail(node, key,
+         "expected " + std::string(kExpected<T>) + ", got " +
+             std::string(toml_type_name(node.type())));
+  }
+
+  template <typename T>
+  const T* optional(const toml::table& table, std::string_view path, std::string_view key) const {
+    const toml::node* node = table.get(key);
+    return node == nullptr ? nullptr : &expect<T>(*node, key_child(path, key));
+  }
+
+  // A missing key is reported on the line of the table that lacks it.
+  template <typename T>
+  const T& required(const toml::table& table, std::string_view path, std::string_view key) const {
+    if (const T* value = optional<T>(table, path, key)) return *value;
+    fail(table, key_child(path, key), "missing required key");
+  }
+
+  std::optional<std::int64_t> optional_int(const toml::table& table, std::string_view path,
+                                           std::string_view key, std::int64_t min,
+                                           std::int64_t max) const {
+    const TomlInt* value = optional<TomlInt>(table, path, key);
+    if (value == nullptr) return std::nullopt;
+    if (value->get() < min)
+      fail(*value, key_child(path, key), "must be at least " + std::to_string(min));
+    if (value->get() > max)
+      fail(*value, key_child(path, key), "must be at most " + std::to_string(max));
+    return value->get();
+  }
+
+  void check_keys(const toml::table& table, std::string_view path,
+                  std::initializer_list<std::string_view> known) const {
+    for (auto&& [key, node] : table) {
+      if (std::ranges::find(known, key.str()) != known.end()) continue;
+      fail(node, key_child(path, key.str()),
+           "unknown key (expected one of: " + join(std::span(known.begin(), known.end())) + ")");
+    }
+  }
+
+ private:
+  std::string file_;
+};
+
+struct SizeKey {
+  std::string_view key;
+  std::size_t ServerConfig::*member;
+  std::int64_t min;
+};
+
+struct DurationKey {
+  std::string_view key;
+  std::chrono::milliseconds ServerConfig::*member;
+  std::int64_t min;
+};
+
+constexpr std::array<SizeKey, 4> kSizeKeys{{
+    {"max_header_bytes", &ServerConfig::max_header_bytes, 1024},
+    {"max_body_bytes", &ServerConfig::max_body_bytes, 0},
+    {"stream_buffer_bytes", &ServerConfig::stream_buffer_bytes, 65536},
+    {"max_streams", &ServerConfig::max_streams, 1},
+}};
+
+constexpr std::array<DurationKey, 4> kDurationKeys{{
+    {"read_timeout_ms", &ServerConfig::read_timeout, 1},
+    {"idle_timeout_ms", &ServerConfig::idle_timeout, 1},
+    {"write_timeout_ms", &ServerConfig::write_timeout, 1},
+    {"shutdown_grace_ms", &ServerConfig::shutdown_grace, 0},
+}};
+
+ServerConfig read_server(const Reader& reader, const toml::table& table) {
+  reader.check_keys(table, "server",
+                    {"listen", "threads", "max_header_bytes", "max_body_bytes", "read_timeout_ms",
+                     "idle_timeout_ms", "write_timeout_ms", "shutdown_grace_ms",
+                     "stream_buffer_bytes", "max_streams"});
+  ServerConfig server;
+  if (const auto* listen = reader.optional<TomlString>(table, "server", "listen")) {
+    std::string_view problem = listen_problem(listen->get());
+    if (!problem.empty()) {
+      reader.fail(
+          *listen, "server.listen",
+          "expected HOST:PORT, got " + quote_text(listen->get()) + ": " + std::string(problem));
+    }
+    server.listen = listen->get();
+  }
+  if (auto threads = reader.optional_int(table, "server", "threads", 0, kMaxUnsigned)) {
+    server.threads = static_cast<unsigned>(*threads);
+  }
+  for (const SizeKey& size : kSizeKeys) {
+    if (auto value = reader.optional_int(table, "server", size.key, size.min, kMaxInt)) {
+      server.*size.member = static_cast<std::size_t>(*value);
+    }
+  }
+  for (const DurationKey& duration : kDurationKeys) {
+    if (auto value = reader.optional_int(table, "server", duration.key, duration.min, kMaxInt)) {
+      server.*duration.member = std::chrono::milliseconds(*value);
+    }
+  }
+  return server;
+}
+
+// Resolves a database path against the config file's folder; the file must already exist
+// because sources are opened read-only and must not create an empty database by accident.
+fs::path read_database_path(const Reader& reader, const toml::table& table, std::string_view path,
+                            const fs::path& base_dir) {
+  const auto& value = reader.required<TomlString>(table, path, "path");
+  std::string key = key_child(path, "path");
+  if (value.get().empty()) reader.fail(value, key, "must not be empty");
+  fs::path resolved = (base_dir / fs::path(value.get())).lexically_normal();
+  std::string problem = database_file_problem(resolved);
+  if (!problem.empty()) reader.fail(value, key, problem);
+  return resolved;
+}
+
+SourceConfig read_source(const Reader& reader, const toml::table& table, std::string_view path,
+                         std::string_view name, const fs::path& base_dir) {
+  reader.check_keys(table, path, {"kind", "path", "blocking_threads"});
+  SourceConfig source;
+  source.name = name;
+  source.line = line_of(table);
+  const auto& kind = reader.required<TomlString>(table, path, "kind");
+  if (kind.get() != "sqlite") {
+    reader.fail(kind, key_child(path, "kind"),
+                "unsupported kind " + quote_text(kind.get()) + " (expected one of: sqlite)");
+  }
+  source.kind = kind.get();
+  source.path = read_database_path(reader, table, path, base_dir);
+  if (auto threads = reader.optional_int(table, path, "blocking_threads", 0, kMaxUnsigned)) {
+    source.blocking_threads = static_cast<unsigned>(*threads);
+  }
+  return source;
+}
+
+void read_sources(const Reader& reader, const toml::table& root, const fs::path& base_dir,
+                  Config& config) {
+  const auto* sources = reader.optional<toml::table>(root, "", "sources");
+  if (sources == nullptr) return;
+  for (auto&& [key, node] : *sources) {
+    std::string path = key_child("sources", key.str());
+    std::string problem = source_name_problem(key.str());
+    if (!problem.empty()) reader.fail(node, path, problem);
+    const auto& table = reader.expect<toml::table>(node, path);
+    config.sources.emplace(std::string(key.str()),
+                           read_source(reader, table, path, key.str(), base_dir));
+  }
+}
+
+std::vector<FilterOp> read_operators(const Reader& reader, const toml::array& array,
+                                     std::string_view path) {
+  if (array.empty()) reader.fail(array, path, "must list at least one operator");
+  std::vector<FilterOp> operators;
+  for (std::size_t i = 0; i < array.size(); ++i) {
+    std::string key = key_element(path, i);
+    const auto& name = reader.expect<TomlString>(*array.get(i), key);
+    std::optional<FilterOp> op = parse_filter_op(name.get());
+    if (!op) {
+      reader.fail(name, key,
+                  "unknown operator " + quote_text(name.get()) +
+                      " (expected one of: " + filter_op_names() + ")");
+    }
+    if (std::ranges::find(operators, *op) != operators.end()) {
+      reader.fail(name, key, "duplicate operator " + quote_text(name.get()));
+    }
+    operators.push_back(*op);
+  }
+  return operators;
+}
+
+FilterConfig read_filter(const Reader& reader, const toml::table& table, std::string_view path,
+                         std::string_view name) {
+  reader.check_keys(table, path, {"column", "type", "operators"});
+  FilterConfig filter;
+  filter.name = name;
+  filter.column = name;
+  filter.line = line_of(table);
+  if (const auto* column = reader.optional<TomlString>(table, path, "column")) {
+    if (column->get().empty()) reader.fail(*column, key_child(path, "column"), "must not be empty");
+    filter.column = column->get();
+  }
+  if (const auto* type = reader.optional<TomlString>(table, path, "type")) {
+    std::optional<FilterType> parsed = parse_filter_type(type->get());
+    if (!parsed) {
+      reader.fail(*type, key_child(path, "type"),
+                  "unknown type " + quote_text(type->get()) +
+                      " (expected one of: " + filter_type_names() + ")");
+    }
+    filter.type = *parsed;
+  }
+  if (const auto* operators = reader.optional<toml::array>(table, path, "operators")) {
+    filter.operators = read_operators(reader, *operators, key_child(path, "operators"));
+  }
+  return filter;
+}
+
+std::vector<FilterConfig> read_filters(const Reader& reader, const toml::table& dataset,
+                                       std::string_view path) {
+  const auto* filters = reader.optional<toml::table>(dataset, path, "filters");
+  if (filters == nullptr) return {};
+  std::string filters_path = key_child(path, "filters");
+  std::vector<FilterConfig> result;
+  for (auto&& [key, node] : *filters) {
+    std::string filter_path = key_child(filters_path, key.str());
+    std::string problem = filter_name_problem(key.str());
+    if (!problem.empty()) reader.fail(node, filter_path, problem);
+    const auto& table = reader.expect<toml::table>(node, filter_path);
+    result.push_back(read_filter(reader, table, filter_path, key.str()));
+  }
+  // toml++ happens to iterate in key order; sorting keeps that a promise rather than an accident.
+  std::ranges::sort(result, {}, &FilterConfig::name);
+  return result;
+}
+
+std::map<std::string, LogicalType> read_column_types(const Reader& reader,
+                                                     const toml::table& dataset,
+                                                     std::string_view path) {
+  const auto* columns = reader.optional<toml::table>(dataset, path, "columns");
+  if (columns == nullptr) return {};
+  std::map<std::string, LogicalType> result;
+  for (auto&& [key, node] : *columns) {
+    std::string column_path = key_child(key_child(path, "columns"), key.str());
+    if (key.str().empty()) reader.fail(node, column_path, "column name must not be empty");
+    const auto& table = reader.expect<toml::table>(node, column_path);
+    reader.check_keys(table, column_path, {"type"});
+    const auto& type = reader.required<TomlString>(table, column_path, "type");
+    std::optional<LogicalType> parsed = parse_logical_type(type.get());
+    if (!parsed) {
+      reader.fail(type, key_child(column_path, "type"),
+                  "unknown type " + quote_text(type.get()) +
+                      " (expected one of: " + logical_type_names() + ")");
+    }
+    result.emplace(std::string(key.str()), *parsed);
+  }
+  return result;
+}
+
+DatasetConfig read_dataset(const Reader& reader, const toml::table& table, std::string_view path) {
+  reader.check_keys(table, path,
+                    {"name", "source", "query", "file_name", "description", "filters", "columns"});
+  DatasetConfig dataset;
+  dataset.line = line_of(table);
+  const auto& name = reader.required<TomlString>(table, path, "name");
+  std::string problem = dataset_name_problem(name.get());
+  if (!problem.empty()) reader.fail(name, key_child(path, "name"), problem);
+  dataset.name = name.get();
+  dataset.source = reader.required<TomlString>(table, path, "source").get();
+  const auto& query = reader.required<TomlString>(table, path, "query");
+  if (is_blank(query.get())) reader.fail(query, key_child(path, "query"), "must not be empty");
+  dataset.query = query.get();
+  dataset.file_name = dataset.name;
+  if (const auto* file_name = reader.optional<TomlString>(table, path, "file_name")) {
+    std::string_view problem = file_name_problem(file_name->get());
+    if (!problem.empty()) reader.fail(*file_name, key_child(path, "file_name"), problem);
+    dataset.file_name = file_name->get();
+  }
+  if (const auto* description = reader.optional<TomlString>(table, path, "description")) {
+    dataset.description = description->get();
+  }
+  dataset.filters = read_filters(reader, table, path);
+  dataset.column_types = read_column_types(reader, table, path);
+  return dataset;
+}
+
+void read_datasets(const Reader& reader, const toml::table& root, Config& config) {
+  const toml::node* node = root.get("datasets");
+  if (node == nullptr) return;
+  const toml::array* datasets = node->as_array();
+  if (datasets == nullptr) {
+    reader.fail(*node, "datasets",
+                "expected an array of tables ([[datasets]]), got " +
+                    std::string(toml_type_name(node->type())));
+  }
+  for (std::size_t i = 0; i < datasets->size(); ++i) {
+    std::string path = key_element("datasets", i);
+    const auto& table = reader.expect<toml::table>(*datasets->get(i), path);
+    DatasetConfig dataset = read_dataset(reader, table, path);
+    if (const DatasetConfig* first = config.find_dataset(dataset.name)) {
+      reader.fail(*table.get("name"), key_child(path, "name"),
+                  "duplicate dataset name " + quote_text(dataset.name) +
+                      " (first defined on line " + std::to_string(first->line) + ")");
+    }
+    if (!config.sources.contains(dataset.source)) {
+      reader.fail(*table.get("source"), key_child(path, "source"),
+                  "unknown source " + quote_text(dataset.source) + " (not defined in [sources])");
+    }
+    config.datasets.push_back(std::move(dataset));
+  }
+}
+
+Config read_config(std::string_view text, const fs::path& file) {
+  Reader reader(file.string());
+  toml::table root = parse_toml(text, file.string());
+  reader.check_keys(root, "", {"server", "sources", "datasets"});
+  Config config;
+  config.file = fs::absolute(file).lexically_normal();
+  if (const auto* server = reader.optional<toml::table>(root, "", "server")) {
+    config.server = read_server(reader, *server);
+  }
+  read_sources(reader, root, config.file.parent_path(), config);
+  read_datasets(reader, root, config);
+  return config;
+}
+
+}  // namespace
+}  // namespace config_detail
+
+const DatasetConfig* Config::find_dataset(std::string_view name) const {
+  auto it = std::ranges::find(datasets, name, &DatasetConfig::name);
+  return it == datasets.end() ? nullptr : &*it;
+}
+
+Config load_config(const std::filesystem::path& file) {
+  return parse_config(config_detail::read_file(file), file);
+}
+
+Config parse_config(std::string_view text, const std::filesystem::path& file) {
+  return config_detail::read_config(text, file);
+}
+
+}  // namespace sluice
