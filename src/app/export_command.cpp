@@ -84,7 +84,7 @@ int export_command(const ExportOptions& options) {
   PipelineStats stats;
   asio::co_spawn(io, run_export(*dataset, std::move(plan), sink),
                  [&](std::exception_ptr error, PipelineStats result) {
-                   failure = error;
+                   failure = std::move(error);
                    stats = result;
                  });
   io.run();

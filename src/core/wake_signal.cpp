@@ -8,7 +8,7 @@ namespace sluice {
 
 namespace asio = boost::asio;
 
-WakeSignal::WakeSignal(asio::any_io_executor executor) : executor_(executor), timer_(executor) {}
+WakeSignal::WakeSignal(const asio::any_io_executor& executor) : executor_(executor), timer_(executor) {}
 
 asio::awaitable<void> WakeSignal::wait() {
   {

@@ -16,7 +16,7 @@ namespace sluice {
 // Create with make_shared: notify() keeps the signal alive until its posted work ran.
 class WakeSignal : public std::enable_shared_from_this<WakeSignal> {
  public:
-  explicit WakeSignal(boost::asio::any_io_executor executor);
+  explicit WakeSignal(const boost::asio::any_io_executor& executor);
 
   boost::asio::awaitable<void> wait();
   void notify();

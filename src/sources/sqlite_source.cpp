@@ -79,7 +79,8 @@ bool is_numeric(LogicalType type) {
 class ReadState : public std::enable_shared_from_this<ReadState> {
  public:
   ReadState(QuerySpec query, ReadBudget budget, std::filesystem::path path,
-            std::vector<Column> columns, asio::thread_pool& pool, asio::any_io_executor executor)
+            std::vector<Column> columns, asio::thread_pool& pool,
+            const asio::any_io_executor& executor)
       : query_(std::move(query)),
         budget_(budget),
         path_(std::move(path)),
@@ -293,6 +294,7 @@ class SqliteSource final : public Source {
     StmtHandle stmt = prepare(db.get(), sql);
     std::vector<Column> columns;
     int count = sqlite3_column_count(stmt.get());
+    columns.reserve(static_cast<std::size_t>(count));
     for (int i = 0; i < count; ++i) {
       columns.push_back(Column{sqlite3_column_name(stmt.get(), i),
                                sqlite_logical_type(sqlite3_column_decltype(stmt.get(), i))});

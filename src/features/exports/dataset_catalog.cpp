@@ -36,13 +36,14 @@ DatasetCatalog::DatasetCatalog(const Config& config) : config_(config) {
     } catch (const SourceError& error) {
       fail(config, dataset.line, key + ".query", error.what());
     }
-    for (const auto& [column, type] : dataset.column_types) {
+    for (const auto& override_type : dataset.column_types) {
+      const std::string& column = override_type.first;
       auto found = std::find_if(ready.columns.begin(), ready.columns.end(),
                                 [&](const Column& c) { return c.name == column; });
       if (found == ready.columns.end()) {
         fail(config, dataset.line, key + ".columns." + column, "the query returns no such column");
       }
-      found->type = type;
+      found->type = override_type.second;
     }
     for (const FilterConfig& filter : dataset.filters) {
       bool exists = std::any_of(ready.columns.begin(), ready.columns.end(),
