@@ -1,0 +1,245 @@
+// RFC 4180 CSV: comma delimiter, CRLF after every record (header included), a field quoted only
+// when it holds ',', '"', CR or LF, or is empty. NULL is an empty unquoted field and "" is `""`,
+// so the two stay distinguishable. Bytes are copied verbatim: no transcoding, no trimming.
+
+#include <emmintrin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "encode/encoder.hpp"
+
+namespace sluice {
+namespace {
+
+// 16-byte stores in the quoting path may run this far past the bytes they keep.
+constexpr std::size_t kSlack = 16;
+// Fields longer than this are quoted in pieces, so a huge field reserves about its own size
+// rather than the 2x worst case up front.
+constexpr std::size_t kSegment = 64 * 1024;
+// Room a non-empty field needs beyond its bytes on the fast path: `,` or CRLF plus the slack.
+constexpr std::size_t kFieldExtra = 4 + kSlack;
+
+std::uint64_t load64(const char* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+std::uint32_t load32(const char* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+void store64(char* p, std::uint64_t v) {
+  std::memcpy(p, &v, sizeof v);
+}
+void store32(char* p, std::uint32_t v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// Lanes holding a byte that forces quoting.
+__m128i special_lanes(__m128i v) {
+  __m128i m =
+      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')), _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+  m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+  return _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\r')));
+}
+
+// Copies `len` (> 0) bytes to `dst` and tells whether any of them forces quoting. Short fields
+// use overlapping loads that fill a whole vector with the field's own bytes, so neither side is
+// read or written outside its `len` bytes and one compare covers the field.
+bool copy_and_scan(const char* src, std::size_t len, char* dst) {
+  __m128i v;
+  if (len >= 16) {
+    std::size_t i = 0;
+    for (; i + 16 <= len; i += 16) {
+      v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), v);
+      if (_mm_movemask_epi8(special_lanes(v)) != 0) return true;
+    }
+    if (i == len) return false;
+    v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + len - 16));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + len - 16), v);
+  } else if (len >= 8) {
+    std::uint64_t lo = load64(src), hi = load64(src + len - 8);
+    store64(dst, lo);
+    store64(dst + len - 8, hi);
+    v = _mm_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo));
+  } else if (len >= 4) {
+    std::uint32_t lo = load32(src), hi = load32(src + len - 4);
+    store32(dst, lo);
+    store32(dst + len - 4, hi);
+    v = _mm_set_epi32(static_cast<int>(hi), static_cast<int>(lo), static_cast<int>(hi),
+                      static_cast<int>(lo));
+  } else {
+    const auto a = static_cast<std::uint8_t>(src[0]);
+    const auto b = static_cast<std::uint8_t>(src[len / 2]);
+    const auto c = static_cast<std::uint8_t>(src[len - 1]);
+    dst[0] = src[0];
+    dst[len / 2] = src[len / 2];
+    dst[len - 1] = src[len - 1];
+    v = _mm_set1_epi32(static_cast<int>(a | b << 8 | c << 16 | std::uint32_t{c} << 24));
+  }
+  return _mm_movemask_epi8(special_lanes(v)) != 0;
+}
+
+// Writes `len` bytes with every '"' doubled. REQUIRES: room for 2 * len + kSlack bytes.
+char* double_quotes(const char* src, std::size_t len, char* p) {
+  const __m128i quote = _mm_set1_epi8('"');
+  std::size_t i = 0;
+  while (i + 16 <= len) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v);
+    auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)));
+    if (mask == 0) {
+      p += 16;
+      i += 16;
+      continue;
+    }
+    // The stored chunk already holds the quote at p[n]; add its twin and go on after it.
+    unsigned n = static_cast<unsigned>(__builtin_ctz(mask));
+    p[n + 1] = '"';
+    p += n + 2;
+    i += n + 1;
+  }
+  for (; i < len; ++i) {
+    *p++ = src[i];
+    if (src[i] == '"') *p++ = '"';
+  }
+  return p;
+}
+
+// A raw write position in a ByteBuffer's reserved tail. The hot loop copies `pos` and `end`
+// into locals (stores through char* could alias these fields and force reloads).
+struct Cursor {
+  ByteBuffer* buffer;
+  char* base;  // where the uncommitted bytes start
+  char* pos;
+  char* end;  // end of the buffer's capacity
+};
+
+Cursor open_cursor(ByteBuffer& out, std::size_t room) {
+  char* base = out.tail(room);
+  return Cursor{&out, base, base, out.data() + out.capacity()};
+}
+
+[[gnu::noinline]] void grow(Cursor& c, std::size_t room) {
+  c.buffer->commit(static_cast<std::size_t>(c.pos - c.base));
+  c.base = c.pos = c.buffer->tail(room);
+  c.end = c.buffer->data() + c.buffer->capacity();
+}
+
+void ensure_room(Cursor& c, std::size_t room) {
+  if (static_cast<std::size_t>(c.end - c.pos) < room) grow(c, room);
+}
+
+void close_cursor(Cursor& c) {
+  c.buffer->commit(static_cast<std::size_t>(c.pos - c.base));
+  c.base = c.pos;
+}
+
+// The slow path: writes `value` (which needs quoting) at c.pos as a quoted field, leaving room
+// for the separator after it.
+[[gnu::noinline]] void write_quoted(Cursor& c, std::string_view value) {
+  ensure_room(c, 1);
+  *c.pos++ = '"';
+  for (std::size_t at = 0; at < value.size(); at += kSegment) {
+    std::size_t n = value.size() - at < kSegment ? value.size() - at : kSegment;
+    ensure_room(c, 2 * n + kSlack);
+    c.pos = double_quotes(value.data() + at, n, c.pos);
+  }
+  ensure_room(c, kFieldExtra + 1);
+  *c.pos++ = '"';
+}
+
+// Writes one non-NULL field at c.pos; the caller writes the separator.
+void write_field(Cursor& c, std::string_view value) {
+  ensure_room(c, value.size() + kFieldExtra);
+  if (value.empty()) {
+    c.pos[0] = '"';
+    c.pos[1] = '"';
+    c.pos += 2;
+  } else if (copy_and_scan(value.data(), value.size(), c.pos)) {
+    write_quoted(c, value);
+  } else {
+    c.pos += value.size();
+  }
+}
+
+class CsvEncoder final : public Encoder {
+ public:
+  explicit CsvEncoder(const CsvOptions& options) : options_(options) {}
+
+  void begin(std::span<const Column> columns, ByteBuffer& out) override {
+    if (!options_.header || columns.empty()) return;
+    Cursor c = open_cursor(out, 256);
+    for (const Column& column : columns) {
+      write_field(c, column.name);
+      *c.pos++ = ',';
+    }
+    c.pos[-1] = '\r';
+    *c.pos++ = '\n';
+    close_cursor(c);
+  }
+
+  void encode(const RowBatch& batch, ByteBuffer& out) override {
+    const std::size_t rows = batch.rows();
+    const std::size_t columns = batch.columns();
+    if (rows == 0) return;
+    // Enough for the usual batch (few fields quoted) in one reservation; the per-field check
+    // below grows the buffer if quoting needs more, so correctness never rests on this guess.
+    const std::size_t cells = rows * columns;
+    Cursor c = open_cursor(
+        out, batch.arena_bytes() + batch.arena_bytes() / 8 + 3 * cells + 2 * rows + kSlack);
+    char* p = c.pos;
+    char* end = c.end;
+    for (std::size_t row = 0; row < rows; ++row) {
+      for (std::size_t col = 0; col < columns; ++col) {
+        const Cell cell = batch.cell(row, col);
+        const std::size_t len = cell.value.size();
+        if (static_cast<std::size_t>(end - p) < len + kFieldExtra) {
+          c.pos = p;
+          grow(c, len + kFieldExtra);
+          p = c.pos;
+          end = c.end;
+        }
+        if (cell.null) {
+          // An empty, unquoted field.
+        } else if (len == 0) {
+          p[0] = '"';
+          p[1] = '"';
+          p += 2;
+        } else if (!copy_and_scan(cell.value.data(), len, p)) {
+          p += len;
+        } else {
+          c.pos = p;
+          write_quoted(c, cell.value);
+          p = c.pos;
+          end = c.end;
+        }
+        *p++ = ',';
+      }
+      // The last field's comma becomes the record terminator.
+      p[-1] = '\r';
+      *p++ = '\n';
+    }
+    c.pos = p;
+    close_cursor(c);
+  }
+
+  void finish(ByteBuffer&) override {}
+
+ private:
+  CsvOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Encoder> make_csv_encoder(const CsvOptions& options) {
+  return std::make_unique<CsvEncoder>(options);
+}
+
+}  // namespace sluice
