@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -37,6 +38,12 @@ class HttpResponder {
   // Sends the status and headers of a chunked response; the sink writes its chunks and
   // finish() writes the last chunk. After a failure the caller must call abort().
   virtual boost::asio::awaitable<ByteSink*> start_stream(int status, Headers headers) = 0;
+  // Sends the status and headers of a response whose body is exactly `content_length` bytes,
+  // written through the returned sink (no chunked encoding: for Range/Content-Length
+  // downloads). finish() throws if fewer bytes were written; so does a write past the length.
+  // For HEAD requests the sink discards the body.
+  virtual boost::asio::awaitable<ByteSink*> start_body(int status, Headers headers,
+                                                      std::uint64_t content_length) = 0;
   // Ends a started stream without its last chunk and closes the connection, so the client
   // sees a truncated transfer rather than a short file that looks whole.
   virtual void abort() noexcept = 0;

@@ -7,6 +7,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
 #include <chrono>
+#include <optional>
+#include <stdexcept>
 #include <iostream>
 
 #include "core/metrics.hpp"
@@ -61,16 +63,43 @@ class SessionResponder final : public HttpResponder, public ByteSink {
     co_return this;
   }
 
+  asio::awaitable<ByteSink*> start_body(int status, Headers headers,
+                                        std::uint64_t content_length) override {
+    http::response<http::empty_body> response{static_cast<http::status>(status), 11};
+    add_headers(response, headers);
+    response.content_length(content_length);
+    started_ = true;
+    status_ = status;
+    fixed_length_ = content_length;
+    http::response_serializer<http::empty_body> serializer{response};
+    stream_.expires_after(config_.write_timeout);
+    co_await http::async_write_header(stream_, serializer, use_awaitable);
+    co_return this;
+  }
+
   asio::awaitable<void> write(std::string_view bytes) override {
     if (head_only_ || bytes.empty()) co_return;
     stream_.expires_after(config_.write_timeout);
-    co_await asio::async_write(stream_, http::make_chunk(asio::const_buffer(bytes.data(), bytes.size())),
-                               use_awaitable);
+    asio::const_buffer buffer(bytes.data(), bytes.size());
+    if (fixed_length_) {
+      if (body_bytes_ + bytes.size() > *fixed_length_) {
+        throw std::logic_error("response body exceeds its Content-Length");
+      }
+      co_await asio::async_write(stream_, buffer, use_awaitable);
+    } else {
+      co_await asio::async_write(stream_, http::make_chunk(buffer), use_awaitable);
+    }
     body_bytes_ += bytes.size();
   }
 
   asio::awaitable<void> finish() override {
     if (head_only_) co_return;
+    if (fixed_length_) {
+      if (body_bytes_ != *fixed_length_) {
+        throw std::logic_error("response body is shorter than its Content-Length");
+      }
+      co_return;
+    }
     stream_.expires_after(config_.write_timeout);
     co_await asio::async_write(stream_, http::make_chunk_last(), use_awaitable);
   }
@@ -105,6 +134,7 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   bool aborted_ = false;
   int status_ = 0;
   std::uint64_t body_bytes_ = 0;
+  std::optional<std::uint64_t> fixed_length_;  // set by start_body
 };
 
 // Splits and decodes the target; false when it is not a valid origin-form target.
