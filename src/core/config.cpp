@@ -1,6 +1,6 @@
 #include "core/config.hpp"
 
-#include <toml++/toml.h>
+#include "core/config_reader.hpp"
 
 #include <algorithm>
 #include <array>
@@ -11,108 +11,9 @@
 
 namespace sluice {
 namespace config_detail {
-
-// Defined in config_values.cpp.
-std::string filter_type_names();
-std::string filter_op_names();
-std::string logical_type_names();
-std::string join(std::span<const std::string_view> names);
-std::string_view toml_type_name(toml::node_type type);
-// Each *_problem function says why a value is unacceptable, or returns empty when it is fine.
-std::string source_name_problem(std::string_view name);
-std::string dataset_name_problem(std::string_view name);
-std::string filter_name_problem(std::string_view name);
-bool is_blank(std::string_view text);
-std::string quote_text(std::string_view text);
-std::string key_child(std::string_view path, std::string_view key);
-std::string key_element(std::string_view path, std::size_t index);
-std::string_view listen_problem(std::string_view listen);
-std::string_view file_name_problem(std::string_view name);
-std::string database_file_problem(const std::filesystem::path& resolved);
-std::string read_file(const std::filesystem::path& file);
-toml::table parse_toml(std::string_view text, const std::string& file);
-
 namespace {
 
 namespace fs = std::filesystem;
-
-using TomlString = toml::value<std::string>;
-using TomlInt = toml::value<std::int64_t>;
-
-constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
-constexpr std::int64_t kMaxUnsigned = std::numeric_limits<unsigned>::max();
-
-int line_of(const toml::node& node) {
-  return static_cast<int>(node.source().begin.line);
-}
-
-template <typename T>
-constexpr std::string_view kExpected = "a value";
-template <>
-constexpr std::string_view kExpected<toml::table> = "a table";
-template <>
-constexpr std::string_view kExpected<toml::array> = "an array";
-template <>
-constexpr std::string_view kExpected<TomlString> = "a string";
-template <>
-constexpr std::string_view kExpected<TomlInt> = "an integer";
-
-// Reads typed values out of the document, turning every problem into "FILE:LINE: KEY: problem".
-class Reader {
- public:
-  explicit Reader(std::string file) : file_(std::move(file)) {}
-
-  [[noreturn]] void fail(const toml::node& node, std::string_view key,
-                         std::string_view problem) const {
-    throw ConfigError(file_ + ":" + std::to_string(line_of(node)) + ": " + std::string(key) + ": " +
-                      std::string(problem));
-  }
-
-  template <typename T>
-  const T& expect(const toml::node& node, std::string_view key) const {
-    if (const T* value = node.as<T>()) return *value;
-    fail(node, key,
-         "expected " + std::string(kExpected<T>) + ", got " +
-             std::string(toml_type_name(node.type())));
-  }
-
-  template <typename T>
-  const T* optional(const toml::table& table, std::string_view path, std::string_view key) const {
-    const toml::node* node = table.get(key);
-    return node == nullptr ? nullptr : &expect<T>(*node, key_child(path, key));
-  }
-
-  // A missing key is reported on the line of the table that lacks it.
-  template <typename T>
-  const T& required(const toml::table& table, std::string_view path, std::string_view key) const {
-    if (const T* value = optional<T>(table, path, key)) return *value;
-    fail(table, key_child(path, key), "missing required key");
-  }
-
-  std::optional<std::int64_t> optional_int(const toml::table& table, std::string_view path,
-                                           std::string_view key, std::int64_t min,
-                                           std::int64_t max) const {
-    const TomlInt* value = optional<TomlInt>(table, path, key);
-    if (value == nullptr) return std::nullopt;
-    if (value->get() < min)
-      fail(*value, key_child(path, key), "must be at least " + std::to_string(min));
-    if (value->get() > max)
-      fail(*value, key_child(path, key), "must be at most " + std::to_string(max));
-    return value->get();
-  }
-
-  void check_keys(const toml::table& table, std::string_view path,
-                  std::initializer_list<std::string_view> known) const {
-    for (auto&& [key, node] : table) {
-      if (std::ranges::find(known, key.str()) != known.end()) continue;
-      fail(node, key_child(path, key.str()),
-           "unknown key (expected one of: " + join(std::span(known.begin(), known.end())) + ")");
-    }
-  }
-
- private:
-  std::string file_;
-};
 
 struct SizeKey {
   std::string_view key;
@@ -358,16 +259,41 @@ void read_datasets(const Reader& reader, const toml::table& root, Config& config
   }
 }
 
+// The folder must exist: a typo must not silently serve an empty store.
+StorageConfig read_storage(const Reader& reader, const toml::table& table, const fs::path& base_dir) {
+  reader.check_keys(table, "storage", {"kind", "path"});
+  StorageConfig storage;
+  storage.line = line_of(table);
+  if (const auto* kind = reader.optional<TomlString>(table, "storage", "kind")) {
+    if (kind->get() != "local") {
+      reader.fail(*kind, "storage.kind",
+                  "unsupported kind " + quote_text(kind->get()) + " (expected one of: local)");
+    }
+    storage.kind = kind->get();
+  }
+  const auto& path = reader.required<TomlString>(table, "storage", "path");
+  if (is_blank(path.get())) reader.fail(path, "storage.path", "must not be empty");
+  storage.path = (base_dir / path.get()).lexically_normal();
+  std::error_code ec;
+  if (!fs::is_directory(storage.path, ec)) {
+    reader.fail(path, "storage.path", "no such folder: " + storage.path.string());
+  }
+  return storage;
+}
+
 Config read_config(std::string_view text, const fs::path& file) {
   Reader reader(file.string());
   toml::table root = parse_toml(text, file.string());
-  reader.check_keys(root, "", {"server", "sources", "datasets"});
+  reader.check_keys(root, "", {"server", "sources", "storage", "datasets"});
   Config config;
   config.file = fs::absolute(file).lexically_normal();
   if (const auto* server = reader.optional<toml::table>(root, "", "server")) {
     config.server = read_server(reader, *server);
   }
   read_sources(reader, root, config.file.parent_path(), config);
+  if (const auto* storage = reader.optional<toml::table>(root, "", "storage")) {
+    config.storage = read_storage(reader, *storage, config.file.parent_path());
+  }
   read_datasets(reader, root, config);
   return config;
 }

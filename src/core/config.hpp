@@ -71,9 +71,17 @@ struct DatasetConfig {
   int line = 0;
 };
 
+// Where stored objects live (archives read them; later, job results are written there).
+struct StorageConfig {
+  std::string kind = "local";       // "local" (S3 later)
+  std::filesystem::path path;       // local: the root folder, relative to the config file
+  int line = 0;
+};
+
 struct Config {
   std::filesystem::path file;          // the file it was loaded from (absolute)
   ServerConfig server;
+  std::optional<StorageConfig> storage;  // absent: no object store, archive routes answer 404
   std::map<std::string, SourceConfig> sources;
   std::vector<DatasetConfig> datasets;
 

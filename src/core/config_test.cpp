@@ -481,3 +481,44 @@ TEST_F(ConfigTest, LoadConfigReportsUnreadableFile) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST(ConfigStorageTest, LocalFolderIsResolvedAgainstTheConfigFile) {
+  auto dir = std::filesystem::temp_directory_path() / "sluice-config-storage-test";
+  std::filesystem::create_directories(dir / "objects");
+  Config config = parse_config("[storage]\nkind = \"local\"\npath = \"objects\"\n", dir / "s.toml");
+  ASSERT_TRUE(config.storage.has_value());
+  EXPECT_EQ(config.storage->kind, "local");
+  EXPECT_EQ(config.storage->path, dir / "objects");
+  EXPECT_EQ(config.storage->line, 1);
+  EXPECT_FALSE(parse_config("", dir / "s.toml").storage.has_value());
+}
+
+TEST(ConfigStorageTest, ErrorsNameKeyAndLine) {
+  auto dir = std::filesystem::temp_directory_path() / "sluice-config-storage-test";
+  std::filesystem::create_directories(dir);
+  auto message = [&](const std::string& text) {
+    try {
+      parse_config(text, dir / "s.toml");
+    } catch (const ConfigError& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message("[storage]\npath = \"missing\"\n"),
+            (dir / "s.toml").string() + ":2: storage.path: no such folder: " +
+                (dir / "missing").string());
+  EXPECT_EQ(message("[storage]\nkind = \"ftp\"\npath = \".\"\n"),
+            (dir / "s.toml").string() +
+                ":2: storage.kind: unsupported kind \"ftp\" (expected one of: local)");
+  EXPECT_EQ(message("\n[storage]\nkind = \"local\"\n"),
+            (dir / "s.toml").string() + ":2: storage.path: missing required key");
+  EXPECT_EQ(message("[storage]\npath = \".\"\nroot = 1\n"),
+            (dir / "s.toml").string() +
+                ":3: storage.root: unknown key (expected one of: kind, path)");
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,6 +1,5 @@
 // Helpers of the configuration loader that need no knowledge of its schema: names, addresses,
-// message formatting, reading the file. config.cpp declares the config_detail functions it uses
-// (there is no private header).
+// message formatting, reading the file. Declared in config_reader.hpp.
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 #include <utility>
 
 #include "core/config.hpp"
+#include "core/config_reader.hpp"
 
 namespace sluice {
 namespace {
