@@ -27,4 +27,4 @@ cmake --build --preset asan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j "$(nproc)"
 
 step "functional tests"
-SLUICE_BIN="$PWD/build/release/sluice" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/functional
+SLUICE_BIN="$PWD/build/release/sluice" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests
