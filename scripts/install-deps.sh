@@ -15,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # test and benchmark peers
   sqlite3 curl procps python3 python3-pytest python3-requests
+  # PostgreSQL server and psql: the tests start a private cluster; psql is the COPY baseline
+  postgresql postgresql-client
 )
 
 missing=()

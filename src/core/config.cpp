@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <span>
@@ -85,18 +86,57 @@ fs::path read_database_path(const Reader& reader, const toml::table& table, std:
   return resolved;
 }
 
+// The URL comes from `url` or, to keep passwords out of the file, from the environment
+// variable named by `url_env`.
+void read_postgres_source(const Reader& reader, const toml::table& table, std::string_view path,
+                          SourceConfig& source) {
+  reader.check_keys(table, path,
+                    {"kind", "url", "url_env", "pool_size", "pool_timeout_ms", "connect_timeout_ms",
+                     "statement_timeout_ms"});
+  const auto* url = reader.optional<TomlString>(table, path, "url");
+  const auto* url_env = reader.optional<TomlString>(table, path, "url_env");
+  if ((url == nullptr) == (url_env == nullptr)) {
+    reader.fail(table, key_child(path, "url"), "give exactly one of url and url_env");
+  }
+  if (url != nullptr) {
+    source.url = url->get();
+  } else {
+    const char* value = std::getenv(url_env->get().c_str());
+    if (value == nullptr || *value == '\0') {
+      reader.fail(*url_env, key_child(path, "url_env"),
+                  "environment variable " + quote_text(url_env->get()) + " is not set");
+    }
+    source.url = value;
+  }
+  if (auto size = reader.optional_int(table, path, "pool_size", 1, 10'000)) {
+    source.pool_size = static_cast<std::size_t>(*size);
+  }
+  auto millis = [&](std::string_view key, std::chrono::milliseconds& out, std::int64_t min) {
+    if (auto value = reader.optional_int(table, path, key, min, kMaxInt)) {
+      out = std::chrono::milliseconds(*value);
+    }
+  };
+  millis("pool_timeout_ms", source.pool_timeout, 0);
+  millis("connect_timeout_ms", source.connect_timeout, 1);
+  millis("statement_timeout_ms", source.statement_timeout, 0);
+}
+
 SourceConfig read_source(const Reader& reader, const toml::table& table, std::string_view path,
                          std::string_view name, const fs::path& base_dir) {
-  reader.check_keys(table, path, {"kind", "path", "blocking_threads"});
   SourceConfig source;
   source.name = name;
   source.line = line_of(table);
   const auto& kind = reader.required<TomlString>(table, path, "kind");
+  source.kind = kind.get();
+  if (source.kind == "postgres") {
+    read_postgres_source(reader, table, path, source);
+    return source;
+  }
   if (kind.get() != "sqlite") {
     reader.fail(kind, key_child(path, "kind"),
-                "unsupported kind " + quote_text(kind.get()) + " (expected one of: sqlite)");
+                "unsupported kind " + quote_text(kind.get()) + " (expected one of: sqlite, postgres)");
   }
-  source.kind = kind.get();
+  reader.check_keys(table, path, {"kind", "path", "blocking_threads"});
   source.path = read_database_path(reader, table, path, base_dir);
   if (auto threads = reader.optional_int(table, path, "blocking_threads", 0, kMaxUnsigned)) {
     source.blocking_threads = static_cast<unsigned>(*threads);

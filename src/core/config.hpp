@@ -46,9 +46,14 @@ struct ServerConfig {
 
 struct SourceConfig {
   std::string name;
-  std::string kind;                 // "sqlite" (PostgreSQL later)
+  std::string kind;                 // "sqlite" or "postgres"
   std::filesystem::path path;       // sqlite: database file, relative to the config file
   unsigned blocking_threads = 0;    // sqlite: threads that step queries; 0 = 2 per core
+  std::string url;                  // postgres: libpq URL or key=value string
+  std::size_t pool_size = 10;       // postgres: connections at most
+  std::chrono::milliseconds pool_timeout{5'000};        // postgres: wait for a free connection
+  std::chrono::milliseconds connect_timeout{5'000};     // postgres
+  std::chrono::milliseconds statement_timeout{0};       // postgres: 0 = none
   int line = 0;
 };
 

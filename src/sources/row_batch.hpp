@@ -74,6 +74,16 @@ class RowBatch {
   }
   void add_null() { cells_.push_back(CellRef{0, kNullBit}); }
 
+  // Appends a cell written in place (decoders that unescape): write at most `max_size` bytes at
+  // the returned pointer, then commit_value() with the bytes written. Valid until the next add.
+  char* reserve_value(std::size_t max_size) { return arena_.tail(max_size); }
+  void commit_value(std::size_t size, bool as_text = false) {
+    std::size_t offset = arena_.size();
+    arena_.commit(size);
+    cells_.push_back(CellRef{static_cast<std::uint32_t>(offset),
+                             static_cast<std::uint32_t>(size) | (as_text ? kTextBit : 0)});
+  }
+
   // REQUIRES: row < rows(), column < columns().
   Cell cell(std::size_t row, std::size_t column) const {
     const CellRef& ref = cells_[row * columns_ + column];

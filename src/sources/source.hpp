@@ -8,6 +8,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/config.hpp"
 #include "sources/row_batch.hpp"
 
 namespace sluice {
@@ -50,8 +51,9 @@ struct ReadBudget {
 class Source {
  public:
   virtual ~Source() = default;
-  // The placeholder for the n-th (0-based) parameter: "?" for SQLite, "$1" for PostgreSQL.
-  virtual std::string placeholder(std::size_t index) const = 0;
+  // SQL standing for the n-th (0-based) parameter, whose value has `type`: "?" for SQLite,
+  // a typed current_setting() read for PostgreSQL (see pg_source.hpp).
+  virtual std::string placeholder(std::size_t index, FilterType type) const = 0;
   // The columns `sql` returns, with logical types inferred from the source's types.
   // Throws SourceError when the query does not prepare. Blocking: call at start-up.
   virtual std::vector<Column> describe(const std::string& sql) = 0;

@@ -287,7 +287,9 @@ class SqliteSource final : public Source {
   }
   ~SqliteSource() override { pool_.join(); }
 
-  std::string placeholder(std::size_t /*index*/) const override { return "?"; }
+  std::string placeholder(std::size_t /*index*/, FilterType /*type*/) const override {
+    return "?";
+  }
 
   std::vector<Column> describe(const std::string& sql) override {
     DbHandle db = open_readonly(path_);

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "core/api_error.hpp"
+#include "sources/pg_source.hpp"
 #include "sources/sqlite_source.hpp"
 
 namespace sluice {
@@ -17,6 +18,7 @@ namespace {
 std::unique_ptr<Source> open_source(const Config& config, const SourceConfig& source) {
   try {
     if (source.kind == "sqlite") return make_sqlite_source(source);
+    if (source.kind == "postgres") return make_pg_source(source);
   } catch (const SourceError& error) {
     fail(config, source.line, "sources." + source.name, error.what());
   }

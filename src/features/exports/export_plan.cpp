@@ -178,13 +178,14 @@ class SqlBuilder {
  public:
   SqlBuilder(const Source& source, QuerySpec& query) : source_(source), query_(query) {}
 
-  std::string bind(BoundValue value) {
+  std::string bind(BoundValue value, FilterType type) {
     query_.params.push_back(std::move(value));
-    return source_.placeholder(query_.params.size() - 1);
+    return source_.placeholder(query_.params.size() - 1, type);
   }
 
   std::string condition(const Condition& condition) {
     std::string column = quote_identifier(condition.filter->column);
+    auto bind = [&](const BoundValue& value) { return this->bind(value, condition.filter->type); };
     switch (condition.op) {
       case FilterOp::kEq: return column + " = " + bind(condition.values[0]);
       case FilterOp::kNe: return "(" + column + " <> " + bind(condition.values[0]) + " OR " +
@@ -208,15 +209,11 @@ class SqlBuilder {
   }
 
  private:
-  // substr() counts characters, so the length bound is the prefix's code-point count; unlike
-  // LIKE this needs no escaping and is case-sensitive on every source.
+  // substr() and length() both count characters on SQLite and PostgreSQL; unlike LIKE this
+  // needs no escaping and is case-sensitive everywhere.
   std::string prefix(const std::string& column, const BoundValue& value) {
-    const std::string& text = std::get<std::string>(value);
-    std::int64_t characters = std::count_if(text.begin(), text.end(), [](char c) {
-      return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-    });
-    std::string length = bind(characters);
-    return "substr(" + column + ", 1, " + length + ") = " + bind(value);
+    std::string length = "length(" + bind(value, FilterType::kText) + ")";
+    return "substr(" + column + ", 1, " + length + ") = " + bind(value, FilterType::kText);
   }
 
   const Source& source_;
@@ -266,7 +263,7 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
   for (const Condition& condition : conditions) {
     where += (where.empty() ? " WHERE " : " AND ") + sql.condition(condition);
   }
-  std::string tail = limit ? " LIMIT " + sql.bind(*limit) : std::string();
+  std::string tail = limit ? " LIMIT " + sql.bind(*limit, FilterType::kInt) : std::string();
   plan.query.sql = "SELECT " + select + " FROM (" + dataset.config->query + ") AS sluice_rows" +
                    where + tail;
   return plan;

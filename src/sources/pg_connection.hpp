@@ -1,0 +1,98 @@
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/api_error.hpp"
+
+namespace sluice {
+
+// A PostgreSQL error with its SQLSTATE ("" when the connection itself failed).
+class PgError : public SourceError {
+ public:
+  PgError(std::string sqlstate, const std::string& message, bool connection_lost)
+      : SourceError(message), sqlstate_(std::move(sqlstate)), connection_lost_(connection_lost) {}
+  const std::string& sqlstate() const { return sqlstate_; }
+  // True when the connection is gone (server restart, network): retrying on a fresh
+  // connection may succeed.
+  bool connection_lost() const { return connection_lost_; }
+
+ private:
+  std::string sqlstate_;
+  bool connection_lost_;
+};
+
+struct PgResultDeleter {
+  void operator()(PGresult* result) const { PQclear(result); }
+};
+using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
+
+struct PgFreeMem {
+  void operator()(char* bytes) const { PQfreemem(bytes); }
+};
+
+// One CopyData message of a COPY TO STDOUT: one row. Valid until the next read.
+struct CopyRow {
+  std::unique_ptr<char, PgFreeMem> bytes;
+  std::size_t size = 0;
+  std::string_view view() const { return {bytes.get(), size}; }
+};
+
+// One libpq connection driven asynchronously: the socket is awaited with Asio, libpq runs in
+// non-blocking mode, no call blocks the I/O thread (except PQconnectStart's name lookup for a
+// host name; use an IP address or a socket folder to avoid it).
+// Not thread-safe: used by one coroutine at a time (the pool hands it over).
+class PgConnection {
+ public:
+  // Connects; throws PgError on failure or after `timeout`.
+  static boost::asio::awaitable<std::unique_ptr<PgConnection>> connect(
+      const std::string& conninfo, std::chrono::milliseconds timeout);
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  // Runs `sql` (one statement when `params` is non-empty; text parameters) and returns the
+  // last result. Throws PgError when any statement fails.
+  boost::asio::awaitable<PgResult> exec(const std::string& sql,
+                                        const std::vector<std::string>& params = {});
+  // Sends `COPY (...) TO STDOUT ...` and completes once the server streams rows.
+  boost::asio::awaitable<void> start_copy(const std::string& sql);
+  // The next row of the COPY; false at its end (the final status consumed). Throws PgError.
+  boost::asio::awaitable<bool> read_copy_row(CopyRow& row);
+  // The next row only if it has already arrived: 1 = row, 0 = would wait, -1 = end of the
+  // COPY, after which the caller must co_await finish_copy().
+  int try_read_copy_row(CopyRow& row);
+  // Consumes the COPY's final status; throws PgError when it failed.
+  boost::asio::awaitable<void> finish_copy();
+
+  // Asks the server to cancel the running query (PQcancel, on a short-lived thread: it opens
+  // its own connection) and marks this connection broken so it is discarded, not drained.
+  void cancel() noexcept;
+  // False once anything went wrong, or while a result or COPY is unfinished.
+  bool reusable() const;
+  PGconn* native() const { return conn_; }
+
+ private:
+  PgConnection(PGconn* conn, boost::asio::any_io_executor executor);
+  boost::asio::awaitable<void> send_and_flush(const std::string& sql,
+                                              const std::vector<std::string>& params);
+  boost::asio::awaitable<void> wait_readable();
+  boost::asio::awaitable<void> wait_writable();
+  boost::asio::awaitable<void> consume_until_ready();
+  [[noreturn]] void fail_connection(const std::string& what);
+
+  PGconn* conn_;
+  struct Socket;
+  std::unique_ptr<Socket> socket_;
+  bool broken_ = false;
+  bool busy_ = false;  // a query or COPY is in flight
+};
+
+}  // namespace sluice

@@ -1,0 +1,121 @@
+#include "sources/pg_pool.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace sluice {
+
+namespace asio = boost::asio;
+
+// A request waiting for a connection. Granted either a connection or, when one was closed,
+// the right to open a new one (`slot`).
+struct PgPool::Waiter {
+  explicit Waiter(const asio::any_io_executor& executor) : timer(executor) {}
+  asio::steady_timer timer;  // touched only on the waiter's executor
+  bool granted = false;      // guarded by the pool's mutex
+  bool slot = false;
+  std::unique_ptr<PgConnection> connection;
+};
+
+PgLease::PgLease(std::shared_ptr<PgPool> pool, std::unique_ptr<PgConnection> connection)
+    : pool_(std::move(pool)), connection_(std::move(connection)) {}
+
+PgLease& PgLease::operator=(PgLease&& other) noexcept {
+  if (this != &other) {
+    give_back();
+    pool_ = std::move(other.pool_);
+    connection_ = std::move(other.connection_);
+  }
+  return *this;
+}
+
+PgLease::~PgLease() { give_back(); }
+
+void PgLease::give_back() {
+  if (pool_ && connection_) pool_->release(std::move(connection_));
+  pool_.reset();
+}
+
+asio::awaitable<PgLease> PgPool::acquire() {
+  auto executor = co_await asio::this_coro::executor;
+  std::shared_ptr<Waiter> waiter;
+  {
+    std::lock_guard lock(mutex_);
+    while (!idle_.empty()) {
+      std::unique_ptr<PgConnection> connection = std::move(idle_.back());
+      idle_.pop_back();
+      if (connection->reusable()) co_return PgLease(shared_from_this(), std::move(connection));
+      --open_;
+    }
+    if (open_ < options_.max_size) {
+      ++open_;
+    } else {
+      waiter = std::make_shared<Waiter>(executor);
+      waiters_.push_back(waiter);
+    }
+  }
+  if (!waiter) co_return co_await open_new();
+
+  waiter->timer.expires_after(options_.acquire_timeout);
+  co_await waiter->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  {
+    std::lock_guard lock(mutex_);
+    if (!waiter->granted) {
+      std::erase(waiters_, waiter);
+      throw PoolExhausted("all " + std::to_string(options_.max_size) +
+                          " database connections are busy");
+    }
+  }
+  if (waiter->connection) co_return PgLease(shared_from_this(), std::move(waiter->connection));
+  co_return co_await open_new();
+}
+
+asio::awaitable<PgLease> PgPool::open_new() {
+  try {
+    auto connection = co_await PgConnection::connect(options_.conninfo, options_.connect_timeout);
+    co_return PgLease(shared_from_this(), std::move(connection));
+  } catch (...) {
+    release(nullptr);  // gives the slot back (to a waiter, if any)
+    throw;
+  }
+}
+
+void PgPool::release(std::unique_ptr<PgConnection> connection) {
+  std::lock_guard lock(mutex_);
+  if (connection && !connection->reusable()) connection.reset();
+  if (!waiters_.empty()) {
+    std::shared_ptr<Waiter> waiter = std::move(waiters_.front());
+    waiters_.pop_front();
+    grant_locked(std::move(waiter), std::move(connection));
+    return;
+  }
+  if (connection) {
+    idle_.push_back(std::move(connection));
+  } else {
+    --open_;
+  }
+}
+
+void PgPool::grant_locked(std::shared_ptr<Waiter> waiter,
+                          std::unique_ptr<PgConnection> connection) {
+  waiter->granted = true;
+  waiter->slot = connection == nullptr;  // the slot stays counted in open_
+  waiter->connection = std::move(connection);
+  auto executor = waiter->timer.get_executor();
+  asio::post(executor, [waiter = std::move(waiter)] { waiter->timer.cancel(); });
+}
+
+std::size_t PgPool::open_connections() const {
+  std::lock_guard lock(mutex_);
+  return open_;
+}
+
+std::size_t PgPool::idle_connections() const {
+  std::lock_guard lock(mutex_);
+  return idle_.size();
+}
+
+}  // namespace sluice

@@ -1,0 +1,213 @@
+#include "sources/pg_source.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <charconv>
+
+#include "core/metrics.hpp"
+#include "sources/pg_pool.hpp"
+#include "sources/pg_text_decoder.hpp"
+
+namespace sluice {
+namespace {
+
+namespace asio = boost::asio;
+
+std::string_view pg_type_name(FilterType type) {
+  switch (type) {
+    case FilterType::kInt: return "bigint";
+    case FilterType::kDecimal: return "numeric";
+    case FilterType::kFloat: return "double precision";
+    case FilterType::kBool: return "boolean";
+    case FilterType::kDate: return "date";
+    case FilterType::kTimestamp: return "timestamptz";
+    case FilterType::kText: return "text";
+  }
+  return "text";
+}
+
+std::string param_text(const BoundValue& value) {
+  if (auto* integer = std::get_if<std::int64_t>(&value)) return std::to_string(*integer);
+  if (auto* real = std::get_if<double>(&value)) {
+    char buffer[32];
+    auto end = std::to_chars(buffer, buffer + sizeof buffer, *real).ptr;
+    return std::string(buffer, end);
+  }
+  if (auto* text = std::get_if<std::string>(&value)) return *text;
+  return {};
+}
+
+// Session settings that make text output independent of the server's configuration.
+std::string with_session_options(const std::string& url) {
+  std::string options =
+      "options='-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres "
+      "-c extra_float_digits=1 -c bytea_output=hex' client_encoding=UTF8";
+  // A URL takes its options as query parameters; a key=value string takes them appended.
+  if (url.find("://") != std::string::npos) {
+    std::string encoded =
+        "options=-c%20TimeZone%3DUTC%20-c%20DateStyle%3DISO%2CYMD%20-c%20IntervalStyle%3Dpostgres"
+        "%20-c%20extra_float_digits%3D1%20-c%20bytea_output%3Dhex&client_encoding=UTF8";
+    return url + (url.find('?') == std::string::npos ? "?" : "&") + encoded;
+  }
+  return url + " " + options;
+}
+
+class PgReader final : public BatchReader {
+ public:
+  PgReader(PgLease lease, std::vector<Column> columns, ReadBudget budget)
+      : lease_(std::move(lease)), columns_(std::move(columns)), budget_(budget) {}
+  ~PgReader() override {
+    if (!done_) lease_->cancel();
+  }
+
+  const std::vector<Column>& columns() const override { return columns_; }
+
+  asio::awaitable<const RowBatch*> next() override {
+    if (done_) co_return nullptr;
+    batch_.reset(columns_.size());
+    const std::size_t max_rows = first_ ? budget_.first_batch_rows : SIZE_MAX;
+    first_ = false;
+    std::size_t rows = 0;
+    while (batch_.arena_bytes() < budget_.batch_bytes && rows < max_rows) {
+      if (!pending_) {
+        int got = lease_->try_read_copy_row(row_);
+        if (got == 0 && rows > 0) break;  // hand over what arrived rather than wait
+        if (got == 0) got = co_await lease_->read_copy_row(row_) ? 1 : -2;
+        if (got == -1) co_await lease_->finish_copy();
+        if (got < 0) {
+          co_await end_transaction();
+          break;
+        }
+      }
+      pending_ = false;
+      decode_copy_text_row(row_.view(), columns_.size(), batch_);
+      ++rows;
+    }
+    metrics().rows_read_total.fetch_add(rows, std::memory_order_relaxed);
+    co_return rows == 0 ? nullptr : &batch_;
+  }
+
+  bool ready() const override {
+    if (done_ || pending_) return true;
+    int got = lease_->try_read_copy_row(row_);
+    pending_ = got == 1;
+    if (got == -1) return false;  // next() finishes the COPY, which may wait
+    return pending_;
+  }
+
+  void cancel() noexcept override {
+    if (!done_) lease_->cancel();
+  }
+
+ private:
+  asio::awaitable<void> end_transaction() {
+    done_ = true;
+    co_await lease_->exec("COMMIT");
+  }
+
+  PgLease lease_;
+  std::vector<Column> columns_;
+  ReadBudget budget_;
+  RowBatch batch_;
+  mutable CopyRow row_;
+  mutable bool pending_ = false;  // row_ holds a row not yet decoded
+  bool first_ = true;
+  bool done_ = false;
+};
+
+class PgSource final : public Source {
+ public:
+  explicit PgSource(const SourceConfig& config)
+      : config_(config),
+        pool_(std::make_shared<PgPool>(PgPoolOptions{with_session_options(config.url),
+                                                     config.pool_size, config.pool_timeout,
+                                                     config.connect_timeout})) {}
+
+  std::string placeholder(std::size_t index, FilterType type) const override {
+    return "current_setting('sluice.p" + std::to_string(index + 1) + "')::" +
+           std::string(pg_type_name(type));
+  }
+
+  std::vector<Column> describe(const std::string& sql) override {
+    asio::io_context io;
+    std::vector<Column> columns;
+    std::exception_ptr failure;
+    asio::co_spawn(io, describe_async(sql, columns), [&](std::exception_ptr error) {
+      failure = std::move(error);
+    });
+    io.run();
+    if (failure) std::rethrow_exception(failure);
+    return columns;
+  }
+
+  asio::awaitable<std::unique_ptr<BatchReader>> open(QuerySpec query, ReadBudget budget,
+                                                     asio::any_io_executor /*executor*/,
+                                                     std::vector<Column> columns) override {
+    // A pooled connection may have died with a server restart: one retry on a fresh one.
+    for (int attempt = 0;; ++attempt) {
+      PgLease lease = co_await acquire();
+      try {
+        co_await begin(*lease, query);
+        co_await lease->start_copy("COPY (" + query.sql + ") TO STDOUT");
+        co_return std::make_unique<PgReader>(std::move(lease), std::move(columns), budget);
+      } catch (const PgError& error) {
+        if (!error.connection_lost() || attempt > 0) throw;
+      }
+    }
+  }
+
+ private:
+  asio::awaitable<PgLease> acquire() {
+    try {
+      co_return co_await pool_->acquire();
+    } catch (const PoolExhausted& error) {
+      throw ApiError(503, "database_busy", error.what());
+    }
+  }
+
+  asio::awaitable<void> begin(PgConnection& connection, const QuerySpec& query) {
+    co_await connection.exec("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL statement_timeout = " +
+                             std::to_string(config_.statement_timeout.count()));
+    std::string sql = "SELECT set_config('application_name', $1, true)";
+    std::vector<std::string> params{"sluice " + query.request_id};
+    for (std::size_t i = 0; i < query.params.size(); ++i) {
+      sql += ", set_config('sluice.p" + std::to_string(i + 1) + "', $" + std::to_string(i + 2) + ", true)";
+      params.push_back(param_text(query.params[i]));
+    }
+    co_await connection.exec(sql, params);
+  }
+
+  asio::awaitable<void> describe_async(const std::string& sql, std::vector<Column>& columns) {
+    auto connection = co_await PgConnection::connect(with_session_options(config_.url),
+                                                     config_.connect_timeout);
+    PgResult result = co_await connection->exec("SELECT * FROM (" + sql + ") AS sluice_rows LIMIT 0");
+    int count = PQnfields(result.get());
+    for (int i = 0; i < count; ++i) {
+      columns.push_back(Column{PQfname(result.get(), i), pg_logical_type(PQftype(result.get(), i))});
+    }
+  }
+
+  SourceConfig config_;
+  std::shared_ptr<PgPool> pool_;
+};
+
+}  // namespace
+
+LogicalType pg_logical_type(unsigned oid) {
+  switch (oid) {
+    case 16: return LogicalType::kBool;
+    case 20: case 21: case 23: case 26: return LogicalType::kInt;
+    case 700: case 701: return LogicalType::kFloat;
+    case 1700: return LogicalType::kDecimal;
+    case 1082: return LogicalType::kDate;
+    case 1114: case 1184: return LogicalType::kTimestamp;
+    case 114: case 3802: return LogicalType::kJson;
+    default: return LogicalType::kText;  // text, varchar, bytea (\x hex), uuid, interval, arrays
+  }
+}
+
+std::unique_ptr<Source> make_pg_source(const SourceConfig& config) {
+  return std::make_unique<PgSource>(config);
+}
+
+}  // namespace sluice
