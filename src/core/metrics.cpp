@@ -42,6 +42,21 @@ std::string Metrics::render_prometheus() const {
                "Blocking-pool threads currently stepping a query.", busy_source_threads);
   write_metric(out, "sluice_stream_budget_bytes", "gauge",
                "Per-stream byte budget of the export pipeline.", stream_budget_bytes);
+  write_metric(out, "sluice_active_archives", "gauge", "Archive downloads currently sending.",
+               active_archives);
+  write_metric(out, "sluice_archives_started_total", "counter", "Archive downloads started.",
+               archives_started_total);
+  write_metric(out, "sluice_archives_completed_total", "counter",
+               "Archive downloads that ended with a complete body.", archives_completed_total);
+  write_metric(out, "sluice_archives_aborted_total", "counter",
+               "Archive downloads aborted (client gone, stalled write, object changed).",
+               archives_aborted_total);
+  write_metric(out, "sluice_archive_bytes_sent_total", "counter",
+               "Archive body bytes handed to sockets.", archive_bytes_sent_total);
+  write_metric(out, "sluice_open_object_files", "gauge",
+               "Object-store files open right now (archive reads).", open_object_files);
+  write_metric(out, "sluice_busy_object_reads", "gauge",
+               "Blocking-pool threads reading stored objects right now.", busy_object_reads);
   return out.str();
 }
 

@@ -1,0 +1,171 @@
+#include "storage/local_object_store.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/thread_pool.hpp>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "core/blocking_call.hpp"
+#include "storage/local_object_stream.hpp"
+#include "storage/object_file.hpp"
+#include "storage/object_key.hpp"
+
+namespace sluice {
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+void require_key(std::string_view key) {
+  if (auto problem = key_problem(key)) {
+    throw StorageError(StorageError::Kind::kIo, "invalid object key: " + *problem);
+  }
+}
+
+// The folder to walk for `prefix`: its complete segments ("album/2024/IMG" → "album/2024").
+std::string walk_root(std::string_view prefix) {
+  const std::size_t slash = prefix.rfind('/');
+  return slash == std::string_view::npos ? std::string() : std::string(prefix.substr(0, slash));
+}
+
+asio::awaitable<void> discard(asio::awaitable<bool> work) { co_await std::move(work); }
+
+class LocalObjectStore final : public ObjectStore {
+ public:
+  LocalObjectStore(const fs::path& root, unsigned threads)
+      : root_(root), pool_(threads != 0 ? threads : std::max(2u, std::thread::hardware_concurrency() * 2)) {
+    root_fd_ = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd_ < 0) {
+      throw StorageError(StorageError::Kind::kIo, "cannot open storage folder " + root.string() +
+                                                      ": " + std::strerror(errno));
+    }
+  }
+  ~LocalObjectStore() override {
+    pool_.join();
+    ::close(root_fd_);
+  }
+
+  asio::awaitable<std::optional<ObjectInfo>> head(std::string key) override {
+    require_key(key);
+    // Not a coroutine itself: g++ 12 mishandles lambdas inside co_await expressions.
+    return run_blocking(pool_, [this, key = std::move(key)] { return stat_object(key); });
+  }
+
+  asio::awaitable<std::vector<ObjectInfo>> list(std::string prefix, std::size_t limit) override {
+    if (auto problem = prefix_problem(prefix)) {
+      throw StorageError(StorageError::Kind::kIo, "invalid prefix: " + *problem);
+    }
+    return run_blocking(pool_, [this, prefix = std::move(prefix), limit] { return walk(prefix, limit); });
+  }
+
+  asio::awaitable<std::optional<std::string>> get(std::string key, std::size_t max_bytes) override {
+    require_key(key);
+    return run_blocking(pool_, [this, key = std::move(key), max_bytes] { return read_whole(key, max_bytes); });
+  }
+
+  asio::awaitable<void> put(std::string key, std::string bytes) override {
+    require_key(key);
+    auto done = run_blocking(pool_, [this, key = std::move(key), bytes = std::move(bytes)] {
+      write_whole(key, bytes);
+      return true;
+    });
+    return discard(std::move(done));
+  }
+
+  std::unique_ptr<ObjectStream> read(std::vector<ReadStep> plan, ReadAheadBudget budget,
+                                     asio::any_io_executor executor) override {
+    for (const ReadStep& step : plan) require_key(step.object.key);
+    return make_local_object_stream(root_fd_, std::move(plan), budget, pool_, std::move(executor));
+  }
+
+ private:
+  std::optional<ObjectInfo> stat_object(const std::string& key) const {
+    ObjectFile file = ObjectFile::open(root_fd_, key, O_PATH);
+    if (!file.is_open()) return std::nullopt;
+    struct stat st {};
+    if (::fstat(file.fd(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+    return ObjectInfo{key, static_cast<std::uint64_t>(st.st_size), mtime_ns_of(st)};
+  }
+
+  std::vector<ObjectInfo> walk(const std::string& prefix, std::size_t limit) const {
+    std::vector<ObjectInfo> found;
+    const std::string base = walk_root(prefix);
+    std::error_code ec;
+    fs::recursive_directory_iterator it(base.empty() ? root_ : root_ / base,
+                                        fs::directory_options::skip_permission_denied, ec);
+    if (ec) return found;  // no such folder: nothing matches
+    for (const fs::recursive_directory_iterator end; it != end; it.increment(ec)) {
+      if (ec) throw StorageError(StorageError::Kind::kIo, "cannot list objects: " + ec.message());
+      const fs::file_status status = it->symlink_status(ec);
+      if (ec || !fs::is_regular_file(status)) continue;
+      std::string key = it->path().lexically_relative(root_).generic_string();
+      if (key.compare(0, prefix.size(), prefix) != 0 || is_reserved_key(key) || key_problem(key)) {
+        continue;
+      }
+      if (found.size() == limit) {
+        throw StorageError(StorageError::Kind::kIo,
+                           "more than " + std::to_string(limit) + " objects match the prefix");
+      }
+      struct stat st {};
+      if (::lstat(it->path().c_str(), &st) != 0) continue;  // vanished meanwhile
+      found.push_back(ObjectInfo{std::move(key), static_cast<std::uint64_t>(st.st_size), mtime_ns_of(st)});
+    }
+    std::sort(found.begin(), found.end(),
+              [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
+    return found;
+  }
+
+  std::optional<std::string> read_whole(const std::string& key, std::size_t max_bytes) const {
+    ObjectFile file = ObjectFile::open(root_fd_, key, O_RDONLY);
+    if (!file.is_open()) return std::nullopt;
+    ObjectInfo info = file.info(key);
+    if (info.size > max_bytes) {
+      throw StorageError(StorageError::Kind::kIo, "object '" + key + "' is larger than " +
+                                                      std::to_string(max_bytes) + " bytes");
+    }
+    std::string bytes(info.size, '\0');
+    file.read_at(bytes.data(), bytes.size(), 0, key);
+    return bytes;
+  }
+
+  // Written beside the target under a random name, flushed, then renamed over it: readers
+  // (other serve processes too) see the old or the new object, never half of one.
+  void write_whole(const std::string& key, const std::string& bytes) const {
+    const fs::path target = root_ / key;
+    fs::create_directories(target.parent_path());
+    fs::path temp = target;
+    temp += ".tmp-" + std::to_string(std::random_device{}());
+    {
+      std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      out.flush();
+      if (!out) {
+        throw StorageError(StorageError::Kind::kIo, "cannot write " + temp.string());
+      }
+    }
+    std::error_code ec;
+    fs::rename(temp, target, ec);
+    if (ec) {
+      fs::remove(temp, ec);
+      throw StorageError(StorageError::Kind::kIo, "cannot store object '" + key + "'");
+    }
+  }
+
+  fs::path root_;
+  int root_fd_ = -1;
+  mutable asio::thread_pool pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<ObjectStore> make_local_object_store(const fs::path& root, unsigned threads) {
+  return std::make_unique<LocalObjectStore>(root, threads);
+}
+
+}  // namespace sluice

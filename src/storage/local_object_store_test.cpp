@@ -1,0 +1,193 @@
+#include "storage/local_object_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "core/crc32.hpp"
+#include "core/metrics.hpp"
+
+namespace sluice {
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// Runs `work` to completion on a fresh io_context; rethrows what it threw.
+template <typename T>
+T run(asio::awaitable<T> work) {
+  asio::io_context io;
+  std::optional<T> result;
+  std::exception_ptr error;
+  asio::co_spawn(io, std::move(work), [&](std::exception_ptr e, T value) {
+    error = e;
+    if (!e) result.emplace(std::move(value));
+  });
+  io.run();
+  if (error) std::rethrow_exception(error);
+  return std::move(*result);
+}
+
+class LocalObjectStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("sluice-store-test-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "album");
+    write("album/a.jpg", std::string(100'000, 'a'));
+    write("album/b.jpg", "bee");
+    write("album/empty.jpg", "");
+    write("docs/readme.txt", "hello");
+    write(".sluice/archives/x.json", "{}");
+    fs::create_symlink("/etc/hostname", root_ / "album/escape.jpg");
+    store_ = make_local_object_store(root_, 2);
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(root_);
+  }
+  void write(const std::string& key, const std::string& bytes) {
+    fs::create_directories((root_ / key).parent_path());
+    std::ofstream(root_ / key, std::ios::binary) << bytes;
+  }
+  ObjectInfo head(const std::string& key) {
+    auto info = run(store_->head(key));
+    EXPECT_TRUE(info.has_value()) << key;
+    return info.value_or(ObjectInfo{});
+  }
+
+  // Reads `plan` to the end; returns the bytes per step and the CRCs reported.
+  struct Read {
+    std::vector<std::string> bytes;
+    std::vector<std::optional<std::uint32_t>> crcs;
+    std::size_t pieces = 0;
+  };
+  Read read_all(std::vector<ReadStep> plan, ReadAheadBudget budget) {
+    const std::size_t steps = plan.size();
+    return run([&]() -> asio::awaitable<Read> {
+      Read out;
+      out.bytes.resize(steps);
+      out.crcs.resize(steps);
+      auto stream = store_->read(plan, budget, co_await asio::this_coro::executor);
+      while (auto piece = co_await stream->next()) {
+        out.bytes[piece->step] += piece->bytes;
+        if (piece->last) out.crcs[piece->step] = piece->crc32;
+        ++out.pieces;
+      }
+      co_return out;
+    }());
+  }
+
+  fs::path root_;
+  std::unique_ptr<ObjectStore> store_;
+};
+
+TEST_F(LocalObjectStoreTest, HeadGivesSizeAndMtime) {
+  ObjectInfo info = head("album/a.jpg");
+  EXPECT_EQ(info.size, 100'000u);
+  struct stat st {};
+  ASSERT_EQ(::stat((root_ / "album/a.jpg").c_str(), &st), 0);
+  EXPECT_EQ(info.mtime_ns, st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec);
+  EXPECT_FALSE(run(store_->head("album/missing.jpg")).has_value());
+  EXPECT_FALSE(run(store_->head("album")).has_value());           // a folder is no object
+  EXPECT_FALSE(run(store_->head("album/escape.jpg")).has_value());  // leaves the root
+  EXPECT_THROW(run(store_->head("../etc/passwd")), StorageError);
+}
+
+TEST_F(LocalObjectStoreTest, ListsByPrefixSortedWithoutReservedOrSymlinks) {
+  auto keys = [&](const std::string& prefix) {
+    std::vector<std::string> out;
+    for (const ObjectInfo& info : run(store_->list(prefix, 100))) out.push_back(info.key);
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(keys("album/"), (V{"album/a.jpg", "album/b.jpg", "album/empty.jpg"}));
+  EXPECT_EQ(keys("album/b"), (V{"album/b.jpg"}));
+  EXPECT_EQ(keys(""), (V{"album/a.jpg", "album/b.jpg", "album/empty.jpg", "docs/readme.txt"}));
+  EXPECT_EQ(keys("nothing/"), V{});
+  EXPECT_THROW(run(store_->list("", 2)), StorageError);
+  EXPECT_THROW(run(store_->list("../", 10)), StorageError);
+}
+
+TEST_F(LocalObjectStoreTest, PutAndGetSmallObjects) {
+  run([&]() -> asio::awaitable<bool> {
+    co_await store_->put(".sluice/archives/new.json", "{\"a\":1}");
+    co_return true;
+  }());
+  EXPECT_EQ(run(store_->get(".sluice/archives/new.json", 100)), "{\"a\":1}");
+  EXPECT_FALSE(run(store_->get(".sluice/archives/none.json", 100)).has_value());
+  EXPECT_THROW(run(store_->get("album/a.jpg", 10)), StorageError);
+}
+
+TEST_F(LocalObjectStoreTest, ReadsAPlanInOrderWithCrcsOfWholeObjects) {
+  ObjectInfo a = head("album/a.jpg");
+  ObjectInfo b = head("album/b.jpg");
+  ObjectInfo empty = head("album/empty.jpg");
+  std::vector<ReadStep> plan{
+      {a, 0, 0, true, false},         // checksum only
+      {a, 0, a.size, false, false},   // whole, across several 4 KiB buffers
+      {b, 0, b.size, false, true},    // small, in one buffer
+      {empty, 0, 0, false, false},
+      {a, 10, 20, false, false},      // a range: no CRC
+  };
+  Read read = read_all(plan, ReadAheadBudget{2, 4096});
+  const std::string all_a(100'000, 'a');
+  EXPECT_EQ(read.bytes[0], "");
+  EXPECT_EQ(read.crcs[0], crc32_update(0, all_a));
+  EXPECT_EQ(read.bytes[1], all_a);
+  EXPECT_EQ(read.crcs[1], crc32_update(0, all_a));
+  EXPECT_EQ(read.bytes[2], "bee");
+  EXPECT_EQ(read.crcs[2], crc32_update(0, "bee"));
+  EXPECT_EQ(read.bytes[3], "");
+  EXPECT_EQ(read.crcs[3], 0u);
+  EXPECT_EQ(read.bytes[4], std::string(20, 'a'));
+  EXPECT_EQ(read.crcs[4], std::nullopt);
+  EXPECT_EQ(metrics().open_object_files.load(), 0);
+}
+
+TEST_F(LocalObjectStoreTest, ChangedOrVanishedObjectsFailTheRead) {
+  ObjectInfo b = head("album/b.jpg");
+  write("album/b.jpg", "bees!");
+  EXPECT_THROW(read_all({{b, 0, b.size, false, false}}, {}), StorageError);
+  ObjectInfo c = head("docs/readme.txt");
+  fs::remove(root_ / "docs/readme.txt");
+  try {
+    read_all({{c, 0, c.size, false, false}}, {});
+    FAIL() << "no error";
+  } catch (const StorageError& error) {
+    EXPECT_EQ(error.kind(), StorageError::Kind::kGone);
+  }
+  EXPECT_EQ(metrics().open_object_files.load(), 0);
+}
+
+TEST_F(LocalObjectStoreTest, ConsumerThatLeavesClosesFilesAndStopsReading) {
+  ObjectInfo a = head("album/a.jpg");
+  std::vector<ReadStep> plan(50, ReadStep{a, 0, a.size, false, false});
+  run([&]() -> asio::awaitable<bool> {
+    auto stream = store_->read(plan, ReadAheadBudget{2, 4096}, co_await asio::this_coro::executor);
+    auto piece = co_await stream->next();
+    EXPECT_TRUE(piece.has_value());
+    co_return true;  // the stream is destroyed mid-object
+  }());
+  for (int i = 0; i < 200 && (metrics().open_object_files.load() != 0 ||
+                              metrics().busy_object_reads.load() != 0);
+       ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(metrics().open_object_files.load(), 0);
+  EXPECT_EQ(metrics().busy_object_reads.load(), 0);
+}
+
+}  // namespace
+}  // namespace sluice
