@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace sluice {
 
@@ -11,21 +12,40 @@ namespace sluice {
 // response went out); the router maps it to the response in one place.
 class ApiError : public std::runtime_error {
  public:
-  ApiError(int status, std::string code, const std::string& message)
-      : std::runtime_error(message), status_(status), code_(std::move(code)) {}
+  // Extra members of the JSON error object, e.g. {"sqlstate", "57014"}.
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+
+  ApiError(int status, std::string code, const std::string& message, Fields fields = {})
+      : std::runtime_error(message),
+        status_(status),
+        code_(std::move(code)),
+        fields_(std::move(fields)) {}
 
   int status() const { return status_; }
   const std::string& code() const { return code_; }
+  const Fields& fields() const { return fields_; }
 
  private:
   int status_;
   std::string code_;
+  Fields fields_;
 };
 
 // A source (database) failed: query error, lost connection, interrupted.
 class SourceError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit SourceError(const std::string& message, std::string sqlstate = {})
+      : std::runtime_error(message), sqlstate_(std::move(sqlstate)) {}
+  // The SQLSTATE when the database reported one ("57014"), else "".
+  const std::string& sqlstate() const { return sqlstate_; }
+
+ private:
+  std::string sqlstate_;
 };
+
+// The response for a source failure before the first byte: the status that fits the SQLSTATE
+// class (503 with Retry-After for timeouts, lost connections and overload; 400 for a value the
+// database rejected; 500 otherwise) and the SQLSTATE in the JSON body.
+ApiError api_error_from(const SourceError& error);
 
 }  // namespace sluice

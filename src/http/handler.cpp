@@ -15,8 +15,10 @@ std::string_view HttpRequest::header(std::string_view name) const {
 }
 
 std::string json_error_body(std::string_view code, std::string_view message,
-                            std::string_view request_id) {
+                            std::string_view request_id,
+                            const std::vector<std::pair<std::string, std::string>>& fields) {
   boost::json::object error{{"code", code}, {"message", message}, {"request_id", request_id}};
+  for (const auto& [name, value] : fields) error[name] = value;
   return boost::json::serialize(boost::json::object{{"error", std::move(error)}});
 }
 

@@ -59,6 +59,7 @@ using Handler = std::function<boost::asio::awaitable<void>(const HttpRequest&, H
 
 // {"error": {"code": ..., "message": ..., "request_id": ...}}
 std::string json_error_body(std::string_view code, std::string_view message,
-                            std::string_view request_id);
+                            std::string_view request_id,
+                            const std::vector<std::pair<std::string, std::string>>& fields = {});
 
 }  // namespace sluice

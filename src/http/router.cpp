@@ -45,12 +45,14 @@ boost::asio::awaitable<void> Router::dispatch(const HttpRequest& request,
   int status = 0;
   std::string code;
   std::string message;
+  ApiError::Fields fields;
   try {
     co_await route->handler(request, responder);
   } catch (const ApiError& error) {
     status = error.status();
     code = error.code();
     message = error.what();
+    fields = error.fields();
   } catch (const std::exception& error) {
     status = 500;
     code = "internal_error";
@@ -62,9 +64,10 @@ boost::asio::awaitable<void> Router::dispatch(const HttpRequest& request,
     responder.abort();
     co_return;
   }
-  Headers extra;
-  if (status == 503) extra.emplace_back("Retry-After", "1");
-  co_await responder.send_error(status, code, message, request.request_id, std::move(extra));
+  Headers headers{{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
+  if (status == 503) headers.emplace_back("Retry-After", "1");
+  co_await responder.send(status, std::move(headers),
+                          json_error_body(code, message, request.request_id, fields));
 }
 
 }  // namespace sluice

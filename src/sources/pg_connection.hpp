@@ -18,14 +18,13 @@ namespace sluice {
 class PgError : public SourceError {
  public:
   PgError(std::string sqlstate, const std::string& message, bool connection_lost)
-      : SourceError(message), sqlstate_(std::move(sqlstate)), connection_lost_(connection_lost) {}
-  const std::string& sqlstate() const { return sqlstate_; }
+      : SourceError(message, connection_lost && sqlstate.empty() ? "08006" : std::move(sqlstate)),
+        connection_lost_(connection_lost) {}
   // True when the connection is gone (server restart, network): retrying on a fresh
   // connection may succeed.
   bool connection_lost() const { return connection_lost_; }
 
  private:
-  std::string sqlstate_;
   bool connection_lost_;
 };
 

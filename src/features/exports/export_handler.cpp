@@ -57,15 +57,17 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
   StreamSlot slot(config.max_streams);
 
   auto executor = co_await asio::this_coro::executor;
-  std::unique_ptr<BatchReader> reader = co_await dataset->source->open(
-      std::move(plan.query), read_budget_for(config.stream_buffer_bytes), executor, plan.columns);
   // The first batch is awaited before the headers go out, so a failing query still gets a
   // proper status and JSON body; it is small, so the first bytes leave at once.
+  std::unique_ptr<BatchReader> reader;
   const RowBatch* first = nullptr;
   try {
+    reader = co_await dataset->source->open(std::move(plan.query),
+                                            read_budget_for(config.stream_buffer_bytes), executor,
+                                            plan.columns);
     first = co_await reader->next();
   } catch (const SourceError& error) {
-    throw ApiError(500, "query_failed", std::string("the query failed: ") + error.what());
+    throw api_error_from(error);
   }
   ByteSink* sink = co_await responder.start_stream(200, download_headers(*dataset, format));
   if (request.method == "HEAD") {
