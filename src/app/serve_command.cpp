@@ -4,6 +4,7 @@
 #include "app/commands.hpp"
 #include "app/demo_data.hpp"
 #include "core/metrics.hpp"
+#include "features/archives/archive_feature.hpp"
 #include "features/exports/dataset_catalog.hpp"
 #include "features/exports/export_handler.hpp"
 #include "http/server.hpp"
@@ -35,6 +36,10 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
   Router router;
   add_operations_routes(router);
   add_export_routes(router, catalog, config.server);
+  // Archives of stored objects exist only with a [storage] section; declared before the server
+  // so it outlives every download.
+  std::unique_ptr<ArchiveFeature> archives;
+  if (config.storage) archives = make_archive_feature(*config.storage, config.server, router);
   HttpServer server(config.server, router);
   std::string bound = server.listen(listen.value_or(config.server.listen));
   std::cout << "listening on http://" << bound << std::endl;

@@ -57,6 +57,17 @@ class LocalObjectStore final : public ObjectStore {
     return run_blocking(pool_, [this, key = std::move(key)] { return stat_object(key); });
   }
 
+  asio::awaitable<std::vector<std::optional<ObjectInfo>>> head_many(
+      std::vector<std::string> keys) override {
+    for (const std::string& key : keys) require_key(key);
+    return run_blocking(pool_, [this, keys = std::move(keys)] {
+      std::vector<std::optional<ObjectInfo>> found;
+      found.reserve(keys.size());
+      for (const std::string& key : keys) found.push_back(stat_object(key));
+      return found;
+    });
+  }
+
   asio::awaitable<std::vector<ObjectInfo>> list(std::string prefix, std::size_t limit) override {
     if (auto problem = prefix_problem(prefix)) {
       throw StorageError(StorageError::Kind::kIo, "invalid prefix: " + *problem);

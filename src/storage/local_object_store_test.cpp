@@ -103,6 +103,11 @@ TEST_F(LocalObjectStoreTest, HeadGivesSizeAndMtime) {
   EXPECT_FALSE(run(store_->head("album")).has_value());           // a folder is no object
   EXPECT_FALSE(run(store_->head("album/escape.jpg")).has_value());  // leaves the root
   EXPECT_THROW(run(store_->head("../etc/passwd")), StorageError);
+  auto many = run(store_->head_many({"album/b.jpg", "nope", "docs/readme.txt"}));
+  ASSERT_EQ(many.size(), 3u);
+  EXPECT_EQ(many[0]->size, 3u);
+  EXPECT_FALSE(many[1].has_value());
+  EXPECT_EQ(many[2]->size, 5u);
 }
 
 TEST_F(LocalObjectStoreTest, ListsByPrefixSortedWithoutReservedOrSymlinks) {

@@ -83,6 +83,9 @@ class ObjectStore {
 
   // The object's size and modification time, or nothing when there is no such object.
   virtual boost::asio::awaitable<std::optional<ObjectInfo>> head(std::string key) = 0;
+  // head() of many keys at once (a remote store issues them concurrently), in order.
+  virtual boost::asio::awaitable<std::vector<std::optional<ObjectInfo>>> head_many(
+      std::vector<std::string> keys) = 0;
   // Objects whose key starts with `prefix`, in byte order of their keys, leaving out reserved
   // keys. Throws StorageError(kIo) when more than `limit` match.
   virtual boost::asio::awaitable<std::vector<ObjectInfo>> list(std::string prefix,

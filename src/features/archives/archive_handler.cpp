@@ -1,0 +1,177 @@
+#include "features/archives/archive_handler.hpp"
+
+#include <boost/json.hpp>
+#include <iostream>
+#include <limits>
+
+#include "core/api_error.hpp"
+#include "core/metrics.hpp"
+#include "features/archives/archive_stream.hpp"
+// content_disposition(): shared with exports; it belongs in src/http once a third user appears.
+#include "features/exports/export_handler.hpp"
+
+namespace sluice {
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+constexpr std::string_view kZipSuffix = ".zip";
+
+// Holds one of the server's `max_streams` archive slots for the lifetime of a download.
+class ArchiveSlot {
+ public:
+  explicit ArchiveSlot(std::size_t max_streams) {
+    if (metrics().active_archives.fetch_add(1) + 1 > static_cast<std::int64_t>(max_streams)) {
+      metrics().active_archives.fetch_sub(1);
+      throw ApiError(503, "too_many_streams", "the server is at its limit of concurrent downloads");
+    }
+    metrics().archives_started_total.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~ArchiveSlot() { metrics().active_archives.fetch_sub(1); }
+  ArchiveSlot(const ArchiveSlot&) = delete;
+  ArchiveSlot& operator=(const ArchiveSlot&) = delete;
+};
+
+std::string archive_url(const std::string& id) { return "/v1/archives/" + id + ".zip"; }
+
+std::string created_body(const LoadedArchive& archive) {
+  const ArchiveManifest& manifest = archive.manifest;
+  json::object body{{"id", manifest.id},
+                    {"url", archive_url(manifest.id)},
+                    {"name", manifest.name + ".zip"},
+                    {"entries", manifest.entries.size()},
+                    {"ranges", archive.layout.has_value()}};
+  if (archive.layout) {
+    body["size"] = archive.layout->length;
+  } else {
+    body["size"] = nullptr;
+  }
+  return json::serialize(body);
+}
+
+asio::awaitable<void> handle_create(const ArchiveService& service, const HttpRequest& request,
+                                    HttpResponder& responder) {
+  ArchiveRequest parsed = parse_archive_request(request.body);
+  std::shared_ptr<const LoadedArchive> archive = co_await service.catalog.create(std::move(parsed));
+  Headers headers{{"Content-Type", "application/json"},
+                  {"Location", archive_url(archive->manifest.id)},
+                  {"Cache-Control", "no-store"}};
+  co_await responder.send(201, std::move(headers), created_body(*archive));
+}
+
+// The objects as they are now must be those the manifest captured: 410 when one vanished,
+// 409 when one changed — before the first byte.
+asio::awaitable<void> check_objects(const ArchiveService& service, const ArchiveManifest& manifest) {
+  std::vector<std::string> keys;
+  keys.reserve(manifest.entries.size());
+  for (const ManifestEntry& entry : manifest.entries) keys.push_back(entry.key);
+  std::vector<std::optional<ObjectInfo>> now = co_await service.store.head_many(std::move(keys));
+  for (std::size_t i = 0; i < now.size(); ++i) {
+    const ManifestEntry& entry = manifest.entries[i];
+    if (!now[i]) {
+      throw ApiError(410, "object_gone", "object '" + entry.key + "' of this archive no longer exists");
+    }
+    if (now[i]->size != entry.size || now[i]->mtime_ns != entry.mtime_ns) {
+      throw ApiError(409, "object_changed",
+                     "object '" + entry.key + "' changed since the archive was created");
+    }
+  }
+}
+
+Headers download_headers(const LoadedArchive& archive) {
+  Headers headers{{"Content-Type", "application/zip"},
+                  {"Content-Disposition", content_disposition(archive.manifest.name + ".zip")},
+                  {"Cache-Control", "private, no-cache"},
+                  {"X-Accel-Buffering", "no"},
+                  {"X-Content-Type-Options", "nosniff"}};
+  if (archive.layout) {
+    headers.emplace_back("Accept-Ranges", "bytes");
+    headers.emplace_back("ETag", archive.etag);
+  }
+  return headers;
+}
+
+// Starts the response: the status, headers and body framing for `request`'s Range. Returns the
+// window to send, or nothing when the answer (416) is complete already.
+asio::awaitable<std::optional<ByteWindow>> start_response(const LoadedArchive& archive,
+                                                          const HttpRequest& request,
+                                                          HttpResponder& responder,
+                                                          ByteSink*& sink) {
+  Headers headers = download_headers(archive);
+  if (!archive.layout) {
+    sink = co_await responder.start_stream(200, std::move(headers));
+    co_return ByteWindow{0, std::numeric_limits<std::uint64_t>::max()};
+  }
+  const std::uint64_t length = archive.layout->length;
+  const RangeDecision range =
+      decide_range(request.header("Range"), request.header("If-Range"), archive.etag, length);
+  if (range.outcome == RangeDecision::Outcome::kUnsatisfiable) {
+    Headers extra{{"Content-Range", "bytes */" + std::to_string(length)}};
+    co_await responder.send_error(416, "range_not_satisfiable",
+                                  "the archive has " + std::to_string(length) + " bytes",
+                                  request.request_id, std::move(extra));
+    co_return std::nullopt;
+  }
+  int status = 200;
+  if (range.outcome == RangeDecision::Outcome::kPartial) {
+    status = 206;
+    headers.emplace_back("Content-Range", "bytes " + std::to_string(range.window.start) + "-" +
+                                              std::to_string(range.window.end - 1) + "/" +
+                                              std::to_string(length));
+  }
+  sink = co_await responder.start_body(status, std::move(headers), range.window.size());
+  co_return range.window;
+}
+
+asio::awaitable<void> handle_download(const ArchiveService& service, const HttpRequest& request,
+                                      HttpResponder& responder) {
+  const std::string& segment = request.segments.back();
+  std::string id;
+  if (segment.size() > kZipSuffix.size() &&
+      segment.compare(segment.size() - kZipSuffix.size(), kZipSuffix.size(), kZipSuffix) == 0) {
+    id = segment.substr(0, segment.size() - kZipSuffix.size());
+  }
+  std::shared_ptr<const LoadedArchive> archive = co_await service.catalog.find(id);
+  if (!archive) throw ApiError(404, "unknown_archive", "no archive with this id");
+  co_await check_objects(service, archive->manifest);
+  ArchiveSlot slot(service.server.max_streams);
+  ByteSink* sink = nullptr;
+  std::optional<ByteWindow> window = co_await start_response(*archive, request, responder, sink);
+  if (!window) co_return;
+  if (request.method == "HEAD") {
+    co_await sink->finish();
+    co_return;
+  }
+  std::string failure;
+  try {
+    co_await stream_archive(archive->manifest, archive->layout, *window, service.store,
+                            service.crcs, *sink, archive_budget_for(service.server.stream_buffer_bytes));
+  } catch (const std::exception& error) {
+    failure = error.what();
+  }
+  if (failure.empty()) {
+    metrics().archives_completed_total.fetch_add(1, std::memory_order_relaxed);
+    co_return;
+  }
+  // The stream's destructor stopped the reads already; end the transfer without its end.
+  responder.abort();
+  metrics().archives_aborted_total.fetch_add(1, std::memory_order_relaxed);
+  std::clog << "archive " << archive->manifest.id << " (" << request.request_id
+            << ") aborted: " << failure << '\n';
+}
+
+}  // namespace
+
+void add_archive_routes(Router& router, const ArchiveService& service) {
+  router.add("POST", {"v1", "archives"},
+             [&service](const HttpRequest& request, HttpResponder& responder) {
+               return handle_create(service, request, responder);
+             });
+  router.add("GET", {"v1", "archives", "*"},
+             [&service](const HttpRequest& request, HttpResponder& responder) {
+               return handle_download(service, request, responder);
+             });
+}
+
+}  // namespace sluice

@@ -1,0 +1,23 @@
+#pragma once
+
+#include "core/config.hpp"
+#include "features/archives/archive_catalog.hpp"
+#include "features/archives/crc_cache.hpp"
+#include "http/router.hpp"
+#include "storage/object_store.hpp"
+
+namespace sluice {
+
+// What the archive routes share; owned by the serve command, outliving the server.
+struct ArchiveService {
+  ObjectStore& store;
+  ArchiveCatalog& catalog;
+  CrcCache& crcs;
+  const ServerConfig& server;
+};
+
+// POST /v1/archives → 201 {id, url, ...}; GET and HEAD /v1/archives/{id}.zip stream it
+// (Content-Length, ETag and Range when every entry is stored; chunked otherwise).
+void add_archive_routes(Router& router, const ArchiveService& service);
+
+}  // namespace sluice
