@@ -1,0 +1,66 @@
+#include "features/archives/archive_request.hpp"
+
+#include <gtest/gtest.h>
+
+#include "core/api_error.hpp"
+
+namespace sluice {
+namespace {
+
+std::string error_of(std::string_view body) {
+  try {
+    parse_archive_request(body);
+  } catch (const ApiError& error) {
+    EXPECT_EQ(error.status(), 400);
+    return error.what();
+  }
+  return "no error";
+}
+
+TEST(ArchiveRequestTest, EntriesAndPrefixForms) {
+  ArchiveRequest request = parse_archive_request(
+      R"({"name": "album.zip", "entries": [{"key": "a/b.jpg", "path": "x.jpg"}, {"key": "c"}],
+          "method": "store"})");
+  EXPECT_EQ(request.name, "album");
+  ASSERT_EQ(request.entries.size(), 2u);
+  EXPECT_EQ(request.entries[0].path, "x.jpg");
+  EXPECT_EQ(request.entries[1].path, "c");
+  EXPECT_EQ(request.method, MethodChoice::kStore);
+  EXPECT_FALSE(request.prefix.has_value());
+  ArchiveRequest by_prefix = parse_archive_request(R"({"prefix": "album/"})");
+  EXPECT_EQ(by_prefix.prefix, "album/");
+  EXPECT_EQ(by_prefix.name, "archive");
+  EXPECT_EQ(by_prefix.method, MethodChoice::kAuto);
+}
+
+TEST(ArchiveRequestTest, ErrorsNameTheField) {
+  EXPECT_NE(error_of("{").find("body"), std::string::npos);
+  EXPECT_NE(error_of("[]").find("body"), std::string::npos);
+  EXPECT_NE(error_of(R"({"prefix": "a/", "colour": 1})").find("colour: unknown field"), std::string::npos);
+  EXPECT_NE(error_of(R"({"name": "x"})").find("entries"), std::string::npos);
+  EXPECT_NE(error_of(R"({"prefix": "a/", "entries": []})").find("not both"), std::string::npos);
+  EXPECT_NE(error_of(R"({"entries": [{"key": "../x"}]})").find("entries[0].key"), std::string::npos);
+  EXPECT_NE(error_of(R"({"entries": [{"key": "ok"}, {"path": "p"}]})").find("entries[1].key: is required"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"entries": [{"key": ".sluice/archives/x.json"}]})").find("reserved"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"prefix": ".sluice/"})").find("reserved"), std::string::npos);
+  EXPECT_NE(error_of(R"({"entries": [{"key": "a", "size": 1}]})").find("entries[0].size"), std::string::npos);
+  EXPECT_NE(error_of(R"({"prefix": "", "method": "zstd"})").find("method"), std::string::npos);
+  EXPECT_NE(error_of(R"({"prefix": "", "name": ""})").find("name"), std::string::npos);
+  std::string many = R"({"entries": [)";
+  for (int i = 0; i <= 100'000; ++i) many += std::string(i ? "," : "") + R"({"key":"k"})";
+  EXPECT_NE(error_of(many + "]}").find("more than 100000"), std::string::npos);
+}
+
+TEST(ArchiveRequestTest, AutoStoresWhatIsAlreadyCompressed) {
+  EXPECT_EQ(method_for(MethodChoice::kAuto, "a/IMG_1.JPG"), ZipMethod::kStore);
+  EXPECT_EQ(method_for(MethodChoice::kAuto, "movie.mp4"), ZipMethod::kStore);
+  EXPECT_EQ(method_for(MethodChoice::kAuto, "notes.txt"), ZipMethod::kDeflate);
+  EXPECT_EQ(method_for(MethodChoice::kAuto, "jpg.d/README"), ZipMethod::kDeflate);
+  EXPECT_EQ(method_for(MethodChoice::kStore, "notes.txt"), ZipMethod::kStore);
+  EXPECT_EQ(method_for(MethodChoice::kDeflate, "a.jpg"), ZipMethod::kDeflate);
+}
+
+}  // namespace
+}  // namespace sluice

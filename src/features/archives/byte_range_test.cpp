@@ -1,0 +1,49 @@
+#include "features/archives/byte_range.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sluice {
+namespace {
+
+using Outcome = RangeDecision::Outcome;
+
+void expect(std::string_view range, Outcome outcome, std::uint64_t start = 0,
+            std::uint64_t end = 1000, std::string_view if_range = "") {
+  RangeDecision decision = decide_range(range, if_range, "\"tag\"", 1000);
+  EXPECT_EQ(decision.outcome, outcome) << range;
+  if (outcome != Outcome::kUnsatisfiable) {
+    EXPECT_EQ(decision.window.start, start) << range;
+    EXPECT_EQ(decision.window.end, end) << range;
+  }
+}
+
+TEST(ByteRangeTest, SingleRanges) {
+  expect("", Outcome::kFull);
+  expect("bytes=0-99", Outcome::kPartial, 0, 100);
+  expect("bytes=900-", Outcome::kPartial, 900, 1000);
+  expect("bytes=900-5000", Outcome::kPartial, 900, 1000);
+  expect("bytes=-10", Outcome::kPartial, 990, 1000);
+  expect("bytes=-5000", Outcome::kPartial, 0, 1000);
+  expect("bytes = 5-5", Outcome::kFull);  // not the syntax: ignored
+  expect("bytes=5-5", Outcome::kPartial, 5, 6);
+}
+
+TEST(ByteRangeTest, UnsatisfiableAndIgnored) {
+  expect("bytes=1000-", Outcome::kUnsatisfiable);
+  expect("bytes=-0", Outcome::kUnsatisfiable);
+  expect("bytes=10-5", Outcome::kFull);
+  expect("bytes=0-1,5-6", Outcome::kFull);
+  expect("items=0-1", Outcome::kFull);
+  expect("bytes=abc", Outcome::kFull);
+  expect("bytes=99999999999999999999-", Outcome::kFull);
+}
+
+TEST(ByteRangeTest, IfRangeMustMatchTheStrongTag) {
+  expect("bytes=0-9", Outcome::kPartial, 0, 10, "\"tag\"");
+  expect("bytes=0-9", Outcome::kFull, 0, 1000, "\"other\"");
+  expect("bytes=0-9", Outcome::kFull, 0, 1000, "W/\"tag\"");
+  expect("bytes=0-9", Outcome::kFull, 0, 1000, "Sat, 01 Jan 2022 00:00:00 GMT");
+}
+
+}  // namespace
+}  // namespace sluice
