@@ -17,6 +17,8 @@
 #include <system_error>
 #include <utility>
 
+#include "app/demo_objects.hpp"
+
 namespace sluice {
 namespace {
 
@@ -397,6 +399,7 @@ std::string config_text(const std::string& listen) {
   out << "# Written by `sluice demo` on every run: edit a copy, not this file.\n\n"
       << "[server]\nlisten = " << toml_string(listen) << "\n\n"
       << "[sources.demo]\nkind = \"sqlite\"\npath = \"orders.db\"\n";
+  out << "\n[storage]\nkind = \"local\"\npath = \"objects\"\n";  // sample objects for archives
   dataset("orders", kOrdersQuery,
           "Demo orders, one row per order; the note column is full of CSV/JSON edge cases");
   filter("country", "text", kEqIn);
@@ -480,6 +483,8 @@ DemoSetup prepare_demo(const DemoOptions& options, std::ostream& log) {
     setup.rows = options.rows;
   }
 
+  setup.objects = options.dir / "objects";
+  prepare_demo_objects(setup.objects, log);
   try {
     write_config(setup.config_file, options.listen);
   } catch (const std::exception& e) {

@@ -16,6 +16,7 @@ struct DemoOptions {
 struct DemoSetup {
   std::filesystem::path config_file;  // dir/sluice.toml
   std::filesystem::path database;     // dir/orders.db
+  std::filesystem::path objects;      // dir/objects: the object store archives read
   bool created = false;               // false when an existing folder was reused
   std::uint64_t rows = 0;             // rows in the orders table
 };
