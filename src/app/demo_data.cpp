@@ -413,9 +413,12 @@ std::string config_text(const std::string& listen) {
           "The orders repeated 50 times (50× orders, ids continue upwards), generated on the fly:"
           " a multi-gigabyte export for load and disconnect tests");
   filter("country", "text", kEqIn);
+  // SQLite declares no type for computed columns: say what they are.
+  column("id", "int");
   column("amount", "decimal");
   column("created_at", "timestamp");
   dataset("countries", kCountriesQuery, "Number of orders and revenue per country");
+  column("orders", "int");
   column("revenue", "decimal");
   return out.str();
 }

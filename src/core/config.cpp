@@ -201,6 +201,11 @@ FilterConfig read_filter(const Reader& reader, const toml::table& table, std::st
   }
   if (const auto* operators = reader.optional<toml::array>(table, path, "operators")) {
     filter.operators = read_operators(reader, *operators, key_child(path, "operators"));
+    bool prefix = std::ranges::find(filter.operators, FilterOp::kPrefix) != filter.operators.end();
+    if (prefix && filter.type != FilterType::kText) {
+      reader.fail(*operators, key_child(path, "operators"),
+                  "prefix needs a text filter (this one is " + std::string(to_string(filter.type)) + ")");
+    }
   }
   return filter;
 }

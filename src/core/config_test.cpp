@@ -320,8 +320,15 @@ TEST_F(ConfigTest, ListenMustBeHostPort) {
 }
 
 TEST_F(ConfigTest, SourceKindAndName) {
-  EXPECT_TRUE(fails_with("[sources.pg]\nkind = \"postgres\"\n", 2, "sources.pg.kind",
-                         "unsupported kind \"postgres\" (expected one of: sqlite)"));
+  EXPECT_TRUE(fails_with("[sources.pg]\nkind = \"mysql\"\n", 2, "sources.pg.kind",
+                         "unsupported kind \"mysql\" (expected one of: sqlite, postgres)"));
+  EXPECT_TRUE(fails_with("[sources.pg]\nkind = \"postgres\"\n", 1, "sources.pg.url",
+                         "give exactly one of url and url_env"));
+  EXPECT_TRUE(fails_with("[sources.pg]\nkind = \"postgres\"\nurl_env = \"SLUICE_NO_SUCH_VAR\"\n",
+                         3, "sources.pg.url_env",
+                         "environment variable \"SLUICE_NO_SUCH_VAR\" is not set"));
+  EXPECT_TRUE(fails_with("[sources.pg]\nkind = \"postgres\"\nurl = \"x\"\npool_size = 0\n", 4,
+                         "sources.pg.pool_size", "must be at least 1"));
   EXPECT_TRUE(fails_with("[sources.\"a b\"]\nkind = \"sqlite\"\npath = \"orders.db\"\n", 1,
                          "sources.\"a b\"", "invalid source name"));
   EXPECT_TRUE(fails_with("[sources.'q\"\\']\n", 1, "sources.\"q\\\"\\\\\"", "invalid source name"));

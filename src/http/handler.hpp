@@ -23,6 +23,7 @@ struct HttpRequest {
   Headers headers;
   std::string body;
   std::string request_id;
+  int version = 11;  // HTTP/1.1 = 11, HTTP/1.0 = 10
 
   // The value of header `name` (case-insensitive), or "" when absent.
   std::string_view header(std::string_view name) const;
@@ -48,6 +49,14 @@ class HttpResponder {
   // sees a truncated transfer rather than a short file that looks whole.
   virtual void abort() noexcept = 0;
   virtual bool started() const = 0;
+
+  // Whether the client closed its side while the response was being produced. Noticed even
+  // while no byte is written (a query that has not found its first row yet).
+  virtual bool client_gone() const = 0;
+  // Called once, on the handler's executor, when the client goes away (or the server cancels
+  // the connection at the end of its shutdown grace); pass {} to clear. Handlers use it to
+  // stop database work that is not writing.
+  virtual void on_client_gone(std::function<void()> callback) = 0;
 
   // A JSON error body as in DESIGN.md.
   boost::asio::awaitable<void> send_error(int status, std::string_view code,

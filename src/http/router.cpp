@@ -11,8 +11,10 @@ void Router::add(std::string method, std::vector<std::string> path, Handler hand
   routes_.push_back(Route{std::move(method), std::move(path), std::move(handler)});
 }
 
-const Router::Route* Router::match(const HttpRequest& request, bool& path_matched) const {
+const Router::Route* Router::match(const HttpRequest& request, bool& path_matched,
+                                   std::string& allowed) const {
   path_matched = false;
+  allowed.clear();
   for (const Route& route : routes_) {
     if (route.path.size() != request.segments.size()) continue;
     bool same = true;
@@ -21,6 +23,8 @@ const Router::Route* Router::match(const HttpRequest& request, bool& path_matche
     }
     if (!same) continue;
     path_matched = true;
+    allowed += (allowed.empty() ? "" : ", ") + route.method;
+    if (route.method == "GET") allowed += ", HEAD";
     bool head_as_get = request.method == "HEAD" && route.method == "GET";
     if (route.method == request.method || head_as_get) return &route;
   }
@@ -30,12 +34,16 @@ const Router::Route* Router::match(const HttpRequest& request, bool& path_matche
 boost::asio::awaitable<void> Router::dispatch(const HttpRequest& request,
                                               HttpResponder& responder) const {
   bool path_matched = false;
-  const Route* route = match(request, path_matched);
+  std::string allowed;
+  const Route* route = match(request, path_matched, allowed);
   if (route == nullptr) {
     if (path_matched) {
+      Headers allow;  // (a braced list inside co_await miscompiles with g++ 12)
+      allow.emplace_back("Allow", allowed);
       co_await responder.send_error(405, "method_not_allowed",
-                                    "method " + request.method + " is not allowed here",
-                                    request.request_id);
+                                    "method " + request.method + " is not allowed here; allowed: " +
+                                        allowed,
+                                    request.request_id, std::move(allow));
     } else {
       co_await responder.send_error(404, "not_found", "no such endpoint", request.request_id);
     }
@@ -54,9 +62,10 @@ boost::asio::awaitable<void> Router::dispatch(const HttpRequest& request,
     message = error.what();
     fields = error.fields();
   } catch (const std::exception& error) {
+    // The details go to the log, not to the client.
     status = 500;
     code = "internal_error";
-    message = error.what();
+    message = "internal error; the server log has the details under this request id";
     std::cerr << "request " << request.request_id << " failed: " << error.what() << '\n';
   }
   if (status == 0) co_return;

@@ -22,7 +22,8 @@ class Router {
     std::vector<std::string> path;
     Handler handler;
   };
-  const Route* match(const HttpRequest& request, bool& path_matched) const;
+  // Also lists, in `allowed`, the methods of the routes whose path matches.
+  const Route* match(const HttpRequest& request, bool& path_matched, std::string& allowed) const;
 
   std::vector<Route> routes_;
 };

@@ -69,6 +69,9 @@ class FakeResponder final : public HttpResponder {
   }
   void abort() noexcept override { ++aborts; }
   bool started() const override { return started_; }
+  bool client_gone() const override { return false; }
+  void on_client_gone(std::function<void()> callback) override { gone_callback = std::move(callback); }
+  std::function<void()> gone_callback;
 
   // The one value of header `name` in the only response sent, or "" when absent.
   std::string header(std::string_view name) const {
@@ -208,8 +211,9 @@ TEST_F(RouterTest, KnownPathWithOtherMethodIs405) {
   EXPECT_EQ(responder.sent[0].status, 405);
   std::map<std::string, std::string> error = error_body(responder);
   EXPECT_EQ(error.at("code"), "method_not_allowed");
-  EXPECT_EQ(error.at("message"), "method POST is not allowed here");
+  EXPECT_EQ(error.at("message"), "method POST is not allowed here; allowed: GET, HEAD");
   EXPECT_EQ(error.at("request_id"), "id-405");
+  EXPECT_EQ(responder.header("Allow"), "GET, HEAD");
 
   FakeResponder get_on_post;
   dispatch(request("GET", {"v1", "jobs"}), get_on_post);
@@ -286,6 +290,7 @@ TEST_F(RouterTest, OtherExceptionsBecome500) {
   EXPECT_EQ(responder.header("Retry-After"), "");
   std::map<std::string, std::string> error = error_body(responder);
   EXPECT_EQ(error.at("code"), "internal_error");
+  EXPECT_EQ(error.at("message").find("boom"), std::string::npos);  // details stay in the log
   EXPECT_EQ(error.at("request_id"), "id-500");
   EXPECT_EQ(responder.aborts, 0);
 }

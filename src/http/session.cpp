@@ -1,12 +1,18 @@
 #include "http/session.hpp"
 
+#include <sys/socket.h>
+
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <iostream>
@@ -24,16 +30,49 @@ using asio::use_awaitable;
 
 constexpr auto kTuple = asio::as_tuple(use_awaitable);
 
+// Notices a peer that closes while a response is produced: the socket turns readable and a
+// peek reads end-of-file (or fails). Pipelined bytes end the watch: nothing can be told then.
+struct PeerWatch {
+  bool active = true;  // cleared when the response is done
+  bool gone = false;
+  std::function<void()> on_gone;
+};
+
+asio::awaitable<void> watch_peer(beast::tcp_stream& stream, std::shared_ptr<PeerWatch> watch) {
+  auto [ec] = co_await stream.socket().async_wait(asio::ip::tcp::socket::wait_read, kTuple);
+  if (!watch->active) co_return;
+  if (!ec) {
+    char byte = 0;
+    if (::recv(stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) co_return;
+  }
+  watch->gone = true;
+  if (auto callback = std::move(watch->on_gone)) callback();
+}
+
+// Ends the watch before the next request is read (cancelling its wait, the only I/O then).
+void stop_watching(beast::tcp_stream& stream, PeerWatch& watch) {
+  watch.active = false;
+  watch.on_gone = nullptr;
+  beast::error_code ignored;
+  stream.socket().cancel(ignored);
+}
+
 // Answers one request over the session's stream; also the chunked-body sink of a stream.
 class SessionResponder final : public HttpResponder, public ByteSink {
  public:
   SessionResponder(beast::tcp_stream& stream, const HttpRequest& request, bool keep_alive,
-                   const ServerConfig& config)
+                   const ServerConfig& config, std::shared_ptr<PeerWatch> watch = nullptr)
       : stream_(stream),
         request_(request),
         keep_alive_(keep_alive),
         head_only_(request.method == "HEAD"),
-        config_(config) {}
+        config_(config),
+        watch_(watch ? std::move(watch) : std::make_shared<PeerWatch>()) {}
+
+  bool client_gone() const override { return watch_->gone; }
+  void on_client_gone(std::function<void()> callback) override {
+    watch_->on_gone = std::move(callback);
+  }
 
   asio::awaitable<void> send(int status, Headers headers, std::string body) override {
     http::response<http::string_body> response{static_cast<http::status>(status), 11};
@@ -53,8 +92,11 @@ class SessionResponder final : public HttpResponder, public ByteSink {
 
   asio::awaitable<ByteSink*> start_stream(int status, Headers headers) override {
     http::response<http::empty_body> response{static_cast<http::status>(status), 11};
+    // HTTP/1.0 knows no chunked encoding: the body ends when the connection closes.
+    until_close_ = request_.version < 11;
+    if (until_close_) keep_alive_ = false;
     add_headers(response, headers);
-    response.chunked(true);
+    response.chunked(!until_close_);
     started_ = true;
     status_ = status;
     http::response_serializer<http::empty_body> serializer{response};
@@ -86,6 +128,8 @@ class SessionResponder final : public HttpResponder, public ByteSink {
         throw std::logic_error("response body exceeds its Content-Length");
       }
       co_await asio::async_write(stream_, buffer, use_awaitable);
+    } else if (until_close_) {
+      co_await asio::async_write(stream_, buffer, use_awaitable);
     } else {
       co_await asio::async_write(stream_, http::make_chunk(buffer), use_awaitable);
     }
@@ -93,7 +137,7 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   }
 
   asio::awaitable<void> finish() override {
-    if (head_only_) co_return;
+    if (head_only_ || until_close_) co_return;
     if (fixed_length_) {
       if (body_bytes_ != *fixed_length_) {
         throw std::logic_error("response body is shorter than its Content-Length");
@@ -112,6 +156,7 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   }
 
   bool started() const override { return started_; }
+  bool keep_alive() const { return keep_alive_; }
   bool aborted() const { return aborted_; }
   int status() const { return status_; }
   std::uint64_t body_bytes() const { return body_bytes_; }
@@ -135,18 +180,28 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   int status_ = 0;
   std::uint64_t body_bytes_ = 0;
   std::optional<std::uint64_t> fixed_length_;  // set by start_body
+  bool until_close_ = false;                    // an HTTP/1.0 stream: no chunks
+  std::shared_ptr<PeerWatch> watch_;
 };
 
-// Splits and decodes the target; false when it is not a valid origin-form target.
+// Splits and decodes the target (origin form, or the absolute form RFC 9112 3.2.2 requires
+// servers to accept); false when it is neither.
 bool parse_target(HttpRequest& request) {
-  auto parsed = boost::urls::parse_origin_form(request.target);
-  if (!parsed) return false;
-  boost::urls::encoding_opts options;
-  options.space_as_plus = true;
-  for (auto segment : parsed->segments()) request.segments.emplace_back(segment);
-  for (auto param : parsed->params(options)) {
-    request.params.emplace_back(param.key, param.has_value ? param.value : std::string());
+  auto take = [&](auto&& url) {
+    boost::urls::encoding_opts options;
+    options.space_as_plus = true;
+    for (auto segment : url.segments()) request.segments.emplace_back(segment);
+    for (auto param : url.params(options)) {
+      request.params.emplace_back(param.key, param.has_value ? param.value : std::string());
+    }
+  };
+  if (auto origin = boost::urls::parse_origin_form(request.target)) {
+    take(*origin);
+    return true;
   }
+  auto absolute = boost::urls::parse_absolute_uri(request.target);
+  if (!absolute || (absolute->scheme() != "http" && absolute->scheme() != "https")) return false;
+  take(*absolute);
   return true;
 }
 
@@ -158,6 +213,7 @@ HttpRequest to_request(http::request<http::string_body>& message) {
     request.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
   }
   request.body = std::move(message.body());
+  request.version = static_cast<int>(message.version());
   request.request_id = make_request_id(request.header("X-Request-Id"));
   return request;
 }
@@ -208,7 +264,8 @@ asio::awaitable<bool> await_request_start(beast::tcp_stream& stream, beast::flat
                                           const ServerConfig& config) {
   if (buffer.size() != 0) co_return true;
   stream.expires_after(config.idle_timeout);
-  auto [ec, bytes] = co_await stream.async_read_some(buffer.prepare(4096), kTuple);
+  // One byte only: what is read here escapes the parser's header limit.
+  auto [ec, bytes] = co_await stream.async_read_some(buffer.prepare(1), kTuple);
   buffer.commit(bytes);
   co_return !ec;
 }
@@ -235,16 +292,19 @@ asio::awaitable<void> run_session(beast::tcp_stream& stream, SessionHandle& hand
     metrics().requests_total.fetch_add(1, std::memory_order_relaxed);
     bool keep_alive = parser.get().keep_alive() && !context.stopping.load();
     HttpRequest request = to_request(parser.get());
-    SessionResponder responder(stream, request, keep_alive, config);
+    auto watch = std::make_shared<PeerWatch>();
+    asio::co_spawn(stream.get_executor(), watch_peer(stream, watch), asio::detached);
+    SessionResponder responder(stream, request, keep_alive, config, watch);
     if (!parse_target(request)) {
       co_await responder.send_error(400, "bad_target", "malformed request target",
                                     request.request_id);
     } else {
       co_await context.router.dispatch(request, responder);
     }
+    stop_watching(stream, *watch);
     log_request(request, responder, start);
     handle.busy = false;
-    if (responder.aborted() || !keep_alive) co_return;
+    if (responder.aborted() || !responder.keep_alive() || watch->gone) co_return;
   }
 }
 

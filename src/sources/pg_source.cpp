@@ -128,6 +128,11 @@ class PgSource final : public Source {
            std::string(pg_type_name(type));
   }
 
+  // A date filter on a timestamp column means "that day" (in UTC, the session's zone).
+  std::string compared_column(const std::string& quoted_column, FilterType type) const override {
+    return type == FilterType::kDate ? "(" + quoted_column + ")::date" : quoted_column;
+  }
+
   std::vector<Column> describe(const std::string& sql) override {
     asio::io_context io;
     std::vector<Column> columns;

@@ -54,6 +54,12 @@ class Source {
   // SQL standing for the n-th (0-based) parameter, whose value has `type`: "?" for SQLite,
   // a typed current_setting() read for PostgreSQL (see pg_source.hpp).
   virtual std::string placeholder(std::size_t index, FilterType type) const = 0;
+  // SQL for a column compared with a value of `type` (by =, <, IN ...): SQLite compares
+  // timestamps as instants with julianday() and dates with date(), not as text.
+  virtual std::string compared_column(const std::string& quoted_column, FilterType type) const {
+    (void)type;
+    return quoted_column;
+  }
   // The columns `sql` returns, with logical types inferred from the source's types.
   // Throws SourceError when the query does not prepare. Blocking: call at start-up.
   virtual std::vector<Column> describe(const std::string& sql) = 0;

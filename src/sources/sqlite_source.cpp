@@ -128,6 +128,12 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
 
   void cancel() noexcept {
     cancelled_.store(true);
+    {
+      // A parked stream has no stepping job that would notice: end it here.
+      std::lock_guard lock(mutex_);
+      if (!stepping_ && !finished_) finish_locked("query cancelled");
+    }
+    wake_->notify();
     std::lock_guard lock(db_mutex_);
     if (db_) sqlite3_interrupt(db_.get());
   }
@@ -155,7 +161,8 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
         RowBatch* batch = nullptr;
         {
           std::lock_guard lock(mutex_);
-          if (free_.empty() || cancelled_.load()) {
+          if (cancelled_.load() && !finished_) finish_locked("query cancelled");
+          if (free_.empty() || finished_) {
             stepping_ = false;
             break;
           }
@@ -207,7 +214,10 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
     sqlite3_stmt* stmt = stmt_.get();
     const std::size_t columns = columns_.size();
     batch.reset(columns);
-    const std::size_t max_rows = first_batch_ ? budget_.first_batch_rows : SIZE_MAX;
+    // Rows of NULLs or empty strings add no arena bytes: the cell index is bounded too.
+    const std::size_t max_rows =
+        first_batch_ ? budget_.first_batch_rows
+                     : std::max<std::size_t>(16, budget_.batch_bytes / (8 * std::max<std::size_t>(columns, 1)));
     first_batch_ = false;
     std::size_t rows = 0;
     bool done = false;
@@ -287,8 +297,17 @@ class SqliteSource final : public Source {
   }
   ~SqliteSource() override { pool_.join(); }
 
-  std::string placeholder(std::size_t /*index*/, FilterType /*type*/) const override {
-    return "?";
+  // Timestamps are stored as text in any ISO 8601 form ("...T12:00:00Z", "... 12:00:00+02:00"):
+  // comparing text would be wrong across offsets and precisions, so both sides become
+  // instants. (An index on such a column is not used; correctness first.)
+  std::string placeholder(std::size_t /*index*/, FilterType type) const override {
+    if (type == FilterType::kTimestamp) return "julianday(?)";
+    return type == FilterType::kDecimal ? "CAST(? AS NUMERIC)" : "?";
+  }
+  std::string compared_column(const std::string& quoted_column, FilterType type) const override {
+    if (type == FilterType::kTimestamp) return "julianday(" + quoted_column + ")";
+    if (type == FilterType::kDate) return "date(" + quoted_column + ")";
+    return quoted_column;
   }
 
   std::vector<Column> describe(const std::string& sql) override {

@@ -34,6 +34,12 @@ class StreamSlot {
   StreamSlot& operator=(const StreamSlot&) = delete;
 };
 
+// Clears the responder's client-gone callback when the handler's scope ends, whichever way.
+struct ClientGoneHook {
+  HttpResponder& responder;
+  ~ClientGoneHook() { responder.on_client_gone({}); }
+};
+
 Headers download_headers(const Dataset& dataset, Format format) {
   std::string file_name = dataset.config->file_name + "." + std::string(file_extension(format));
   return {
@@ -60,14 +66,25 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
   // The first batch is awaited before the headers go out, so a failing query still gets a
   // proper status and JSON body; it is small, so the first bytes leave at once.
   std::unique_ptr<BatchReader> reader;
+  ClientGoneHook hook{responder};  // declared after `reader`: unhooked before it is destroyed
   const RowBatch* first = nullptr;
+  bool failed_for_gone_client = false;
   try {
     reader = co_await dataset->source->open(std::move(plan.query),
                                             read_budget_for(config.stream_buffer_bytes), executor,
                                             plan.columns);
+    // A client that leaves while the query finds no rows must stop it, not only the next write.
+    responder.on_client_gone([&reader] { reader->cancel(); });
+    if (responder.client_gone()) reader->cancel();
     first = co_await reader->next();
   } catch (const SourceError& error) {
-    throw api_error_from(error);
+    if (!responder.client_gone()) throw api_error_from(error);
+    failed_for_gone_client = true;
+  }
+  if (failed_for_gone_client) {
+    responder.abort();
+    metrics().streams_aborted_total.fetch_add(1, std::memory_order_relaxed);
+    co_return;
   }
   ByteSink* sink = co_await responder.start_stream(200, download_headers(*dataset, format));
   if (request.method == "HEAD") {

@@ -74,9 +74,12 @@ const FilterConfig* find_filter(const Dataset& dataset, std::string_view name) {
 
 FilterOp choose_operator(const FilterConfig& filter, std::string_view op_name,
                          std::string_view value, const std::string& key) {
-  if (op_name.empty()) {
+  if (op_name.empty() && key.find('.') == std::string::npos) {
     bool list = value.find(',') != std::string_view::npos || !allows(filter, FilterOp::kEq);
-    return list && allows(filter, FilterOp::kIn) ? FilterOp::kIn : FilterOp::kEq;
+    if (list && allows(filter, FilterOp::kIn)) return FilterOp::kIn;
+    if (allows(filter, FilterOp::kEq)) return FilterOp::kEq;
+    reject("operator_not_allowed", "parameter '" + key + "' needs an operator: use " + key +
+                                       ".OP=value with OP one of: " + operator_list(filter));
   }
   std::optional<FilterOp> op = parse_filter_op(op_name);
   if (!op) {
@@ -184,12 +187,13 @@ class SqlBuilder {
   }
 
   std::string condition(const Condition& condition) {
-    std::string column = quote_identifier(condition.filter->column);
+    std::string raw_column = quote_identifier(condition.filter->column);
+    std::string column = source_.compared_column(raw_column, condition.filter->type);
     auto bind = [&](const BoundValue& value) { return this->bind(value, condition.filter->type); };
     switch (condition.op) {
       case FilterOp::kEq: return column + " = " + bind(condition.values[0]);
       case FilterOp::kNe: return "(" + column + " <> " + bind(condition.values[0]) + " OR " +
-                                 column + " IS NULL)";
+                                 raw_column + " IS NULL)";
       case FilterOp::kLt: return column + " < " + bind(condition.values[0]);
       case FilterOp::kLte: return column + " <= " + bind(condition.values[0]);
       case FilterOp::kGt: return column + " > " + bind(condition.values[0]);
@@ -201,9 +205,9 @@ class SqlBuilder {
         }
         return column + " IN (" + list + ")";
       }
-      case FilterOp::kPrefix: return prefix(column, condition.values[0]);
+      case FilterOp::kPrefix: return prefix(raw_column, condition.values[0]);
       case FilterOp::kIsNull:
-        return column + (std::get<std::int64_t>(condition.values[0]) ? " IS NULL" : " IS NOT NULL");
+        return raw_column + (std::get<std::int64_t>(condition.values[0]) ? " IS NULL" : " IS NOT NULL");
     }
     return "1 = 0";
   }

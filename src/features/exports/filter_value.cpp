@@ -143,8 +143,9 @@ std::optional<BoundValue> parse_filter_value(FilterType type, std::string_view t
       }
       return parse_double(text);
     case FilterType::kDecimal:
+      // Kept as text: a double would lose digits beyond 15-17; sources cast it exactly.
       if (!valid_decimal(text)) return {};
-      return parse_double(text);
+      return BoundValue(std::string(text));
     case FilterType::kBool:
       if (text == "true" || text == "1") return BoundValue(std::int64_t{1});
       if (text == "false" || text == "0") return BoundValue(std::int64_t{0});

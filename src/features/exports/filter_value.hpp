@@ -10,7 +10,8 @@ namespace sluice {
 
 // Parses one filter value as `type` into the value bound to the query, or nullopt when the
 // text is not a valid value of that type. Strict: the whole text must be the value.
-//   int: decimal int64; float: finite decimal number; decimal: -?digits[.digits];
+//   int: decimal int64; float: finite decimal number; decimal: -?digits[.digits] (bound as
+//   text, for sources to cast exactly);
 //   bool: true/false/1/0; date: YYYY-MM-DD; timestamp: YYYY-MM-DD[(T| )HH:MM[:SS[.f+]]][Z|±HH:MM];
 //   text: any UTF-8 up to 4096 bytes.
 std::optional<BoundValue> parse_filter_value(FilterType type, std::string_view text);

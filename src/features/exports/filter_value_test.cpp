@@ -88,10 +88,13 @@ TEST(FilterValueTest, FloatRejectsNonFiniteAndMalformed) {
 // ---- decimal ------------------------------------------------------------------------------
 
 TEST(FilterValueTest, DecimalAcceptsSignedDigitsWithOptionalFraction) {
-  EXPECT_EQ(value_as<double>(FilterType::kDecimal, "-12.50"), -12.5);
-  EXPECT_EQ(value_as<double>(FilterType::kDecimal, "0"), 0.0);
-  EXPECT_EQ(value_as<double>(FilterType::kDecimal, "100"), 100.0);
-  EXPECT_EQ(value_as<double>(FilterType::kDecimal, "0.25"), 0.25);
+  EXPECT_EQ(value_as<std::string>(FilterType::kDecimal, "-12.50"), "-12.50");
+  EXPECT_EQ(value_as<std::string>(FilterType::kDecimal, "0"), "0");
+  EXPECT_EQ(value_as<std::string>(FilterType::kDecimal, "100"), "100");
+  EXPECT_EQ(value_as<std::string>(FilterType::kDecimal, "0.25"), "0.25");
+  // Digits a double would lose survive.
+  EXPECT_EQ(value_as<std::string>(FilterType::kDecimal, "12345678901234567890.123456789"),
+            "12345678901234567890.123456789");
   // 38 integer digits is the limit (NUMERIC(38) in most databases).
   EXPECT_TRUE(parse(FilterType::kDecimal, std::string(38, '9')).has_value());
   expect_rejected(FilterType::kDecimal, std::string(39, '9'));
