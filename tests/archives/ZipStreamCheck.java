@@ -1,0 +1,27 @@
+// Reads a ZIP from standard input with java.util.zip.ZipInputStream (a streaming reader: no
+// central directory) and prints "name<TAB>size<TAB>sha256" per entry. Any error exits non-zero.
+import java.io.BufferedInputStream;
+import java.io.InputStream;
+import java.security.MessageDigest;
+import java.util.HexFormat;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipInputStream;
+
+public class ZipStreamCheck {
+  public static void main(String[] args) throws Exception {
+    InputStream in = new BufferedInputStream(System.in, 1 << 20);
+    byte[] buffer = new byte[1 << 20];
+    try (ZipInputStream zip = new ZipInputStream(in, java.nio.charset.StandardCharsets.UTF_8)) {
+      ZipEntry entry;
+      while ((entry = zip.getNextEntry()) != null) {
+        MessageDigest sha = MessageDigest.getInstance("SHA-256");
+        long size = 0;
+        for (int n; (n = zip.read(buffer)) > 0; ) {
+          sha.update(buffer, 0, n);
+          size += n;
+        }
+        System.out.println(entry.getName() + "\t" + size + "\t" + HexFormat.of().formatHex(sha.digest()));
+      }
+    }
+  }
+}

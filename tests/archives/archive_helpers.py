@@ -1,0 +1,331 @@
+"""Helpers for the archive tests: the server process, the object store, the reader matrix.
+
+The session starts one server whose `[storage]` folder is a temporary directory; every test
+writes its own objects under its own prefix, creates archives through the HTTP API and checks
+them with the real tools: Info-ZIP unzip, 7-Zip, libarchive's bsdtar (from a file and from a
+pipe), Python's zipfile and Java's java.util.zip.ZipInputStream reading the HTTP stream.
+Big inputs (> 4 GiB) are sparse files made with truncate, so they cost no disk space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+SLUICE_BIN = Path(os.environ.get("SLUICE_BIN", REPO / "build" / "release" / "sluice"))
+HERE = Path(__file__).resolve().parent
+# The readers must see UTF-8 names as UTF-8.
+ENV = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8")
+
+
+def sluice_bin() -> str:
+    assert SLUICE_BIN.is_file() and os.access(SLUICE_BIN, os.X_OK), (
+        f"sluice binary not found at {SLUICE_BIN}: build it or set SLUICE_BIN")
+    return str(SLUICE_BIN)
+
+
+class Server:
+    """A running `sluice serve`; stderr (the request log) goes to a file."""
+
+    LISTENING = re.compile(r"listening on http://(\S+):(\d+)")
+
+    def __init__(self, config: Path, log: Path):
+        self.log_path = log
+        self._log = open(log, "wb")
+        self.proc = subprocess.Popen([sluice_bin(), "serve", "--config", str(config)],
+                                     stdout=subprocess.PIPE, stderr=self._log,
+                                     stdin=subprocess.DEVNULL)
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for raw in self.proc.stdout:
+                lines.put(raw.decode("utf-8", "replace"))
+            lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + 30
+        while True:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, f"sluice exited before listening\n{self.log_tail()}"
+            match = self.LISTENING.search(line)
+            if match:
+                self.url = f"http://{match.group(1)}:{match.group(2)}"
+                self.port = int(match.group(2))
+                break
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_tail(self, lines: int = 30) -> str:
+        self._log.flush()
+        text = self.log_path.read_text("utf-8", "replace").splitlines()[-lines:]
+        return "--- sluice stderr ---\n" + "\n".join(text)
+
+    def metrics(self) -> dict[str, float]:
+        response = requests.get(f"{self.url}/metrics", timeout=10)
+        assert response.status_code == 200
+        values = {}
+        for line in response.text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+    def rss_kib(self) -> int:
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise AssertionError(f"sluice did not stop on SIGTERM\n{self.log_tail()}")
+            assert rc == 0, f"sluice exited with {rc}\n{self.log_tail()}"
+        self._log.close()
+
+
+def write_config(path: Path, store: Path, extra_server: str = "") -> Path:
+    path.write_text(
+        "[server]\nlisten = \"127.0.0.1:0\"\nmax_body_bytes = 16777216\n" + extra_server +
+        f"\n[storage]\nkind = \"local\"\npath = \"{store}\"\n", "utf-8")
+    return path
+
+
+@dataclass
+class Store:
+    root: Path
+
+    def put(self, key: str, data: bytes) -> Path:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    def sparse(self, key: str, size: int, marks: dict[int, bytes]) -> Path:
+        """A sparse file of `size` bytes, zero except for `marks` {offset: bytes}."""
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["truncate", "-s", str(size), str(path)], check=True)
+        with open(path, "r+b") as handle:
+            for offset, data in marks.items():
+                handle.seek(offset)
+                handle.write(data)
+        return path
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(0.05)
+
+
+def create_archive(server: Server, body: dict) -> dict:
+    response = requests.post(f"{server.url}/v1/archives", data=json.dumps(body), timeout=120)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert response.headers["Location"] == created["url"]
+    return created
+
+
+# --------------------------------------------------------------------------------------------
+# What an archive must contain, and the readers that check it
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Expected:
+    """Entry names in archive order and the file each must equal."""
+    entries: list[tuple[str, Path]]
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.entries]
+
+    def total(self) -> int:
+        return sum(path.stat().st_size for _, path in self.entries)
+
+
+def digest_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, env=ENV, timeout=900, **kwargs)
+
+
+def stream_equals(command: list[str] | str, sources: list[Path], shell: bool = False) -> None:
+    """The stdout of `command` must be the concatenation of `sources`, byte for byte."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+                            shell=shell)
+    assert proc.stdout is not None
+    offset = 0
+    for source in sources:
+        with open(source, "rb") as expected:
+            for block in iter(lambda: expected.read(1 << 20), b""):
+                got = proc.stdout.read(len(block))
+                assert got == block, f"{command}: differs at byte {offset} ({source.name})"
+                offset += len(block)
+    rest = proc.stdout.read(1)
+    _, stderr = proc.communicate(timeout=900)
+    assert rest == b"", f"{command}: more bytes than expected after {offset}"
+    assert proc.returncode == 0, f"{command}: exit {proc.returncode}: {stderr.decode()[-2000:]}"
+
+
+def tree(folder: Path) -> dict[str, str]:
+    found = {}
+    for path in folder.rglob("*"):
+        assert not path.is_symlink(), path
+        if path.is_file():
+            found[path.relative_to(folder).as_posix()] = digest_file(path)
+    return found
+
+
+def check_tree(folder: Path, expected: Expected, reader: str) -> None:
+    want = {name: digest_file(path) for name, path in expected.entries}
+    got = tree(folder)
+    assert set(got) == set(want), (
+        f"{reader}: names differ: missing {sorted(set(want) - set(got))[:5]}, "
+        f"extra {sorted(set(got) - set(want))[:5]}")
+    bad = [name for name in want if got[name] != want[name]]
+    assert not bad, f"{reader}: contents differ for {bad[:5]}"
+
+
+def check_unzip(archive: Path, expected: Expected, work: Path, extract: bool) -> None:
+    result = run(["unzip", "-t", str(archive)])
+    out = result.stdout.decode("utf-8", "replace")
+    if not expected.entries:  # Info-ZIP calls any empty archive a warning (exit 1)
+        assert result.returncode == 1 and "zipfile is empty" in out, out
+        return
+    assert result.returncode == 0 and "No errors detected" in out, out[-3000:]
+    if extract:
+        run(["unzip", "-q", "-o", str(archive), "-d", str(work / "unzip")]).check_returncode()
+        check_tree(work / "unzip", expected, "unzip")
+    else:
+        stream_equals(["unzip", "-p", str(archive)], [p for _, p in expected.entries])
+
+
+SEVEN_ZIP_TROUBLE = re.compile(r"Headers Error|Warnings|WARNING|ERROR|Unexpected end|"
+                               r"There are data after the end|Can not open", re.IGNORECASE)
+
+
+def check_7z(archive: Path, expected: Expected, work: Path, extract: bool) -> None:
+    result = run(["7z", "t", str(archive)])
+    out = result.stdout.decode("utf-8", "replace") + result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0 and "Everything is Ok" in out, out[-3000:]
+    assert not SEVEN_ZIP_TROUBLE.search(out), out[-3000:]
+    if not expected.entries:
+        return
+    if extract:
+        run(["7z", "x", "-y", f"-o{work / '7z'}", str(archive)]).check_returncode()
+        check_tree(work / "7z", expected, "7z")
+    else:
+        stream_equals(["7z", "x", "-so", str(archive)], [p for _, p in expected.entries])
+
+
+def check_bsdtar(archive: Path, expected: Expected, work: Path, extract: bool,
+                 url: str) -> None:
+    listing = run(["bsdtar", "-tf", str(archive)])
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.decode("utf-8").splitlines() == expected.names()
+    if extract:
+        for name, source in (("bsdtar-file", ["-f", str(archive)]),):
+            folder = work / name
+            folder.mkdir()
+            result = run(["bsdtar", "-x", *source, "-C", str(folder)])
+            assert result.returncode == 0, result.stderr
+            check_tree(folder, expected, name)
+        folder = work / "bsdtar-stdin"
+        folder.mkdir()
+        result = subprocess.run(f"curl -sSf '{url}' | bsdtar -x -f - -C '{folder}'",
+                                shell=True, capture_output=True, env=ENV, timeout=900)
+        assert result.returncode == 0, result.stderr
+        check_tree(folder, expected, "bsdtar from a pipe")
+    else:
+        sources = [p for _, p in expected.entries]
+        stream_equals(["bsdtar", "-xOf", str(archive)], sources)
+        stream_equals(f"curl -sSf '{url}' | bsdtar -xOf -", sources, shell=True)
+
+
+def check_python(archive: Path, expected: Expected) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        assert [i.filename for i in infos] == expected.names()
+        for info, (_, source) in zip(infos, expected.entries):
+            assert info.file_size == source.stat().st_size, info.filename
+            assert info.external_attr >> 16 == 0o100644, oct(info.external_attr >> 16)
+            with zf.open(info) as got, open(source, "rb") as want:
+                for block in iter(lambda: want.read(1 << 20), b""):
+                    assert got.read(len(block)) == block, info.filename
+                assert got.read(1) == b"", info.filename
+
+
+def check_java(url: str, expected: Expected) -> None:
+    """ZipInputStream over the HTTP stream: names, sizes, SHA-256 of each entry."""
+    command = f"curl -sSf '{url}' | java -Xmx64m {HERE / 'ZipStreamCheck.java'}"
+    result = subprocess.run(command, shell=True, capture_output=True, env=ENV, timeout=900)
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    lines = result.stdout.decode("utf-8").splitlines()
+    assert len(lines) == len(expected.entries), lines[:5]
+    for line, (name, source) in zip(lines, expected.entries):
+        got_name, size, digest = line.split("\t")
+        assert got_name == name
+        assert int(size) == source.stat().st_size, name
+        assert digest == digest_file(source), name
+
+
+def download(url: str, target: Path) -> requests.Response:
+    with requests.get(url, stream=True, timeout=300) as response:
+        assert response.status_code == 200, response.text[:500]
+        size = 0
+        with open(target, "wb") as out:
+            for block in response.iter_content(1 << 20):
+                out.write(block)
+                size += len(block)
+        if "Content-Length" in response.headers:
+            assert size == int(response.headers["Content-Length"])
+        return response
+
+
+def check_readers(server: Server, archive_id: str, expected: Expected, work: Path,
+                  extract: bool = True) -> None:
+    """Every reader of the matrix must read the archive cleanly and byte-identically."""
+    url = f"{server.url}/v1/archives/{archive_id}.zip"
+    archive = work / "archive.zip"
+    download(url, archive)
+    try:
+        check_unzip(archive, expected, work, extract)
+        check_7z(archive, expected, work, extract)
+        check_bsdtar(archive, expected, work, extract, url)
+        check_python(archive, expected)
+        check_java(url, expected)
+    finally:
+        archive.unlink()
