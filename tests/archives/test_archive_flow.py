@@ -1,0 +1,88 @@
+"""Flow: clients that leave stop all reads at once; a stalled client stalls the reads."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+
+import requests
+
+from archive_helpers import Server, create_archive, wait_until
+
+
+def read_chars(pid: int) -> int:
+    """Bytes the process read through read/pread so far (/proc/PID/io rchar)."""
+    with open(f"/proc/{pid}/io") as io:
+        for line in io:
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    raise AssertionError("no rchar")
+
+
+def start_download(server: Server, target: str, rcvbuf: int = 32768) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return sock
+
+
+def album(store, name: str, count: int, size: int) -> str:
+    rng = random.Random(name)
+    for i in range(count):
+        store.put(f"flow/{name}/IMG_{i:03d}.jpg", rng.randbytes(size))
+    return f"flow/{name}/"
+
+
+def test_clients_that_leave_early_leave_no_open_files_and_no_busy_reads(idle, store):
+    prefix = album(store, "leave", 8, 3_000_000)
+    stored = create_archive(idle, {"name": "leave", "prefix": prefix, "method": "store"})
+    deflated = create_archive(idle, {"name": "leave", "prefix": prefix, "method": "deflate"})
+    before = idle.metrics()["sluice_archives_aborted_total"]
+    clients = []
+    for i in range(20):
+        sock = start_download(idle, (stored if i % 2 else deflated)["url"])
+        sock.recv(10_000 * (i + 1))
+        clients.append(sock)
+    wait_until(lambda: idle.metrics()["sluice_active_archives"] == 20, 10, "20 downloads")
+    for sock in clients:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()  # RST: the client is gone at once
+
+    def settled() -> bool:
+        m = idle.metrics()
+        return (m["sluice_active_archives"] == 0 and m["sluice_open_object_files"] == 0 and
+                m["sluice_busy_object_reads"] == 0)
+
+    wait_until(settled, 15, "no active archives, no open files, no busy reads")
+    assert idle.metrics()["sluice_archives_aborted_total"] - before == 20
+    # And the server still serves complete archives.
+    again = requests.get(idle.url + stored["url"], timeout=60)
+    assert len(again.content) == stored["size"]
+
+
+def test_a_stalled_client_stalls_the_reads(idle, store):
+    prefix = album(store, "stall", 10, 4_000_000)
+    created = create_archive(idle, {"name": "stall", "prefix": prefix, "method": "store"})
+    assert len(requests.get(idle.url + created["url"], timeout=60).content) == created["size"]
+    # The CRCs are cached now: the server reads each byte once, when the client wants it.
+    sock = start_download(idle, created["url"])
+    time.sleep(0.5)  # socket buffers fill, then the server must stop reading
+    reads = read_chars(idle.pid)
+    time.sleep(1.0)
+    stalled_reads = read_chars(idle.pid) - reads
+    assert stalled_reads < 1_000_000, f"the server read {stalled_reads} bytes for a stalled client"
+    total = 0
+    sock.settimeout(30)
+    while chunk := sock.recv(1 << 20):
+        total += len(chunk)
+        if total > created["size"]:
+            break
+    sock.close()
+    assert total >= created["size"]
