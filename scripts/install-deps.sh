@@ -17,7 +17,12 @@ packages=(
   sqlite3 curl procps python3 python3-pytest python3-requests
   # PostgreSQL server and psql: the tests start a private cluster; psql is the COPY baseline
   postgresql postgresql-client
+  # archives: the ZIP readers the tests check every archive with (Info-ZIP, 7-Zip, libarchive's
+  # bsdtar, Java's ZipInputStream), and the benchmark peers (nginx, Node's archiver from npm)
+  unzip p7zip-full libarchive-tools default-jdk-headless nginx-light nodejs
 )
+# npm comes with some nodejs builds (NodeSource's provides it); Debian's own is a package.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
