@@ -92,7 +92,14 @@ void read_postgres_source(const Reader& reader, const toml::table& table, std::s
                           SourceConfig& source) {
   reader.check_keys(table, path,
                     {"kind", "url", "url_env", "pool_size", "pool_timeout_ms", "connect_timeout_ms",
-                     "statement_timeout_ms"});
+                     "statement_timeout_ms", "copy_format"});
+  if (const auto* format = reader.optional<TomlString>(table, path, "copy_format")) {
+    if (format->get() != "auto" && format->get() != "text") {
+      reader.fail(*format, key_child(path, "copy_format"),
+                  "expected \"auto\" or \"text\", got " + quote_text(format->get()));
+    }
+    source.copy_format = format->get();
+  }
   const auto* url = reader.optional<TomlString>(table, path, "url");
   const auto* url_env = reader.optional<TomlString>(table, path, "url_env");
   if ((url == nullptr) == (url_env == nullptr)) {

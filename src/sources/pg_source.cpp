@@ -3,8 +3,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <charconv>
+#include <optional>
 
 #include "core/metrics.hpp"
+#include "sources/pg_binary_decoder.hpp"
 #include "sources/pg_pool.hpp"
 #include "sources/pg_text_decoder.hpp"
 
@@ -52,10 +54,24 @@ std::string with_session_options(const std::string& url) {
   return url + " " + options;
 }
 
+// The binary layouts of `columns`, or nullopt when one of them has none (text format then).
+std::optional<std::vector<PgWire>> binary_layout(const std::vector<Column>& columns) {
+  std::vector<PgWire> layout;
+  for (const Column& column : columns) {
+    std::optional<PgWire> wire = pg_wire_type(column.source_type);
+    if (!wire) return std::nullopt;
+    layout.push_back(*wire);
+  }
+  return layout;
+}
+
 class PgReader final : public BatchReader {
  public:
-  PgReader(PgLease lease, std::vector<Column> columns, ReadBudget budget)
-      : lease_(std::move(lease)), columns_(std::move(columns)), budget_(budget) {}
+  PgReader(PgLease lease, std::vector<Column> columns, ReadBudget budget,
+           std::optional<std::vector<PgWire>> binary)
+      : lease_(std::move(lease)), columns_(std::move(columns)), budget_(budget) {
+    if (binary) binary_.emplace(std::move(*binary));
+  }
   ~PgReader() override {
     if (!done_) lease_->cancel();
   }
@@ -65,7 +81,10 @@ class PgReader final : public BatchReader {
   asio::awaitable<const RowBatch*> next() override {
     if (done_) co_return nullptr;
     batch_.reset(columns_.size());
-    const std::size_t max_rows = first_ ? budget_.first_batch_rows : SIZE_MAX;
+    // Rows of NULLs add no arena bytes: the cell index (8 bytes a cell) is bounded too.
+    const std::size_t max_rows =
+        first_ ? budget_.first_batch_rows
+               : std::max<std::size_t>(16, budget_.batch_bytes / (8 * std::max<std::size_t>(columns_.size(), 1)));
     first_ = false;
     std::size_t rows = 0;
     while (batch_.arena_bytes() < budget_.batch_bytes && rows < max_rows) {
@@ -80,8 +99,12 @@ class PgReader final : public BatchReader {
         }
       }
       pending_ = false;
-      decode_copy_text_row(row_.view(), columns_.size(), batch_);
-      ++rows;
+      if (binary_) {
+        rows += binary_->decode(row_.view(), batch_);
+      } else {
+        decode_copy_text_row(row_.view(), columns_.size(), batch_);
+        ++rows;
+      }
     }
     metrics().rows_read_total.fetch_add(rows, std::memory_order_relaxed);
     co_return rows == 0 ? nullptr : &batch_;
@@ -109,6 +132,7 @@ class PgReader final : public BatchReader {
   std::vector<Column> columns_;
   ReadBudget budget_;
   RowBatch batch_;
+  std::optional<PgBinaryDecoder> binary_;  // absent: COPY text format
   mutable CopyRow row_;
   mutable bool pending_ = false;  // row_ holds a row not yet decoded
   bool first_ = true;
@@ -153,8 +177,12 @@ class PgSource final : public Source {
       PgLease lease = co_await acquire();
       try {
         co_await begin(*lease, query);
-        co_await lease->start_copy("COPY (" + query.sql + ") TO STDOUT");
-        co_return std::make_unique<PgReader>(std::move(lease), std::move(columns), budget);
+        std::optional<std::vector<PgWire>> binary;
+        if (config_.copy_format == "auto") binary = binary_layout(columns);
+        co_await lease->start_copy("COPY (" + query.sql + ") TO STDOUT" +
+                                   (binary ? " (FORMAT binary)" : ""));
+        co_return std::make_unique<PgReader>(std::move(lease), std::move(columns), budget,
+                                             std::move(binary));
       } catch (const PgError& error) {
         if (!error.connection_lost() || attempt > 0) throw;
       }
@@ -188,7 +216,8 @@ class PgSource final : public Source {
     PgResult result = co_await connection->exec("SELECT * FROM (" + sql + ") AS sluice_rows LIMIT 0");
     int count = PQnfields(result.get());
     for (int i = 0; i < count; ++i) {
-      columns.push_back(Column{PQfname(result.get(), i), pg_logical_type(PQftype(result.get(), i))});
+      Oid oid = PQftype(result.get(), i);
+      columns.push_back(Column{PQfname(result.get(), i), pg_logical_type(oid), oid});
     }
   }
 

@@ -31,6 +31,7 @@ std::optional<LogicalType> parse_logical_type(std::string_view name);
 struct Column {
   std::string name;
   LogicalType type = LogicalType::kText;
+  std::uint32_t source_type = 0;  // the source's own type id (a PostgreSQL OID); 0 when none
 };
 
 // One cell as encoders see it. `value` is the text rendering of the value (numbers in their

@@ -245,6 +245,8 @@ def config_for(demo: Demo, server_section: str = "") -> str:
     rest = text[text.index("[sources.demo]"):]
     rest = rest.replace('path = "orders.db"', f'path = "{demo.db}"', 1)
     assert str(demo.db) in rest
+    # Other relative paths (the object store) are made absolute too.
+    rest = rest.replace('path = "objects"', f'path = "{demo.db.parent / "objects"}"', 1)
     return "[server]\nlisten = \"127.0.0.1:0\"\n" + server_section + "\n" + rest
 
 

@@ -33,7 +33,7 @@ boost::asio::awaitable<PipelineStats> run_pipeline(BatchReader& reader, const Ro
                                                    Encoder& encoder, ByteSink& sink,
                                                    std::size_t flush_bytes) {
   PipelineStats stats;
-  ByteBuffer buffer(flush_bytes + flush_bytes / 2);
+  ByteBuffer buffer(flush_bytes);  // grows only if one batch encodes larger
   Flusher flusher(sink, buffer, stats);
   encoder.begin(reader.columns(), buffer);
   std::uint64_t pending_rows = 0;
