@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <cstdint>
 #include <string_view>
 
 namespace sluice {
@@ -16,6 +17,13 @@ class ByteSink {
   virtual boost::asio::awaitable<void> write(std::string_view bytes) = 0;
   // Marks a complete body (the last chunk for HTTP). Never called after a failure.
   virtual boost::asio::awaitable<void> finish() = 0;
+  // Writes `length` bytes of the open file `fd` from `offset`, exactly as write() would with
+  // those bytes. An HTTP sink sends them with sendfile(2), without copying them through user
+  // space (archives of stored files); this default reads them into a buffer and calls write().
+  // REQUIRES: `fd` stays open until the returned awaitable completes. Throws when the file
+  // ends early.
+  virtual boost::asio::awaitable<void> write_file(int fd, std::uint64_t offset,
+                                                  std::uint64_t length);
 };
 
 }  // namespace sluice

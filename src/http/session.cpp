@@ -1,16 +1,21 @@
 #include "http/session.hpp"
 
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -136,6 +141,24 @@ class SessionResponder final : public HttpResponder, public ByteSink {
     body_bytes_ += bytes.size();
   }
 
+  // sendfile(2) straight from the page cache to the socket: archives of stored files send
+  // their data without copying it through user space.
+  asio::awaitable<void> write_file(int fd, std::uint64_t offset, std::uint64_t length) override {
+    if (head_only_ || length == 0) co_return;
+    if (fixed_length_ && body_bytes_ + length > *fixed_length_) {
+      throw std::logic_error("response body exceeds its Content-Length");
+    }
+    const bool chunked = !fixed_length_ && !until_close_;
+    stream_.expires_after(config_.write_timeout);
+    if (chunked) co_await asio::async_write(stream_, http::chunk_header(length), use_awaitable);
+    co_await send_file(fd, static_cast<off_t>(offset), length);
+    if (chunked) {
+      stream_.expires_after(config_.write_timeout);
+      co_await asio::async_write(stream_, http::chunk_crlf(), use_awaitable);
+    }
+    body_bytes_ += length;
+  }
+
   asio::awaitable<void> finish() override {
     if (head_only_ || until_close_) co_return;
     if (fixed_length_) {
@@ -162,6 +185,36 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   std::uint64_t body_bytes() const { return body_bytes_; }
 
  private:
+  asio::awaitable<void> send_file(int fd, off_t offset, std::uint64_t length) {
+    // sendfile has no MSG_NOSIGNAL: a peer that left must give EPIPE, not kill the server.
+    static const bool sigpipe_ignored = [] { return std::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
+    (void)sigpipe_ignored;
+    auto& socket = stream_.socket();
+    socket.native_non_blocking(true);
+    while (length > 0) {
+      const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(length, 1u << 30));
+      const ssize_t sent = ::sendfile(socket.native_handle(), fd, &offset, chunk);
+      if (sent > 0) {
+        length -= static_cast<std::uint64_t>(sent);
+        continue;
+      }
+      if (sent == 0) throw std::runtime_error("file ended before the bytes to send");
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) throw beast::system_error(beast::error_code(errno, beast::system_category()));
+      co_await wait_writable();
+    }
+  }
+
+  // Waits until the socket takes more bytes, at most write_timeout (like every other write).
+  asio::awaitable<void> wait_writable() {
+    using namespace asio::experimental::awaitable_operators;
+    asio::steady_timer timer(stream_.socket().get_executor(), config_.write_timeout);
+    auto done = co_await (stream_.socket().async_wait(asio::ip::tcp::socket::wait_write, kTuple) ||
+                          timer.async_wait(kTuple));
+    if (done.index() == 1) throw beast::system_error(beast::error::timeout);
+    if (auto [ec] = std::get<0>(done); ec) throw beast::system_error(ec);
+  }
+
   template <typename Response>
   void add_headers(Response& response, const Headers& headers) const {
     response.set(http::field::server, "sluice");

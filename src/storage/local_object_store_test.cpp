@@ -161,6 +161,32 @@ TEST_F(LocalObjectStoreTest, ReadsAPlanInOrderWithCrcsOfWholeObjects) {
   EXPECT_EQ(metrics().open_object_files.load(), 0);
 }
 
+TEST_F(LocalObjectStoreTest, ByReferenceStepsNameTheOpenFile) {
+  ObjectInfo a = head("album/a.jpg");
+  ReadStep step{a, 100, 90'000, false, false};
+  step.by_reference = true;
+  const std::vector<ReadStep> plan{step};
+  std::string bytes;
+  std::size_t pieces = 0;
+  run([&]() -> asio::awaitable<bool> {
+    auto executor = co_await asio::this_coro::executor;
+    auto stream = store_->read(plan, ReadAheadBudget{2, 4096}, executor);
+    while (auto piece = co_await stream->next()) {
+      EXPECT_GE(piece->file, 0);
+      EXPECT_TRUE(piece->bytes.empty());
+      std::string part(piece->file_length, '\0');
+      EXPECT_EQ(::pread(piece->file, part.data(), part.size(), static_cast<off_t>(piece->file_offset)),
+                static_cast<ssize_t>(part.size()));
+      bytes += part;
+      ++pieces;
+    }
+    co_return true;
+  }());
+  EXPECT_EQ(bytes, std::string(90'000, 'a'));
+  EXPECT_EQ(pieces, 2u);  // 16 buffers' worth per piece: 65,536 + 24,464
+  EXPECT_EQ(metrics().open_object_files.load(), 0);
+}
+
 TEST_F(LocalObjectStoreTest, ChangedOrVanishedObjectsFailTheRead) {
   ObjectInfo b = head("album/b.jpg");
   write("album/b.jpg", "bees!");

@@ -24,6 +24,9 @@ struct PieceRecord {
   std::size_t length = 0;
   std::optional<std::uint32_t> crc32;
   bool last = false;
+  std::shared_ptr<ObjectFile> file;  // a by_reference piece: a range of this file
+  std::uint64_t file_offset = 0;
+  std::uint64_t file_length = 0;
 };
 
 struct Buffer {
@@ -42,6 +45,7 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
       : root_fd_(root_fd),
         plan_(std::move(plan)),
         capacity_(std::max<std::size_t>(budget.buffer_bytes, 4096)),
+        reference_bytes_(capacity_ * 16),
         pool_(pool),
         wake_(std::make_shared<WakeSignal>(executor)),
         buffers_(std::max<std::size_t>(budget.buffers, 1)) {
@@ -62,6 +66,7 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
           co_return piece_locked();
         }
         if (handed_out_ != nullptr) {
+          handed_out_->pieces.clear();  // lets go of files sent by reference
           free_.push_back(handed_out_);
           handed_out_ = nullptr;
           schedule_locked();
@@ -84,12 +89,16 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
   void cancel() noexcept {
     cancelled_.store(true);
     std::lock_guard lock(mutex_);
-    if (!reading_) file_.close();  // otherwise the job closes it at its next check
+    if (!reading_) file_.reset();  // otherwise the job closes it at its next check
   }
 
  private:
   ReadPiece piece_locked() const {
     const PieceRecord& record = handed_out_->pieces[piece_index_];
+    if (record.file) {
+      return ReadPiece{record.step, {}, std::nullopt, record.last, record.file->fd(),
+                       record.file_offset, record.file_length};
+    }
     return ReadPiece{record.step,
                      std::string_view(handed_out_->data.get() + record.offset, record.length),
                      record.crc32, record.last};
@@ -141,7 +150,7 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
 
   void stop_locked() {
     reading_ = false;
-    if (cancelled_.load() || finished_) file_.close();
+    if (cancelled_.load() || finished_) file_.reset();
   }
 
   void fail(const StorageError& error) {
@@ -149,7 +158,7 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
       std::lock_guard lock(mutex_);
       error_ = error;
       finished_ = true;
-      file_.close();
+      file_.reset();
       reading_ = false;
     }
     wake_->notify();
@@ -157,11 +166,17 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
 
   // Fills `buffer` with pieces of the plan from next_step_ on.
   void fill(Buffer& buffer) {
-    if (!buffer.data) buffer.data.reset(new char[capacity_]);
     buffer.used = 0;
     buffer.pieces.clear();
     while (next_step_ < plan_.size()) {
       const ReadStep& step = plan_[next_step_];
+      if (step.by_reference) {
+        if (!buffer.pieces.empty()) return;  // hand over the bytes first
+        refer(step, buffer);
+        return;
+      }
+      // Memory only for buffers that carry bytes: archives of large stored files need none.
+      if (!buffer.data) buffer.data.reset(new char[capacity_]);
       if (step.checksum_only) {
         if (!buffer.pieces.empty()) return;  // hand over the data first
         buffer.pieces.push_back(PieceRecord{next_step_, 0, 0, checksum(step, buffer), true});
@@ -169,7 +184,7 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
         return;
       }
       const std::size_t room = capacity_ - buffer.used;
-      if (!file_.is_open()) {
+      if (!file_) {
         const bool wait_for_next = step.whole_in_one_buffer && step.length > room;
         if (room == 0 || (wait_for_next && buffer.used > 0)) return;
         open_step(step);
@@ -187,8 +202,9 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
     }
     file.check_unchanged(step.object);
     if (step.length >= 4 * capacity_) ::posix_fadvise(file.fd(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    auto shared = std::make_shared<ObjectFile>(std::move(file));
     std::lock_guard lock(mutex_);
-    file_ = std::move(file);
+    file_ = std::move(shared);
     position_ = 0;
     crc_ = 0;
   }
@@ -198,14 +214,14 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
     const std::size_t want = static_cast<std::size_t>(
         std::min<std::uint64_t>(capacity_ - buffer.used, step.length - position_));
     char* at = buffer.data.get() + buffer.used;
-    file_.read_at(at, want, step.offset + position_, step.object.key);
+    file_->read_at(at, want, step.offset + position_, step.object.key);
     const bool whole = step.offset == 0 && step.length == step.object.size;
     if (whole) crc_ = crc32_update(crc_, std::string_view(at, want));
     buffer.used += want;
     piece.length += want;
     position_ += want;
     if (position_ < step.length) return false;
-    file_.check_unchanged(step.object);
+    file_->check_unchanged(step.object);
     piece.last = true;
     if (whole) piece.crc32 = crc_;
     close_file();
@@ -221,23 +237,43 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
       if (cancelled_.load()) throw Cancelled{};
       const auto want =
           static_cast<std::size_t>(std::min<std::uint64_t>(capacity_, step.object.size - at));
-      file_.read_at(scratch.data.get(), want, at, step.object.key);
+      file_->read_at(scratch.data.get(), want, at, step.object.key);
       crc = crc32_update(crc, std::string_view(scratch.data.get(), want));
       at += want;
     }
-    file_.check_unchanged(step.object);
+    file_->check_unchanged(step.object);
     close_file();
     return crc;
   }
 
+  // The next range of a by_reference step as one piece naming the file; readahead(2) brings
+  // it into the page cache here, on the pool, so the consumer's sendfile does not wait for
+  // the disk.
+  void refer(const ReadStep& step, Buffer& buffer) {
+    if (!file_) open_step(step);
+    const std::uint64_t want = std::min<std::uint64_t>(reference_bytes_, step.length - position_);
+    const std::uint64_t at = step.offset + position_;
+    ::readahead(file_->fd(), static_cast<off64_t>(at), want);
+    PieceRecord piece{next_step_, 0, 0, std::nullopt, false, file_, at, want};
+    position_ += want;
+    if (position_ == step.length) {
+      file_->check_unchanged(step.object);
+      piece.last = true;
+      close_file();
+      ++next_step_;
+    }
+    buffer.pieces.push_back(std::move(piece));
+  }
+
   void close_file() {
     std::lock_guard lock(mutex_);
-    file_.close();
+    file_.reset();
   }
 
   const int root_fd_;
   const std::vector<ReadStep> plan_;
   const std::size_t capacity_;
+  const std::size_t reference_bytes_;  // per by_reference piece: no memory, only page cache
   asio::thread_pool& pool_;
   std::shared_ptr<WakeSignal> wake_;
   std::atomic<bool> cancelled_{false};
@@ -247,7 +283,7 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
   std::size_t next_step_ = 0;
   std::uint64_t position_ = 0;  // within the current step
   std::uint32_t crc_ = 0;       // of the current step so far
-  ObjectFile file_;
+  std::shared_ptr<ObjectFile> file_;  // pieces sent by reference share it
 
   std::mutex mutex_;  // guards everything below
   std::vector<Buffer> buffers_;

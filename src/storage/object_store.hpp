@@ -42,6 +42,11 @@ struct ReadStep {
   // Deliver this step's bytes inside one buffer (a single piece). REQUIRES: length <= the
   // stream's buffer size. For small objects whose CRC is computed while they are read.
   bool whole_in_one_buffer = false;
+  // The consumer can send file ranges (ByteSink::write_file): a store with local files may
+  // deliver this step as pieces that name an open file instead of bytes read into a buffer.
+  // No CRC is computed then. The store still reads ahead (into the page cache), within the
+  // number of buffers of the budget.
+  bool by_reference = false;
 };
 
 // A run of bytes of one step, in plan order.
@@ -50,6 +55,11 @@ struct ReadPiece {
   std::string_view bytes;              // valid until the next call of next() or cancel()
   std::optional<std::uint32_t> crc32;  // on the step's last piece when it covered the object
   bool last = false;                   // the step's last piece
+  // A piece of a by_reference step: `file_length` bytes of the open file `file` at
+  // `file_offset` (bytes is empty). The descriptor is valid until the next call of next().
+  int file = -1;
+  std::uint64_t file_offset = 0;
+  std::uint64_t file_length = 0;
 };
 
 // How much a stream reads ahead: `buffers` recycled buffers of `buffer_bytes` each. Reading

@@ -224,11 +224,11 @@ def check_unzip(archive: Path, expected: Expected, work: Path, extract: bool) ->
         assert result.returncode == 1 and "zipfile is empty" in out, out
         return
     assert result.returncode == 0 and "No errors detected" in out, out[-3000:]
+    # Beyond 4 GiB `-t` (every CRC checked) is enough here: the byte-exact comparisons of
+    # bsdtar, zipfile and Java cover the contents without more passes over 4 GiB.
     if extract:
         run(["unzip", "-q", "-o", str(archive), "-d", str(work / "unzip")]).check_returncode()
         check_tree(work / "unzip", expected, "unzip")
-    else:
-        stream_equals(["unzip", "-p", str(archive)], [p for _, p in expected.entries])
 
 
 SEVEN_ZIP_TROUBLE = re.compile(r"Headers Error|Warnings|WARNING|ERROR|Unexpected end|"
@@ -245,8 +245,6 @@ def check_7z(archive: Path, expected: Expected, work: Path, extract: bool) -> No
     if extract:
         run(["7z", "x", "-y", f"-o{work / '7z'}", str(archive)]).check_returncode()
         check_tree(work / "7z", expected, "7z")
-    else:
-        stream_equals(["7z", "x", "-so", str(archive)], [p for _, p in expected.entries])
 
 
 def check_bsdtar(archive: Path, expected: Expected, work: Path, extract: bool,
@@ -268,9 +266,8 @@ def check_bsdtar(archive: Path, expected: Expected, work: Path, extract: bool,
         assert result.returncode == 0, result.stderr
         check_tree(folder, expected, "bsdtar from a pipe")
     else:
-        sources = [p for _, p in expected.entries]
-        stream_equals(["bsdtar", "-xOf", str(archive)], sources)
-        stream_equals(f"curl -sSf '{url}' | bsdtar -xOf -", sources, shell=True)
+        stream_equals(f"curl -sSf '{url}' | bsdtar -xOf -", [p for _, p in expected.entries],
+                      shell=True)
 
 
 def check_python(archive: Path, expected: Expected) -> None:
