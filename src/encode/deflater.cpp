@@ -3,19 +3,23 @@
 #include <isa-l/igzip_lib.h>
 
 #include <stdexcept>
-#include <vector>
+#include <memory>
 
 namespace sluice {
 
+// Level 1's hash table: "small" (~40 KiB) instead of the default "large" (~276 KiB) keeps a
+// thousand concurrent deflating downloads affordable; the ratio differs by about 1%.
+constexpr std::size_t kLevelBufferBytes = ISAL_DEF_LVL1_SMALL;
+
 struct Deflater::State {
   isal_zstream stream;
-  std::vector<std::uint8_t> level_buf = std::vector<std::uint8_t>(ISAL_DEF_LVL1_DEFAULT);
+  std::unique_ptr<std::uint8_t[]> level_buf{new std::uint8_t[kLevelBufferBytes]};
 
   void init() {
     isal_deflate_init(&stream);
     stream.level = 1;
-    stream.level_buf = level_buf.data();
-    stream.level_buf_size = static_cast<std::uint32_t>(level_buf.size());
+    stream.level_buf = level_buf.get();
+    stream.level_buf_size = static_cast<std::uint32_t>(kLevelBufferBytes);
     stream.gzip_flag = IGZIP_DEFLATE;
   }
 };

@@ -10,7 +10,7 @@ namespace sluice {
 
 // Streaming raw DEFLATE (RFC 1951, no zlib/gzip wrapper) for ZIP entries: data goes in piece by
 // piece and compressed bytes come out as they are ready, so an entry of any size needs only the
-// compressor's fixed state (~140 KiB). ISA-L's igzip at level 1 — several times zlib's speed at
+// compressor's fixed state (~120 KiB). ISA-L's igzip at level 1 — several times zlib's speed at
 // a slightly lower ratio; figures in docs/BENCHMARKS.md.
 // Not thread-safe. Reusable: after finish(), reset() starts the next stream.
 class Deflater {

@@ -235,12 +235,14 @@ class ArchiveRun {
     const ManifestEntry& entry = manifest_.entries[i];
     zip_.add_entry(zip_entry_for(entry, 0), generated_);
     co_await out_.generated(generated_);
-    deflater_.reset();
+    if (!deflater_) deflater_ = std::make_unique<Deflater>();  // only archives that deflate
+    Deflater& deflater = *deflater_;
+    deflater.reset();
     std::optional<std::uint32_t> crc32 = entry.size == 0 ? std::optional<std::uint32_t>(0) : std::nullopt;
     if (plans_[i].data_step != kNoStep) {
       for (;;) {
         ReadPiece piece = co_await next_piece(plans_[i].data_step);
-        deflater_.add(piece.bytes, out_.buffer());
+        deflater.add(piece.bytes, out_.buffer());
         co_await out_.flush_if_full();
         if (piece.last) {
           crc32 = piece.crc32;
@@ -248,10 +250,10 @@ class ArchiveRun {
         }
       }
     }
-    deflater_.finish(out_.buffer());
-    out_.advance(deflater_.bytes_out());
+    deflater.finish(out_.buffer());
+    out_.advance(deflater.bytes_out());
     if (!crc32) throw ZipError("no CRC-32 for '" + entry.key + "'");
-    zip_.end_entry(*crc32, deflater_.bytes_in(), deflater_.bytes_out(), generated_);
+    zip_.end_entry(*crc32, deflater.bytes_in(), deflater.bytes_out(), generated_);
     co_await out_.generated(generated_);
   }
 
@@ -263,7 +265,7 @@ class ArchiveRun {
   std::unique_ptr<ObjectStream> stream_;
   ZipWriter zip_;
   ByteBuffer generated_;
-  Deflater deflater_;
+  std::unique_ptr<Deflater> deflater_;
 };
 
 }  // namespace
