@@ -113,8 +113,10 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
 
 ReadBudget read_budget_for(std::size_t stream_buffer_bytes) {
   ReadBudget budget;
-  budget.batches_in_flight = 3;
-  budget.batch_bytes = stream_buffer_bytes / 8;  // 3 batches in flight = 3/8 of the budget
+  // Two batches (one filling, one being encoded) of 1/8 of the budget, each with a cell index of
+  // at most as much again, plus the output buffer (1/4): the pipeline stays within its budget.
+  budget.batches_in_flight = 2;
+  budget.batch_bytes = stream_buffer_bytes / 8;
   return budget;
 }
 
