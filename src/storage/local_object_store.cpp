@@ -92,7 +92,7 @@ class LocalObjectStore final : public ObjectStore {
   std::unique_ptr<ObjectStream> read(std::vector<ReadStep> plan, ReadAheadBudget budget,
                                      asio::any_io_executor executor) override {
     for (const ReadStep& step : plan) require_key(step.object.key);
-    return make_local_object_stream(root_fd_, std::move(plan), budget, pool_, std::move(executor));
+    return make_local_object_stream(root_fd_, std::move(plan), budget, pool_, executor);
   }
 
  private:

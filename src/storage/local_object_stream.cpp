@@ -312,7 +312,7 @@ class LocalObjectStream final : public ObjectStream {
 std::unique_ptr<ObjectStream> make_local_object_stream(int root_fd, std::vector<ReadStep> plan,
                                                        ReadAheadBudget budget,
                                                        asio::thread_pool& pool,
-                                                       asio::any_io_executor executor) {
+                                                       const asio::any_io_executor& executor) {
   auto state = std::make_shared<ReadState>(root_fd, std::move(plan), budget, pool, executor);
   state->start();
   return std::make_unique<LocalObjectStream>(std::move(state));

@@ -18,6 +18,6 @@ namespace sluice {
 std::unique_ptr<ObjectStream> make_local_object_stream(int root_fd, std::vector<ReadStep> plan,
                                                        ReadAheadBudget budget,
                                                        boost::asio::thread_pool& pool,
-                                                       boost::asio::any_io_executor executor);
+                                                       const boost::asio::any_io_executor& executor);
 
 }  // namespace sluice

@@ -208,7 +208,7 @@ class ArchiveRun {
     co_await out_.generated(generated_);
     out_.advance(plan.data_from);  // data before the window is neither read nor sent
     if (plan.data_step != kNoStep) {
-      std::optional<ReadPiece> piece = std::move(held);
+      std::optional<ReadPiece> piece = held;
       for (;;) {
         if (!piece) piece = co_await next_piece(plan.data_step);
         if (piece->file >= 0) {
