@@ -94,9 +94,9 @@ void read_postgres_source(const Reader& reader, const toml::table& table, std::s
                     {"kind", "url", "url_env", "pool_size", "pool_timeout_ms", "connect_timeout_ms",
                      "statement_timeout_ms", "copy_format"});
   if (const auto* format = reader.optional<TomlString>(table, path, "copy_format")) {
-    if (format->get() != "auto" && format->get() != "text") {
+    if (format->get() != "auto" && format->get() != "text" && format->get() != "csv") {
       reader.fail(*format, key_child(path, "copy_format"),
-                  "expected \"auto\" or \"text\", got " + quote_text(format->get()));
+                  "expected one of: auto, text, csv, got " + quote_text(format->get()));
     }
     source.copy_format = format->get();
   }

@@ -54,7 +54,7 @@ struct SourceConfig {
   std::chrono::milliseconds pool_timeout{5'000};        // postgres: wait for a free connection
   std::chrono::milliseconds connect_timeout{5'000};     // postgres
   std::chrono::milliseconds statement_timeout{0};       // postgres: 0 = none
-  std::string copy_format = "auto";  // postgres: "auto" (binary when every type allows) | "text"
+  std::string copy_format = "auto";  // postgres: "auto" (binary when every type allows) | "text" | "csv"
   int line = 0;
 };
 

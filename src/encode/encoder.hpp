@@ -40,5 +40,8 @@ struct CsvOptions {
 std::unique_ptr<Encoder> make_csv_encoder(const CsvOptions& options = {});
 std::unique_ptr<Encoder> make_jsonl_encoder();
 std::unique_ptr<Encoder> make_encoder(Format format);
+// For rows that are complete CSV records made by the source (BatchReader::csv_records()):
+// writes the header row, then each record with CRLF.
+std::unique_ptr<Encoder> make_csv_records_encoder();
 
 }  // namespace sluice

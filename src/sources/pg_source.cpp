@@ -65,13 +65,18 @@ std::optional<std::vector<PgWire>> binary_layout(const std::vector<Column>& colu
   return layout;
 }
 
+// How the rows of a COPY arrive: binary (decoded here), text (decoded here) or CSV records that
+// pass through to the client untouched.
+enum class CopyMode { kBinary, kText, kCsvRecords };
+
 class PgReader final : public BatchReader {
  public:
-  PgReader(PgLease lease, std::vector<Column> columns, ReadBudget budget,
+  PgReader(PgLease lease, std::vector<Column> columns, ReadBudget budget, CopyMode mode,
            std::optional<std::vector<PgWire>> binary)
-      : lease_(std::move(lease)), columns_(std::move(columns)), budget_(budget) {
+      : lease_(std::move(lease)), columns_(std::move(columns)), budget_(budget), mode_(mode) {
     if (binary) binary_.emplace(std::move(*binary));
   }
+  bool csv_records() const override { return mode_ == CopyMode::kCsvRecords; }
   ~PgReader() override {
     if (!done_) lease_->cancel();
   }
@@ -80,29 +85,32 @@ class PgReader final : public BatchReader {
 
   asio::awaitable<const RowBatch*> next() override {
     if (done_) co_return nullptr;
-    batch_.reset(columns_.size());
+    const std::size_t cells_per_row = mode_ == CopyMode::kCsvRecords ? 1 : columns_.size();
+    batch_.reset(cells_per_row);
     // Rows of NULLs add no arena bytes: the cell index (8 bytes a cell) is bounded too.
     const std::size_t max_rows =
         first_ ? budget_.first_batch_rows
-               : std::max<std::size_t>(16, budget_.batch_bytes / (8 * std::max<std::size_t>(columns_.size(), 1)));
+               : std::max<std::size_t>(16, budget_.batch_bytes / (8 * std::max<std::size_t>(cells_per_row, 1)));
     first_ = false;
     std::size_t rows = 0;
     while (batch_.arena_bytes() < budget_.batch_bytes && rows < max_rows) {
-      if (!pending_) {
-        int got = lease_->try_read_copy_row(row_);
-        if (got == 0 && rows > 0) break;  // hand over what arrived rather than wait
-        if (got == 0) got = co_await lease_->read_copy_row(row_) ? 1 : -2;
-        if (got == -1) co_await lease_->finish_copy();
-        if (got < 0) {
-          co_await end_transaction();
-          break;
-        }
+      int got = peeked_;
+      peeked_ = 0;
+      if (got == 0) got = lease_->try_read_copy_row(row_);
+      if (got == 0 && rows > 0) break;  // hand over what arrived rather than wait
+      if (got == 0) got = co_await lease_->read_copy_row(row_) ? 1 : -2;
+      if (got == -1) co_await lease_->finish_copy();
+      if (got < 0) {
+        co_await end_transaction();
+        break;
       }
-      pending_ = false;
-      if (binary_) {
+      if (mode_ == CopyMode::kBinary) {
         rows += binary_->decode(row_.view(), batch_);
-      } else {
+      } else if (mode_ == CopyMode::kText) {
         decode_copy_text_row(row_.view(), columns_.size(), batch_);
+        ++rows;
+      } else {
+        batch_.add_value(row_.view());
         ++rows;
       }
     }
@@ -111,11 +119,9 @@ class PgReader final : public BatchReader {
   }
 
   bool ready() const override {
-    if (done_ || pending_) return true;
-    int got = lease_->try_read_copy_row(row_);
-    pending_ = got == 1;
-    if (got == -1) return false;  // next() finishes the COPY, which may wait
-    return pending_;
+    if (done_ || peeked_ == 1) return true;
+    if (peeked_ == 0) peeked_ = lease_->try_read_copy_row(row_);
+    return peeked_ == 1;  // at the end (-1) next() finishes the COPY, which may wait
   }
 
   void cancel() noexcept override {
@@ -132,9 +138,10 @@ class PgReader final : public BatchReader {
   std::vector<Column> columns_;
   ReadBudget budget_;
   RowBatch batch_;
-  std::optional<PgBinaryDecoder> binary_;  // absent: COPY text format
+  CopyMode mode_;
+  std::optional<PgBinaryDecoder> binary_;  // kBinary only
   mutable CopyRow row_;
-  mutable bool pending_ = false;  // row_ holds a row not yet decoded
+  mutable int peeked_ = 0;  // what ready() saw: 1 = row_ holds a row, -1 = the COPY ended
   bool first_ = true;
   bool done_ = false;
 };
@@ -178,10 +185,16 @@ class PgSource final : public Source {
       try {
         co_await begin(*lease, query);
         std::optional<std::vector<PgWire>> binary;
-        if (config_.copy_format == "auto") binary = binary_layout(columns);
+        CopyMode mode = CopyMode::kText;
+        if (query.csv_records && config_.copy_format == "csv") {
+          mode = CopyMode::kCsvRecords;
+        } else if (config_.copy_format != "text" && (binary = binary_layout(columns))) {
+          mode = CopyMode::kBinary;
+        }
+        static constexpr std::string_view kOptions[] = {" (FORMAT binary)", "", " (FORMAT csv)"};
         co_await lease->start_copy("COPY (" + query.sql + ") TO STDOUT" +
-                                   (binary ? " (FORMAT binary)" : ""));
-        co_return std::make_unique<PgReader>(std::move(lease), std::move(columns), budget,
+                                   std::string(kOptions[static_cast<int>(mode)]));
+        co_return std::make_unique<PgReader>(std::move(lease), std::move(columns), budget, mode,
                                              std::move(binary));
       } catch (const PgError& error) {
         if (!error.connection_lost() || attempt > 0) throw;

@@ -19,7 +19,10 @@ using BoundValue = std::variant<std::monostate, std::int64_t, double, std::strin
 struct QuerySpec {
   std::string sql;                 // in the source's dialect, with its placeholders
   std::vector<BoundValue> params;  // one per placeholder, in order
-  std::string request_id;          // for logs and, later, application_name
+  std::string request_id;          // for logs and the database's application_name
+  // The consumer writes CSV and accepts rows that are already CSV records (one cell each,
+  // ending in LF): a source may then pass its own CSV through (see BatchReader::csv_records).
+  bool csv_records = false;
 };
 
 // One running query. next() hands out batches in result order until the end of the result.
@@ -36,6 +39,9 @@ class BatchReader {
   // True when next() will complete without waiting for the database: a pipeline flushes what
   // it holds before it waits, so a slow query still delivers its rows as they come.
   virtual bool ready() const = 0;
+  // True when every row is one cell holding a complete CSV record (RFC 4180 quoting, LF at the
+  // end) made by the database itself: only after QuerySpec::csv_records asked for it.
+  virtual bool csv_records() const { return false; }
   virtual void cancel() noexcept = 0;
 };
 

@@ -91,7 +91,7 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
     co_await sink->finish();
     co_return;
   }
-  std::unique_ptr<Encoder> encoder = make_encoder(format);
+  std::unique_ptr<Encoder> encoder = encoder_for(*reader, format);
   std::string failure;
   try {
     co_await run_pipeline(*reader, first, *encoder, *sink, flush_bytes_for(config.stream_buffer_bytes));

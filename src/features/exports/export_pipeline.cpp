@@ -29,6 +29,10 @@ class Flusher {
 
 }  // namespace
 
+std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, Format format) {
+  return reader.csv_records() ? make_csv_records_encoder() : make_encoder(format);
+}
+
 boost::asio::awaitable<PipelineStats> run_pipeline(BatchReader& reader, const RowBatch* first,
                                                    Encoder& encoder, ByteSink& sink,
                                                    std::size_t flush_bytes) {

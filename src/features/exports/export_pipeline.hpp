@@ -21,6 +21,9 @@ struct PipelineStats {
 // `first` is the reader's first batch (already taken, to learn of errors before the headers
 // went out), or nullptr for an empty result. Throws what the reader or the sink throws; the
 // caller aborts the transfer then. Counts rows_sent_total and bytes_sent_total.
+// The encoder for `format`, or the pass-through one when the reader delivers CSV records.
+std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, Format format);
+
 boost::asio::awaitable<PipelineStats> run_pipeline(BatchReader& reader, const RowBatch* first,
                                                    Encoder& encoder, ByteSink& sink,
                                                    std::size_t flush_bytes);

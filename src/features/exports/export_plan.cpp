@@ -268,6 +268,7 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
     where += (where.empty() ? " WHERE " : " AND ") + sql.condition(condition);
   }
   std::string tail = limit ? " LIMIT " + sql.bind(*limit, FilterType::kInt) : std::string();
+  plan.query.csv_records = format == Format::kCsv;  // nothing changes the bytes (no transforms yet)
   plan.query.sql = "SELECT " + select + " FROM (" + dataset.config->query + ") AS sluice_rows" +
                    where + tail;
   return plan;
