@@ -59,6 +59,7 @@ asio::awaitable<PipelineStats> run_export(const Dataset& dataset, ExportPlan pla
 
 int export_command(const ExportOptions& options) {
   Config config = load_config(options.config_file);
+  asio::io_context io;  // before the catalog: pooled connections close while it exists
   DatasetCatalog catalog(config);
   const Dataset* dataset = catalog.find(options.dataset);
   if (dataset == nullptr) throw std::runtime_error("no dataset named '" + options.dataset + "'");
@@ -79,7 +80,6 @@ int export_command(const ExportOptions& options) {
     if (file == nullptr) throw std::runtime_error("cannot write " + temporary.string());
   }
   FileSink sink(file);
-  asio::io_context io;
   std::exception_ptr failure;
   PipelineStats stats;
   asio::co_spawn(io, run_export(*dataset, std::move(plan), sink),

@@ -46,6 +46,7 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
   for (const std::string& path : banner_paths) std::cout << "  http://" << bound << path << '\n';
   std::cout << std::flush;
   server.run();
+  catalog.close();  // while the server's I/O context, where connections are registered, exists
   std::clog << "stopped\n";
   return 0;
 }

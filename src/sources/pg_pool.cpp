@@ -83,9 +83,26 @@ asio::awaitable<PgLease> PgPool::open_new() {
   }
 }
 
+void PgPool::discard_idle() {
+  std::vector<std::unique_ptr<PgConnection>> stale;
+  {
+    std::lock_guard lock(mutex_);
+    stale.swap(idle_);
+    open_ -= stale.size();
+  }
+}
+
+void PgPool::close() {
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+  discard_idle();
+}
+
 void PgPool::release(std::unique_ptr<PgConnection> connection) {
   std::lock_guard lock(mutex_);
-  if (connection && !connection->reusable()) connection.reset();
+  if (connection && (closed_ || !connection->reusable())) connection.reset();
   if (!waiters_.empty()) {
     std::shared_ptr<Waiter> waiter = std::move(waiters_.front());
     waiters_.pop_front();

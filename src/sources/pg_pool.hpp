@@ -60,6 +60,11 @@ class PgPool : public std::enable_shared_from_this<PgPool> {
   boost::asio::awaitable<PgLease> acquire();
   const PgPoolOptions& options() const { return options_; }
   std::size_t open_connections() const;
+  // Closes the idle connections, e.g. after one turned out dead (a server restart kills them
+  // all): the next requests open fresh ones instead of failing on stale ones.
+  void discard_idle();
+  // discard_idle(), and from now on connections handed back are closed, not kept.
+  void close();
   std::size_t idle_connections() const;
 
  private:
@@ -75,6 +80,7 @@ class PgPool : public std::enable_shared_from_this<PgPool> {
   std::vector<std::unique_ptr<PgConnection>> idle_;
   std::deque<std::shared_ptr<Waiter>> waiters_;
   std::size_t open_ = 0;  // connections that exist or are being opened
+  bool closed_ = false;
 };
 
 }  // namespace sluice

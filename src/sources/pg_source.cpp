@@ -164,6 +164,8 @@ class PgSource final : public Source {
     return type == FilterType::kDate ? "(" + quoted_column + ")::date" : quoted_column;
   }
 
+  void close() override { pool_->close(); }
+
   std::vector<Column> describe(const std::string& sql) override {
     asio::io_context io;
     std::vector<Column> columns;
@@ -198,6 +200,7 @@ class PgSource final : public Source {
                                              std::move(binary));
       } catch (const PgError& error) {
         if (!error.connection_lost() || attempt > 0) throw;
+        pool_->discard_idle();  // the others died with it: retry on a fresh connection
       }
     }
   }

@@ -75,6 +75,9 @@ class Source {
   virtual boost::asio::awaitable<std::unique_ptr<BatchReader>> open(
       QuerySpec query, ReadBudget budget, boost::asio::any_io_executor executor,
       std::vector<Column> columns) = 0;
+  // Closes idle connections now, and every connection handed back from now on. Called when
+  // the server stopped, while the I/O context their sockets are registered with still exists.
+  virtual void close() {}
 };
 
 }  // namespace sluice

@@ -61,6 +61,10 @@ DatasetCatalog::DatasetCatalog(const Config& config) : config_(config) {
 
 DatasetCatalog::~DatasetCatalog() = default;
 
+void DatasetCatalog::close() {
+  for (auto& entry : sources_) entry.second->close();
+}
+
 const Dataset* DatasetCatalog::find(std::string_view name) const {
   for (const Dataset& dataset : datasets_) {
     if (dataset.config->name == name) return &dataset;

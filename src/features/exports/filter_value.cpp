@@ -157,7 +157,11 @@ std::optional<BoundValue> parse_filter_value(FilterType type, std::string_view t
       if (!valid_timestamp(text)) return {};
       return BoundValue(std::string(text));
     case FilterType::kText:
-      if (text.size() > kMaxTextBytes || !valid_utf8(text)) return {};
+      // NUL cannot be stored in PostgreSQL text and would cut a C string short.
+      if (text.size() > kMaxTextBytes || !valid_utf8(text) ||
+          text.find('\0') != std::string_view::npos) {
+        return {};
+      }
       return BoundValue(std::string(text));
   }
   return {};
@@ -171,7 +175,7 @@ std::string_view filter_value_syntax(FilterType type) {
     case FilterType::kBool: return "true, false, 1 or 0";
     case FilterType::kDate: return "a date YYYY-MM-DD";
     case FilterType::kTimestamp: return "a timestamp YYYY-MM-DDTHH:MM[:SS][Z|+HH:MM]";
-    case FilterType::kText: return "UTF-8 text of at most 4096 bytes";
+    case FilterType::kText: return "UTF-8 text without NUL of at most 4096 bytes";
   }
   return "a value";
 }

@@ -13,7 +13,7 @@ namespace sluice {
 //   int: decimal int64; float: finite decimal number; decimal: -?digits[.digits] (bound as
 //   text, for sources to cast exactly);
 //   bool: true/false/1/0; date: YYYY-MM-DD; timestamp: YYYY-MM-DD[(T| )HH:MM[:SS[.f+]]][Z|±HH:MM];
-//   text: any UTF-8 up to 4096 bytes.
+//   text: UTF-8 without NUL, up to 4096 bytes.
 std::optional<BoundValue> parse_filter_value(FilterType type, std::string_view text);
 
 // A human description of the accepted syntax, for error messages.

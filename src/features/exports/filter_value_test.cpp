@@ -196,6 +196,9 @@ TEST(FilterValueTest, TextAcceptsUtf8UpTo4096Bytes) {
   EXPECT_EQ(value_as<std::string>(FilterType::kText, "DE' OR 1=1 --"), "DE' OR 1=1 --");
   EXPECT_EQ(value_as<std::string>(FilterType::kText, "Łódź"), "Łódź");
   EXPECT_EQ(value_as<std::string>(FilterType::kText, "\xE2\x82\xAC"), "\xE2\x82\xAC");  // €
+  // NUL cannot be stored in PostgreSQL text and would cut the bound C string short.
+  expect_rejected(FilterType::kText, "plain\0zzz"s);
+  expect_rejected(FilterType::kText, "\0"s);
   EXPECT_EQ(value_as<std::string>(FilterType::kText, "\xF0\x9F\x98\x80"),
             "\xF0\x9F\x98\x80");  // U+1F600
   EXPECT_EQ(value_as<std::string>(FilterType::kText, "\xF4\x8F\xBF\xBF"),

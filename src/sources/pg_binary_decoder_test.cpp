@@ -1,0 +1,150 @@
+#include "sources/pg_binary_decoder.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "core/api_error.hpp"
+
+namespace sluice {
+namespace {
+
+std::string float8(double value) {
+  char buffer[40];
+  return std::string(buffer, format_pg_float8(value, buffer));
+}
+
+std::string float4(float value) {
+  char buffer[40];
+  return std::string(buffer, format_pg_float4(value, buffer));
+}
+
+// Expected strings are what PostgreSQL 15 prints with extra_float_digits = 1.
+TEST(PgFloatFormatTest, MatchesPostgresOutput) {
+  EXPECT_EQ(float8(1e15), "1e+15");
+  EXPECT_EQ(float8(1e14), "100000000000000");
+  EXPECT_EQ(float8(123456789012345678.0), "1.2345678901234568e+17");
+  EXPECT_EQ(float8(0.0001), "0.0001");
+  EXPECT_EQ(float8(0.00001234), "1.234e-05");
+  EXPECT_EQ(float8(-0.0), "-0");
+  EXPECT_EQ(float8(0.0), "0");
+  EXPECT_EQ(float8(1.5e300), "1.5e+300");
+  EXPECT_EQ(float8(1e-320), "1e-320");
+  EXPECT_EQ(float8(0.1), "0.1");
+  EXPECT_EQ(float8(-2.5), "-2.5");
+  EXPECT_EQ(float8(std::numeric_limits<double>::quiet_NaN()), "NaN");
+  EXPECT_EQ(float8(std::numeric_limits<double>::infinity()), "Infinity");
+  EXPECT_EQ(float8(-std::numeric_limits<double>::infinity()), "-Infinity");
+  EXPECT_EQ(float4(123456.0f), "123456");
+  EXPECT_EQ(float4(1234567.0f), "1.234567e+06");
+  EXPECT_EQ(float4(0.0001f), "0.0001");
+  EXPECT_EQ(float4(0.00001f), "1e-05");
+  EXPECT_EQ(float4(3.4028235e38f), "3.4028235e+38");
+}
+
+// Big-endian helpers to build COPY binary messages.
+void put16(std::string& out, int value) {
+  out += static_cast<char>((value >> 8) & 0xFF);
+  out += static_cast<char>(value & 0xFF);
+}
+void put32(std::string& out, std::int64_t value) {
+  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((value >> shift) & 0xFF);
+}
+void put64(std::string& out, std::int64_t value) {
+  for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>((value >> shift) & 0xFF);
+}
+std::string header() { return std::string("PGCOPY\n\377\r\n\0", 11) + std::string(8, '\0'); }
+
+std::string decode_one(PgWire type, const std::string& field) {
+  PgBinaryDecoder decoder({type});
+  RowBatch batch;
+  batch.reset(1);
+  EXPECT_EQ(decoder.decode(header(), batch), 0u);
+  std::string row;
+  put16(row, 1);
+  put32(row, static_cast<std::int64_t>(field.size()));
+  row += field;
+  EXPECT_EQ(decoder.decode(row, batch), 1u);
+  return std::string(batch.cell(0, 0).value);
+}
+
+std::string numeric(int weight, int sign, int dscale, std::initializer_list<int> groups) {
+  std::string out;
+  put16(out, static_cast<int>(groups.size()));
+  put16(out, weight);
+  put16(out, sign);
+  put16(out, dscale);
+  for (int group : groups) put16(out, group);
+  return out;
+}
+
+TEST(PgBinaryDecoderTest, Numeric) {
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(4, 0, 9, {1234, 5678, 9012, 3456, 7890, 1234, 5678, 9000})),
+            "12345678901234567890.123456789");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(-1, 0x4000, 6, {1, 2300})), "-0.000123");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(0, 0, 0, {})), "0");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(0, 0, 2, {})), "0.00");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(0, 0, 0, {100})), "100");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(-5, 0, 20, {1})), "0.00000000000000000001");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(1, 0, 2, {12, 3, 4000})), "120003.40");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(0, 0xC000, 0, {})), "NaN");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(0, 0xF000, 0, {})), "-Infinity");
+}
+
+std::string int64_field(std::int64_t value) {
+  std::string out;
+  put64(out, value);
+  return out;
+}
+
+TEST(PgBinaryDecoderTest, DatesAndTimestampsInUtcIso) {
+  std::string days;
+  put32(days, 8825);  // 2024-02-29
+  EXPECT_EQ(decode_one(PgWire::kDate, days), "2024-02-29");
+  std::string bc;
+  put32(bc, -746'117);  // 0044-03-15 BC (PostgreSQL: date '0044-03-15 BC' - date '2000-01-01')
+  EXPECT_EQ(decode_one(PgWire::kDate, bc), "0044-03-15 BC");
+  std::string infinite;
+  put32(infinite, std::numeric_limits<std::int32_t>::max());
+  EXPECT_EQ(decode_one(PgWire::kDate, infinite), "infinity");
+  // 2024-02-29 12:34:56.789
+  std::int64_t micros = 8825LL * 86'400'000'000LL + ((12 * 60 + 34) * 60 + 56) * 1'000'000LL + 789'000;
+  EXPECT_EQ(decode_one(PgWire::kTimestamp, int64_field(micros)), "2024-02-29 12:34:56.789");
+  EXPECT_EQ(decode_one(PgWire::kTimestampTz, int64_field(micros + 211)), "2024-02-29 12:34:56.789211+00");
+  EXPECT_EQ(decode_one(PgWire::kTimestamp, int64_field(-1)), "1999-12-31 23:59:59.999999");
+  EXPECT_EQ(decode_one(PgWire::kTimestampTz, int64_field(std::numeric_limits<std::int64_t>::min())),
+            "-infinity");
+}
+
+TEST(PgBinaryDecoderTest, UuidByteaBoolJsonb) {
+  std::string uuid("\xa0\xee\xbc\x99\x9c\x0b\x4e\xf8\xbb\x6d\x6b\xb9\xbd\x38\x0a\x11", 16);
+  EXPECT_EQ(decode_one(PgWire::kUuid, uuid), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+  EXPECT_EQ(decode_one(PgWire::kBytea, std::string("\x00\xff\x10", 3)), "\\x00ff10");
+  EXPECT_EQ(decode_one(PgWire::kBool, std::string(1, '\1')), "t");
+  EXPECT_EQ(decode_one(PgWire::kJsonb, "\x01{\"a\": 1}"), "{\"a\": 1}");
+}
+
+TEST(PgBinaryDecoderTest, RejectsMalformedRows) {
+  PgBinaryDecoder decoder({PgWire::kInt4});
+  RowBatch batch;
+  batch.reset(1);
+  EXPECT_THROW(decoder.decode("NOTPGCOPY\n\0\0\0\0\0\0\0\0\0\0", batch), SourceError);
+  PgBinaryDecoder sized({PgWire::kInt4});
+  sized.decode(header(), batch);
+  std::string wrong_size;
+  put16(wrong_size, 1);
+  put32(wrong_size, 8);
+  wrong_size += std::string(8, '\0');
+  EXPECT_THROW(sized.decode(wrong_size, batch), SourceError);  // an int4 field of 8 bytes
+  std::string two_fields;
+  put16(two_fields, 2);
+  EXPECT_THROW(sized.decode(two_fields, batch), SourceError);
+  std::string trailer;
+  put16(trailer, -1);
+  EXPECT_EQ(sized.decode(trailer, batch), 0u);
+}
+
+}  // namespace
+}  // namespace sluice
