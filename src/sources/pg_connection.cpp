@@ -79,7 +79,7 @@ asio::awaitable<std::unique_ptr<PgConnection>> PgConnection::connect(
   co_return std::unique_ptr<PgConnection>(new PgConnection(conn.release(), executor));
 }
 
-PgConnection::PgConnection(PGconn* conn, asio::any_io_executor executor)
+PgConnection::PgConnection(PGconn* conn, const asio::any_io_executor& executor)
     : conn_(conn),
       socket_(std::make_unique<Socket>(Socket{stream_descriptor(executor, ::dup(PQsocket(conn)))})) {}
 

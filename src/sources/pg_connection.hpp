@@ -79,7 +79,7 @@ class PgConnection {
   PGconn* native() const { return conn_; }
 
  private:
-  PgConnection(PGconn* conn, boost::asio::any_io_executor executor);
+  PgConnection(PGconn* conn, const boost::asio::any_io_executor& executor);
   boost::asio::awaitable<void> send_and_flush(const std::string& sql,
                                               const std::vector<std::string>& params);
   boost::asio::awaitable<void> wait_readable();
