@@ -46,6 +46,9 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
   for (const std::string& path : banner_paths) std::cout << "  http://" << bound << path << '\n';
   std::cout << std::flush;
   server.run();
+  // Joins the object store's pool while the server's io_context still exists: a read job that
+  // outlived its download holds a WakeSignal whose timer belongs to that context.
+  archives.reset();
   catalog.close();  // while the server's I/O context, where connections are registered, exists
   std::clog << "stopped\n";
   return 0;

@@ -22,10 +22,18 @@ namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// Runs `work` to completion on a fresh io_context; rethrows what it threw.
+// One io_context for the whole test binary: the store's pool jobs may release their
+// WakeSignals (whose timers belong to the context) just after a run completes, so the context
+// must outlive every store. Runs `work` to completion; rethrows what it threw.
+asio::io_context& test_context() {
+  static asio::io_context* context = new asio::io_context;  // never destroyed
+  return *context;
+}
+
 template <typename T>
 T run(asio::awaitable<T> work) {
-  asio::io_context io;
+  asio::io_context& io = test_context();
+  io.restart();
   std::optional<T> result;
   std::exception_ptr error;
   asio::co_spawn(io, std::move(work), [&](std::exception_ptr e, T value) {

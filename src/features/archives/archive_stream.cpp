@@ -282,7 +282,7 @@ asio::awaitable<std::uint64_t> stream_archive(const ArchiveManifest& manifest,
                                               const std::optional<ArchiveLayout>& layout,
                                               ByteWindow window, ObjectStore& store,
                                               CrcCache& crcs, ByteSink& sink,
-                                              const ArchiveBudget& budget) {
+                                              ArchiveBudget budget) {
   ArchiveRun run(manifest, layout, window, crcs, sink, budget);
   const std::uint64_t sent = co_await run.run(store, budget, window);
   co_await sink.finish();

@@ -40,6 +40,6 @@ boost::asio::awaitable<std::uint64_t> stream_archive(const ArchiveManifest& mani
                                                      const std::optional<ArchiveLayout>& layout,
                                                      ByteWindow window, ObjectStore& store,
                                                      CrcCache& crcs, ByteSink& sink,
-                                                     const ArchiveBudget& budget);
+                                                     ArchiveBudget budget);
 
 }  // namespace sluice

@@ -70,7 +70,8 @@ class ArchiveStreamTest : public ::testing::Test {
   std::string stream(const ArchiveManifest& manifest, ByteWindow window, CrcCache& crcs,
                      StringSink& sink, std::size_t budget_bytes = 64 * 1024) {
     std::optional<ArchiveLayout> layout = plan_layout(manifest);
-    asio::io_context io;
+    asio::io_context& io = io_;
+    io.restart();
     std::exception_ptr error;
     asio::co_spawn(io,
                    stream_archive(manifest, layout, window, *store_, crcs, sink,
@@ -81,6 +82,9 @@ class ArchiveStreamTest : public ::testing::Test {
     return sink.body;
   }
 
+  // Declared before the store: the store's pool is joined (TearDown) while the context whose
+  // timers the read jobs' WakeSignals use still exists.
+  asio::io_context io_;
   fs::path root_;
   std::unique_ptr<ObjectStore> store_;
   std::map<std::string, std::string> contents_;
