@@ -24,10 +24,6 @@ constexpr std::size_t kSegment = 64 * 1024;
 // Room a non-empty field needs beyond its bytes on the fast path: `,` or CRLF plus the slack.
 constexpr std::size_t kFieldExtra = 4 + kSlack;
 
-using copy_scan::load32;
-using copy_scan::load64;
-using copy_scan::store32;
-using copy_scan::store64;
 
 // Lanes holding a byte that forces quoting.
 __m128i special_lanes(__m128i v) {
