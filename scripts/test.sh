@@ -27,4 +27,9 @@ cmake --build --preset asan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j "$(nproc)"
 
 step "functional tests"
-SLUICE_BIN="$PWD/build/release/sluice" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests
+# One pytest session per folder: each folder has its own conftest.py, and the test modules
+# import helpers from it by name, which one session could not tell apart.
+for suite in tests/*/; do
+  step "functional tests: ${suite}"
+  SLUICE_BIN="$PWD/build/release/sluice" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$suite"
+done
