@@ -17,6 +17,8 @@ packages=(
   sqlite3 curl procps python3 python3-pytest python3-requests
   # PostgreSQL server and psql: the tests start a private cluster; psql is the COPY baseline
   postgresql postgresql-client
+  # benchmark peer: the Flask + psycopg2 streaming export under gunicorn (bench/pg_vs_flask.py)
+  python3-flask gunicorn python3-psycopg2
   # archives: the ZIP readers the tests check every archive with (Info-ZIP, 7-Zip, libarchive's
   # bsdtar, Java's ZipInputStream), and the benchmark peers (nginx, Node's archiver from npm)
   unzip p7zip-full libarchive-tools default-jdk-headless nginx-light nodejs
