@@ -14,6 +14,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <functional>
@@ -44,11 +45,18 @@ struct PeerWatch {
 };
 
 asio::awaitable<void> watch_peer(beast::tcp_stream& stream, std::shared_ptr<PeerWatch> watch) {
-  auto [ec] = co_await stream.socket().async_wait(asio::ip::tcp::socket::wait_read, kTuple);
-  if (!watch->active) co_return;
-  if (!ec) {
+  for (;;) {
+    auto [ec] = co_await stream.socket().async_wait(asio::ip::tcp::socket::wait_read, kTuple);
+    if (!watch->active) co_return;
+    if (ec) break;  // the socket was closed or timed out under us
     char byte = 0;
-    if (::recv(stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0) co_return;
+    const ssize_t got =
+        ::recv(stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (got > 0) co_return;  // a pipelined request: read after this response
+    // A readiness report with nothing to read (an edge left over from the read that took the
+    // request, delivered late under load) is not a departure.
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+    break;  // 0 = the peer closed; another error = reset
   }
   watch->gone = true;
   if (auto callback = std::move(watch->on_gone)) callback();

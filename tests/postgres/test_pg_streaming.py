@@ -352,13 +352,21 @@ def test_sigterm_with_a_warm_pool_exits_0(pg_up, start_sluice):
     for attempt in range(5):
         server = start_sluice(standard_config(pg_up, pool_size=20), name=f"warm{attempt}")
         results = []
-        threads = [threading.Thread(target=lambda: results.append(requests.get(
-            f"{server.url}/v1/exports/big.csv", params={"id.lt": "12000"}, timeout=30)))
-            for _ in range(20)]
+        failures = []
+
+        def fetch():
+            try:
+                results.append(requests.get(f"{server.url}/v1/exports/big.csv",
+                                            params={"id.lt": "12000"}, timeout=30))
+            except requests.RequestException as error:
+                failures.append(repr(error))
+
+        threads = [threading.Thread(target=fetch) for _ in range(20)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        assert not failures, f"{failures[:3]}\n{server.log_tail(40)}"
         assert [r.status_code for r in results] == [200] * 20
         assert all(r.content.count(b"\r\n") == 12000 for r in results)
         rc = server.stop()

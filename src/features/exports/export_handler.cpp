@@ -106,7 +106,8 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
   reader->cancel();
   responder.abort();
   metrics().streams_aborted_total.fetch_add(1, std::memory_order_relaxed);
-  std::clog << "export " << request.request_id << " aborted: " << failure << '\n';
+  std::clog << "export " << request.request_id << " aborted: "
+            << (responder.client_gone() ? "the client left" : failure) << '\n';
 }
 
 }  // namespace
