@@ -402,6 +402,7 @@ std::string config_text(const std::string& listen) {
   out << "\n[storage]\nkind = \"local\"\npath = \"objects\"\n";  // sample objects for archives
   dataset("orders", kOrdersQuery,
           "Demo orders, one row per order; the note column is full of CSV/JSON edge cases");
+  out << R"(sortable = ["id", "created_at", "amount", "country"])" << "\n";
   filter("country", "text", kEqIn);
   filter("status", "text", kEqIn);
   filter("id", "int", kAll);
@@ -418,6 +419,7 @@ std::string config_text(const std::string& listen) {
   column("amount", "decimal");
   column("created_at", "timestamp");
   dataset("countries", kCountriesQuery, "Number of orders and revenue per country");
+  out << R"(sortable = ["country", "orders", "revenue"])" << "\norder = \"-revenue\"\n";
   column("orders", "int");
   column("revenue", "decimal");
   return out.str();

@@ -1,6 +1,7 @@
 #include "core/config.hpp"
 
 #include "core/config_reader.hpp"
+#include "core/file_name_template.hpp"
 
 #include <algorithm>
 #include <array>
@@ -260,7 +261,8 @@ std::map<std::string, LogicalType> read_column_types(const Reader& reader,
 
 DatasetConfig read_dataset(const Reader& reader, const toml::table& table, std::string_view path) {
   reader.check_keys(table, path,
-                    {"name", "source", "query", "file_name", "description", "filters", "columns"});
+                    {"name", "source", "query", "file_name", "description", "filters", "columns",
+                     "sortable", "order"});
   DatasetConfig dataset;
   dataset.line = line_of(table);
   const auto& name = reader.required<TomlString>(table, path, "name");
@@ -273,7 +275,8 @@ DatasetConfig read_dataset(const Reader& reader, const toml::table& table, std::
   dataset.query = query.get();
   dataset.file_name = dataset.name;
   if (const auto* file_name = reader.optional<TomlString>(table, path, "file_name")) {
-    std::string_view problem = file_name_problem(file_name->get());
+    std::string problem(file_name_problem(file_name->get()));
+    if (problem.empty()) problem = file_name_template_problem(file_name->get());
     if (!problem.empty()) reader.fail(*file_name, key_child(path, "file_name"), problem);
     dataset.file_name = file_name->get();
   }
@@ -282,6 +285,25 @@ DatasetConfig read_dataset(const Reader& reader, const toml::table& table, std::
   }
   dataset.filters = read_filters(reader, table, path);
   dataset.column_types = read_column_types(reader, table, path);
+  if (const auto* sortable = reader.optional<toml::array>(table, path, "sortable")) {
+    std::string sortable_path = key_child(path, "sortable");
+    for (std::size_t i = 0; i < sortable->size(); ++i) {
+      std::string key = key_element(sortable_path, i);
+      const auto& column = reader.expect<TomlString>(*sortable->get(i), key);
+      if (column.get().empty()) reader.fail(column, key, "must not be empty");
+      if (std::ranges::find(dataset.sortable, column.get()) != dataset.sortable.end()) {
+        reader.fail(column, key, "duplicate column " + quote_text(column.get()));
+      }
+      dataset.sortable.push_back(column.get());
+    }
+  }
+  if (const auto* order = reader.optional<TomlString>(table, path, "order")) {
+    dataset.order = order->get();
+    dataset.order_line = line_of(*order);
+    if (dataset.sortable.empty()) {
+      reader.fail(*order, key_child(path, "order"), "needs a `sortable` list of columns");
+    }
+  }
   return dataset;
 }
 

@@ -74,6 +74,9 @@ struct DatasetConfig {
   std::string description;
   std::vector<FilterConfig> filters;
   std::map<std::string, LogicalType> column_types;  // overrides of inferred column types
+  std::vector<std::string> sortable;   // columns `?order=` may name (none: no ordering)
+  std::string order;                   // default order when the request gives none ("-a,b")
+  int order_line = 0;                  // line of `order` (checked once the columns are known)
   int line = 0;
 };
 

@@ -386,6 +386,31 @@ TEST_F(ConfigTest, FileNameRules) {
             "Orders 2024 (all)");
 }
 
+TEST_F(ConfigTest, FileNameTemplates) {
+  EXPECT_EQ(parse(complete("file_name = \"orders-{date}\"\n")).datasets.at(0).file_name,
+            "orders-{date}");
+  EXPECT_TRUE(fails_with(complete("file_name = \"orders-{day}\"\n"), 8, "datasets[0].file_name",
+                         "unknown placeholder {day}"));
+  EXPECT_TRUE(fails_with(complete("file_name = \"orders-{date\"\n"), 8, "datasets[0].file_name",
+                         "without a matching '}'"));
+}
+
+TEST_F(ConfigTest, SortableColumnsAndDefaultOrder) {
+  Config config = parse(complete("sortable = [\"created_at\", \"id\"]\norder = \"-created_at\"\n"));
+  EXPECT_EQ(config.datasets.at(0).sortable, (std::vector<std::string>{"created_at", "id"}));
+  EXPECT_EQ(config.datasets.at(0).order, "-created_at");
+  EXPECT_EQ(config.datasets.at(0).order_line, 9);
+  EXPECT_TRUE(parse(complete("")).datasets.at(0).sortable.empty());
+  EXPECT_TRUE(fails_with(complete("sortable = [\"id\", \"id\"]\n"), 8, "datasets[0].sortable[1]",
+                         "duplicate column \"id\""));
+  EXPECT_TRUE(fails_with(complete("sortable = [\"\"]\n"), 8, "datasets[0].sortable[0]",
+                         "must not be empty"));
+  EXPECT_TRUE(fails_with(complete("sortable = [1]\n"), 8, "datasets[0].sortable[0]",
+                         "expected a string"));
+  EXPECT_TRUE(fails_with(complete("order = \"id\"\n"), 8, "datasets[0].order",
+                         "needs a `sortable` list"));
+}
+
 TEST_F(ConfigTest, BadOperators) {
   auto with_operators = [](std::string_view operators) {
     return dataset(

@@ -7,8 +7,8 @@
 #include "core/api_error.hpp"
 #include "core/metrics.hpp"
 #include "features/archives/archive_stream.hpp"
-// content_disposition(): shared with exports; it belongs in src/http once a third user appears.
 #include "features/exports/export_handler.hpp"
+#include "http/content_disposition.hpp"
 
 namespace sluice {
 namespace {

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "core/api_error.hpp"
+#include "features/exports/export_plan.hpp"
 #include "sources/pg_source.hpp"
 #include "sources/sqlite_source.hpp"
 
@@ -55,6 +56,22 @@ DatasetCatalog::DatasetCatalog(const Config& config) : config_(config) {
              "the query returns no column '" + filter.column + "'");
       }
     }
+    for (std::size_t j = 0; j < dataset.sortable.size(); ++j) {
+      const std::string& column = dataset.sortable[j];
+      bool exists = std::any_of(ready.columns.begin(), ready.columns.end(),
+                                [&](const Column& c) { return c.name == column; });
+      if (!exists) {
+        fail(config, dataset.line, key + ".sortable[" + std::to_string(j) + "]",
+             "the query returns no column '" + column + "'");
+      }
+    }
+    if (!dataset.order.empty()) {
+      try {
+        parse_order(dataset.order, dataset.sortable);
+      } catch (const ApiError& error) {
+        fail(config, dataset.order_line, key + ".order", error.what());
+      }
+    }
     datasets_.push_back(std::move(ready));
   }
 }
@@ -89,11 +106,15 @@ std::string DatasetCatalog::describe_json() const {
                          {"type", to_string(filter.type)},
                          {"operators", std::move(operators)}});
     }
+    json::array sortable;
+    for (const std::string& column : dataset.config->sortable) sortable.push_back(json::string(column));
     const std::string& name = dataset.config->name;
     list.push_back({{"name", name},
                     {"description", dataset.config->description},
                     {"columns", std::move(columns)},
                     {"filters", std::move(filters)},
+                    {"sortable", std::move(sortable)},
+                    {"order", dataset.config->order},
                     {"formats", {"csv", "jsonl"}},
                     {"urls", {{"csv", "/v1/exports/" + name + ".csv"},
                               {"jsonl", "/v1/exports/" + name + ".jsonl"}}}});

@@ -4,9 +4,11 @@
 #include <iostream>
 
 #include "core/api_error.hpp"
+#include "core/file_name_template.hpp"
 #include "core/metrics.hpp"
 #include "features/exports/export_pipeline.hpp"
 #include "features/exports/export_plan.hpp"
+#include "http/content_disposition.hpp"
 
 namespace sluice {
 namespace {
@@ -41,7 +43,10 @@ struct ClientGoneHook {
 };
 
 Headers download_headers(const Dataset& dataset, Format format) {
-  std::string file_name = dataset.config->file_name + "." + std::string(file_extension(format));
+  std::string file_name =
+      expand_file_name(dataset.config->file_name, dataset.config->name,
+                       std::chrono::system_clock::now()) +
+      "." + std::string(file_extension(format));
   return {
       {"Content-Type", std::string(content_type(format))},
       {"Content-Disposition", content_disposition(file_name)},
@@ -137,31 +142,6 @@ std::pair<std::string, Format> split_export_name(std::string_view segment) {
                                               "'; available: csv, jsonl");
   }
   return {std::string(name), *format};
-}
-
-std::string content_disposition(std::string_view file_name) {
-  std::string fallback;
-  bool plain = true;
-  for (char c : file_name) {
-    bool safe = is_name_char(c) || c == '.' || c == ' ';
-    fallback += safe ? c : '_';
-    plain = plain && safe;
-  }
-  std::string header = "attachment; filename=\"" + fallback + "\"";
-  if (plain) return header;
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string encoded;
-  for (char c : file_name) {
-    auto byte = static_cast<unsigned char>(c);
-    if (is_name_char(c) || c == '.') {
-      encoded += c;
-    } else {
-      encoded += '%';
-      encoded += kHex[byte >> 4];
-      encoded += kHex[byte & 0xF];
-    }
-  }
-  return header + "; filename*=UTF-8''" + encoded;
 }
 
 void add_export_routes(Router& router, const DatasetCatalog& catalog, const ServerConfig& config) {

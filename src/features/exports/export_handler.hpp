@@ -18,8 +18,4 @@ std::size_t flush_bytes_for(std::size_t stream_buffer_bytes);
 // "orders.csv" → dataset name and format; throws ApiError 400/404.
 std::pair<std::string, Format> split_export_name(std::string_view segment);
 
-// Content-Disposition for a download name: an ASCII filename= fallback plus an RFC 5987
-// filename* when the name is not plain ASCII; never a header injection.
-std::string content_disposition(std::string_view file_name);
-
 }  // namespace sluice

@@ -62,7 +62,7 @@ std::string allowed_parameters(const Dataset& dataset) {
     list += filter.name + " (" + std::string(to_string(filter.type)) + ": " +
             operator_list(filter) + "), ";
   }
-  return list + "columns, limit";
+  return list + (dataset.config->sortable.empty() ? "columns, limit" : "columns, limit, order");
 }
 
 const FilterConfig* find_filter(const Dataset& dataset, std::string_view name) {
@@ -177,6 +177,23 @@ std::int64_t parse_limit(std::string_view text) {
   return limit;
 }
 
+std::string sortable_list(const std::vector<std::string>& sortable) {
+  std::string list;
+  for (const std::string& column : sortable) list += (list.empty() ? "" : ", ") + column;
+  return list;
+}
+
+// NULLs sort as PostgreSQL sorts them by default (last ascending, first descending), spelled
+// out so that SQLite, which sorts them the other way, gives the same order.
+std::string order_by(const std::vector<OrderKey>& keys) {
+  std::string clause;
+  for (const OrderKey& key : keys) {
+    clause += (clause.empty() ? " ORDER BY " : ", ") + quote_identifier(key.column) +
+              (key.descending ? " DESC NULLS FIRST" : " ASC NULLS LAST");
+  }
+  return clause;
+}
+
 class SqlBuilder {
  public:
   SqlBuilder(const Source& source, QuerySpec& query) : source_(source), query_(query) {}
@@ -226,10 +243,38 @@ class SqlBuilder {
 
 }  // namespace
 
+std::vector<OrderKey> parse_order(std::string_view text, const std::vector<std::string>& sortable) {
+  if (sortable.empty()) {
+    reject("unknown_parameter", "parameter 'order': this dataset has no sortable columns");
+  }
+  std::vector<OrderKey> keys;
+  for (std::string_view part : split_commas(text)) {
+    OrderKey key;
+    if (part.starts_with('-')) {
+      key.descending = true;
+      part.remove_prefix(1);
+    }
+    auto found = std::ranges::find(sortable, part);
+    if (found == sortable.end()) {
+      reject("invalid_order", "parameter 'order': '" + std::string(part.substr(0, 64)) +
+                                  "' is not a sortable column; allowed: " +
+                                  sortable_list(sortable) + " (prefix '-' for descending)");
+    }
+    bool repeated = std::ranges::any_of(keys, [&](const OrderKey& k) { return k.column == part; });
+    if (repeated) {
+      reject("invalid_order", "parameter 'order': '" + std::string(part) + "' is listed twice");
+    }
+    key.column = *found;
+    keys.push_back(std::move(key));
+  }
+  return keys;
+}
+
 ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams& params) {
   ExportPlan plan{&dataset, format, dataset.columns, {}};
   std::vector<Condition> conditions;
   std::optional<std::int64_t> limit;
+  std::optional<std::vector<OrderKey>> order;
   bool columns_given = false;
   for (const auto& [key, value] : params) {
     if (key == kColumnsParam) {
@@ -241,6 +286,11 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
     if (key == kLimitParam) {
       if (limit) reject("duplicate_parameter", "parameter 'limit' is given more than once");
       limit = parse_limit(value);
+      continue;
+    }
+    if (key == kOrderParam) {
+      if (order) reject("duplicate_parameter", "parameter 'order' is given more than once");
+      order = parse_order(value, dataset.config->sortable);
       continue;
     }
     std::string_view name(key);
@@ -267,7 +317,11 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
   for (const Condition& condition : conditions) {
     where += (where.empty() ? " WHERE " : " AND ") + sql.condition(condition);
   }
-  std::string tail = limit ? " LIMIT " + sql.bind(*limit, FilterType::kInt) : std::string();
+  if (!order && !dataset.config->order.empty()) {
+    order = parse_order(dataset.config->order, dataset.config->sortable);
+  }
+  std::string tail = order ? order_by(*order) : std::string();
+  if (limit) tail += " LIMIT " + sql.bind(*limit, FilterType::kInt);
   plan.query.csv_records = format == Format::kCsv;  // nothing changes the bytes (no transforms yet)
   plan.query.sql = "SELECT " + select + " FROM (" + dataset.config->query + ") AS sluice_rows" +
                    where + tail;

@@ -24,10 +24,20 @@ struct ExportPlan {
 // Reserved (non-filter) parameters.
 inline constexpr std::string_view kColumnsParam = "columns";
 inline constexpr std::string_view kLimitParam = "limit";
+inline constexpr std::string_view kOrderParam = "order";
+
+struct OrderKey {
+  std::string column;
+  bool descending = false;
+};
+
+// Parses an order list, `-created_at,id` (a leading '-' sorts descending), against the
+// dataset's sortable columns; throws ApiError(400) naming parameter 'order' and what is allowed.
+std::vector<OrderKey> parse_order(std::string_view text, const std::vector<std::string>& sortable);
 
 // Builds the plan; throws ApiError(400) naming the offending parameter and what is allowed.
 // Parameters: declared filters as `name=v`, `name=v1,v2` (in), `name.op=v`; `columns=a,b`;
-// `limit=n`.
+// `limit=n`; `order=-a,b` (else the dataset's default order, else the source's order).
 ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams& params);
 
 }  // namespace sluice
