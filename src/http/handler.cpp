@@ -14,6 +14,27 @@ std::string_view HttpRequest::header(std::string_view name) const {
   return {};
 }
 
+bool HttpRequest::has_token(std::string_view name, std::string_view token) const {
+  auto same = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+  };
+  for (const auto& [key, value] : headers) {
+    if (!same(key, name)) continue;
+    std::string_view rest = value;
+    while (!rest.empty()) {
+      std::size_t comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      item = item.substr(0, item.find(';'));  // parameters (q=...) do not matter here
+      std::size_t first = item.find_first_not_of(" \t");
+      if (first == std::string_view::npos) continue;
+      item = item.substr(first, item.find_last_not_of(" \t") - first + 1);
+      if (same(item, token)) return true;
+    }
+  }
+  return false;
+}
+
 std::string json_error_body(std::string_view code, std::string_view message,
                             std::string_view request_id,
                             const std::vector<std::pair<std::string, std::string>>& fields) {

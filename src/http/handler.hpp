@@ -27,6 +27,9 @@ struct HttpRequest {
 
   // The value of header `name` (case-insensitive), or "" when absent.
   std::string_view header(std::string_view name) const;
+  // Whether a comma-separated list header (every field named `name`) holds `token`, compared
+  // case-insensitively and ignoring parameters: has_token("TE", "trailers").
+  bool has_token(std::string_view name, std::string_view token) const;
 };
 
 // How a handler answers. Either send() once, or start_stream() once and then write the body
@@ -49,6 +52,12 @@ class HttpResponder {
   // sees a truncated transfer rather than a short file that looks whole.
   virtual void abort() noexcept = 0;
   virtual bool started() const = 0;
+  // Whether a stream may end with trailer fields: an HTTP/1.1 chunked response to a request
+  // whose TE header lists "trailers" (RFC 9110 6.5.1, 10.1.4).
+  virtual bool trailers_accepted() const { return false; }
+  // Fields that the stream's finish() sends after the last chunk; name them in a `Trailer`
+  // header of start_stream(). Ignored unless trailers_accepted().
+  virtual void set_trailers(Headers trailers) { (void)trailers; }
 
   // Whether the client closed its side while the response was being produced. Noticed even
   // while no byte is written (a query that has not found its first row yet).

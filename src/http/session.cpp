@@ -176,7 +176,21 @@ class SessionResponder final : public HttpResponder, public ByteSink {
       co_return;
     }
     stream_.expires_after(config_.write_timeout);
-    co_await asio::async_write(stream_, http::make_chunk_last(), use_awaitable);
+    if (trailers_.empty()) {
+      co_await asio::async_write(stream_, http::make_chunk_last(), use_awaitable);
+      co_return;
+    }
+    http::fields fields;
+    for (const auto& [name, value] : trailers_) fields.set(name, value);
+    co_await asio::async_write(stream_, http::make_chunk_last(fields), use_awaitable);
+  }
+
+  bool trailers_accepted() const override {
+    return request_.version >= 11 && !head_only_ && !fixed_length_ && !until_close_ &&
+           request_.has_token("TE", "trailers");
+  }
+  void set_trailers(Headers trailers) override {
+    if (trailers_accepted()) trailers_ = std::move(trailers);
   }
 
   void abort() noexcept override {
@@ -242,6 +256,7 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   std::uint64_t body_bytes_ = 0;
   std::optional<std::uint64_t> fixed_length_;  // set by start_body
   bool until_close_ = false;                    // an HTTP/1.0 stream: no chunks
+  Headers trailers_;                            // sent with the last chunk
   std::shared_ptr<PeerWatch> watch_;
 };
 

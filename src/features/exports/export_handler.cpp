@@ -1,11 +1,14 @@
 #include "features/exports/export_handler.hpp"
 
 #include <boost/asio/this_coro.hpp>
+#include <chrono>
 #include <iostream>
+#include <optional>
 
 #include "core/api_error.hpp"
 #include "core/file_name_template.hpp"
 #include "core/metrics.hpp"
+#include "core/sha256.hpp"
 #include "features/exports/export_pipeline.hpp"
 #include "features/exports/export_plan.hpp"
 #include "http/content_disposition.hpp"
@@ -41,6 +44,16 @@ struct ClientGoneHook {
   HttpResponder& responder;
   ~ClientGoneHook() { responder.on_client_gone({}); }
 };
+
+constexpr std::string_view kIntegrityTrailers = "Sluice-Rows, Sluice-Sha256, Content-Digest";
+
+// RFC 9530's Content-Digest (base64 in a byte sequence) for generic clients, and the same
+// digest as hex, comparable with `sha256sum`, with the row count.
+Headers integrity_trailers(std::uint64_t rows, const std::array<std::uint8_t, 32>& digest) {
+  return {{"Sluice-Rows", std::to_string(rows)},
+          {"Sluice-Sha256", to_hex(digest)},
+          {"Content-Digest", "sha-256=:" + to_base64(digest) + ":"}};
+}
 
 Headers download_headers(const Dataset& dataset, Format format) {
   std::string file_name =
@@ -91,15 +104,27 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
     metrics().streams_aborted_total.fetch_add(1, std::memory_order_relaxed);
     co_return;
   }
-  ByteSink* sink = co_await responder.start_stream(200, download_headers(*dataset, format));
+  Headers headers = download_headers(*dataset, format);
+  if (responder.trailers_accepted()) headers.emplace_back("Trailer", kIntegrityTrailers);
+  ByteSink* sink = co_await responder.start_stream(200, std::move(headers));
   if (request.method == "HEAD") {
     co_await sink->finish();
     co_return;
   }
+  // `TE: trailers`: the row count and the SHA-256 of the body follow the last chunk.
+  std::uint64_t rows = 0;
+  std::optional<Sha256Sink> integrity;
+  if (responder.trailers_accepted()) {
+    integrity.emplace(*sink, [&responder, &rows](const std::array<std::uint8_t, 32>& digest) {
+      responder.set_trailers(integrity_trailers(rows, digest));
+    });
+    sink = &*integrity;
+  }
   std::unique_ptr<Encoder> encoder = encoder_for(*reader, format);
   std::string failure;
   try {
-    co_await run_pipeline(*reader, first, *encoder, *sink, flush_bytes_for(config.stream_buffer_bytes));
+    co_await run_pipeline(*reader, first, *encoder, *sink, flush_bytes_for(config.stream_buffer_bytes),
+                          [&rows](const PipelineStats& stats) { rows = stats.rows; });
   } catch (const std::exception& error) {
     failure = error.what();
   }

@@ -33,9 +33,9 @@ std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, Format format) {
   return reader.csv_records() ? make_csv_records_encoder() : make_encoder(format);
 }
 
-boost::asio::awaitable<PipelineStats> run_pipeline(BatchReader& reader, const RowBatch* first,
-                                                   Encoder& encoder, ByteSink& sink,
-                                                   std::size_t flush_bytes) {
+boost::asio::awaitable<PipelineStats> run_pipeline(
+    BatchReader& reader, const RowBatch* first, Encoder& encoder, ByteSink& sink,
+    std::size_t flush_bytes, const std::function<void(const PipelineStats&)>& before_finish) {
   PipelineStats stats;
   ByteBuffer buffer(flush_bytes);  // grows only if one batch encodes larger
   Flusher flusher(sink, buffer, stats);
@@ -57,6 +57,7 @@ boost::asio::awaitable<PipelineStats> run_pipeline(BatchReader& reader, const Ro
   }
   encoder.finish(buffer);
   co_await flusher.flush(pending_rows);
+  if (before_finish) before_finish(stats);
   co_await sink.finish();
   co_return stats;
 }

@@ -2,6 +2,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <functional>
 
 #include "core/byte_sink.hpp"
 #include "encode/encoder.hpp"
@@ -24,8 +25,9 @@ struct PipelineStats {
 // The encoder for `format`, or the pass-through one when the reader delivers CSV records.
 std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, Format format);
 
-boost::asio::awaitable<PipelineStats> run_pipeline(BatchReader& reader, const RowBatch* first,
-                                                   Encoder& encoder, ByteSink& sink,
-                                                   std::size_t flush_bytes);
+// `before_finish` (optional) sees the final figures before the sink is finished.
+boost::asio::awaitable<PipelineStats> run_pipeline(
+    BatchReader& reader, const RowBatch* first, Encoder& encoder, ByteSink& sink,
+    std::size_t flush_bytes, const std::function<void(const PipelineStats&)>& before_finish = {});
 
 }  // namespace sluice
