@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds Sluice and runs every test: unit tests (optimised, then under AddressSanitizer+UBSan),
-# clang-tidy, and the functional tests that drive the real binary with real clients.
+# clang-tidy, bounded libFuzzer runs, and the functional tests that drive the real binary with real clients.
 # Usage (as root on Debian 12): bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,9 @@ step "AddressSanitizer + UBSan build and unit tests"
 cmake --preset asan >/dev/null
 cmake --build --preset asan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j "$(nproc)"
+
+step "fuzzing (libFuzzer, clang; saved findings replayed, then 20 s per target)"
+bash scripts/fuzz.sh 20
 
 step "functional tests"
 # One pytest session per folder: each folder has its own conftest.py, and the test modules

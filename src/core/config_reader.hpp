@@ -50,15 +50,15 @@ inline int line_of(const toml::node& node) {
 }
 
 template <typename T>
-constexpr std::string_view kExpected = "a value";
+inline constexpr std::string_view kExpected = "a value";
 template <>
-constexpr std::string_view kExpected<toml::table> = "a table";
+inline constexpr std::string_view kExpected<toml::table> = "a table";
 template <>
-constexpr std::string_view kExpected<toml::array> = "an array";
+inline constexpr std::string_view kExpected<toml::array> = "an array";
 template <>
-constexpr std::string_view kExpected<TomlString> = "a string";
+inline constexpr std::string_view kExpected<TomlString> = "a string";
 template <>
-constexpr std::string_view kExpected<TomlInt> = "an integer";
+inline constexpr std::string_view kExpected<TomlInt> = "an integer";
 
 // Reads typed values out of the document, turning every problem into "FILE:LINE: KEY: problem".
 class Reader {
