@@ -196,7 +196,14 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   void abort() noexcept override {
     aborted_ = true;
     beast::error_code ignored;
-    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    if (until_close_ && started_) {
+      // An HTTP/1.0 body ends when the connection closes, so an orderly close would make a cut
+      // download look whole: reset the connection instead (SO_LINGER 0), which every client
+      // reports as an error.
+      stream_.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+    } else {
+      stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    }
     stream_.close();
   }
 

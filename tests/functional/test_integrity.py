@@ -100,3 +100,15 @@ def test_a_failed_export_sends_no_trailers(start_server, tmp_path):
     assert code == 18, f"curl exit {code}: the transfer must look cut short"
     assert headers["trailer"] and trailers == {}
     assert body.count(b"\n") >= 100
+
+
+def test_a_failed_http10_export_is_reset_not_closed(start_server, tmp_path):
+    """HTTP/1.0 bodies end at the close, so a failure must reset the connection: curl reports
+    an error instead of saving a short file that looks complete."""
+    srv = start_server(name="fails10", datasets=FAILING)
+    code, headers, _, body = curl(f"{srv.url}/v1/exports/fails.csv", tmp_path, "--http1.0")
+    assert "transfer-encoding" not in headers
+    assert code == 56, f"curl exit {code} (56 = connection reset)"
+    assert body.startswith(b"id,x\r\n")
+    code, _, _, body = curl(f"{srv.url}/v1/exports/orders.csv?limit=100", tmp_path, "--http1.0")
+    assert code == 0 and body.count(b"\r\n") >= 101
