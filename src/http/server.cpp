@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -12,6 +13,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <iostream>
 #include <list>
+#include <memory>
+#include <vector>
 #include <mutex>
 #include <thread>
 
@@ -47,7 +50,8 @@ class HttpServer::Impl {
       : config_(config),
         router_(router),
         threads_(config.threads != 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency())),
-        io_(static_cast<int>(threads_)),
+        contexts_(make_contexts(threads_)),
+        io_(*contexts_.front()),
         acceptor_strand_(asio::make_strand(io_)),
         acceptor_(acceptor_strand_),
         signals_(io_, SIGINT, SIGTERM),
@@ -73,13 +77,22 @@ class HttpServer::Impl {
       begin_shutdown();
       // A second signal does not wait for the grace period.
       signals_.async_wait([this](beast::error_code second, int) {
-        if (!second) io_.stop();
+        if (!second) stop_all();
       });
     });
     asio::co_spawn(acceptor_strand_, accept_loop(), asio::detached);
+    // One io_context per thread: a connection, its handlers and the database socket of its
+    // export stay on one thread (no cross-thread wake-ups per read); the others idle until
+    // stop_all() instead of returning when they run out of work.
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     std::vector<std::thread> workers;
-    for (unsigned i = 1; i < threads_; ++i) workers.emplace_back([this] { io_.run(); });
+    for (std::size_t i = 1; i < contexts_.size(); ++i) {
+      guards.push_back(asio::make_work_guard(*contexts_[i]));
+      workers.emplace_back([context = contexts_[i].get()] { context->run(); });
+    }
     io_.run();
+    guards.clear();
+    stop_all();
     for (std::thread& worker : workers) worker.join();
   }
 
@@ -88,10 +101,22 @@ class HttpServer::Impl {
   }
 
  private:
+  static std::vector<std::unique_ptr<asio::io_context>> make_contexts(unsigned threads) {
+    std::vector<std::unique_ptr<asio::io_context>> contexts;
+    for (unsigned i = 0; i < threads; ++i) contexts.push_back(std::make_unique<asio::io_context>(1));
+    return contexts;
+  }
+
+  void stop_all() {
+    for (auto& context : contexts_) context->stop();
+  }
+
   asio::awaitable<void> accept_loop() {
+    std::size_t next = 0;
     while (!stopping_.load()) {
+      asio::io_context& context = *contexts_[next++ % contexts_.size()];
       auto [ec, socket] =
-          co_await acceptor_.async_accept(asio::make_strand(io_), asio::as_tuple(use_awaitable));
+          co_await acceptor_.async_accept(context.get_executor(), asio::as_tuple(use_awaitable));
       if (ec) {
         if (stopping_.load() || ec == asio::error::operation_aborted) break;
         // Out of file descriptors or similar: back off instead of spinning.
@@ -169,7 +194,7 @@ class HttpServer::Impl {
       auto now = std::chrono::steady_clock::now();
       if (session_count() == 0 || now > deadline_ + std::chrono::seconds(2)) {
         signals_.cancel();
-        io_.stop();
+        stop_all();
         return;
       }
       if (now > deadline_ && !cancelled_) {
@@ -186,7 +211,8 @@ class HttpServer::Impl {
   const ServerConfig& config_;
   const Router& router_;
   unsigned threads_;
-  asio::io_context io_;
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  asio::io_context& io_;  // the first context: acceptor, signals, shutdown timer
   asio::strand<asio::io_context::executor_type> acceptor_strand_;
   tcp::acceptor acceptor_;
   asio::signal_set signals_;

@@ -188,6 +188,13 @@ asio::awaitable<void> PgConnection::start_copy(const std::string& sql) {
 int PgConnection::try_read_copy_row(CopyRow& row) {
   char* bytes = nullptr;
   int size = PQgetCopyData(conn_, &bytes, 1);
+  if (size == 0) {
+    // libpq's buffer holds no whole row: take what the socket already has (a non-blocking
+    // read) before reporting "would wait". Batches then span many socket reads, so a stream
+    // writes to its client in large pieces instead of once per 16 KiB from the database.
+    if (PQconsumeInput(conn_) == 0) fail_connection("lost the connection during COPY");
+    size = PQgetCopyData(conn_, &bytes, 1);
+  }
   if (size > 0) {
     row.bytes.reset(bytes);
     row.size = static_cast<std::size_t>(size);
@@ -239,6 +246,11 @@ void PgConnection::cancel() noexcept {
   } catch (...) {
     PQfreeCancel(handle);
   }
+}
+
+void PgConnection::bind_to(const asio::any_io_executor& executor) {
+  if (socket_->descriptor.get_executor() == executor) return;
+  socket_ = std::make_unique<Socket>(Socket{stream_descriptor(executor, ::dup(PQsocket(conn_)))});
 }
 
 bool PgConnection::reusable() const {

@@ -65,8 +65,8 @@ class PgConnection {
   boost::asio::awaitable<void> start_copy(const std::string& sql);
   // The next row of the COPY; false at its end (the final status consumed). Throws PgError.
   boost::asio::awaitable<bool> read_copy_row(CopyRow& row);
-  // The next row only if it has already arrived: 1 = row, 0 = would wait, -1 = end of the
-  // COPY, after which the caller must co_await finish_copy().
+  // The next row only if it has already arrived (in libpq's buffer or the socket's): 1 = row,
+  // 0 = would wait, -1 = end of the COPY, after which the caller must co_await finish_copy().
   int try_read_copy_row(CopyRow& row);
   // Consumes the COPY's final status; throws PgError when it failed.
   boost::asio::awaitable<void> finish_copy();
@@ -76,6 +76,10 @@ class PgConnection {
   void cancel() noexcept;
   // False once anything went wrong, or while a result or COPY is unfinished.
   bool reusable() const;
+  // Moves the socket's readiness waits to `executor` (the caller's): a pooled connection taken
+  // by a request on another I/O thread then wakes that thread, not the one it was opened on.
+  // REQUIRES: no wait in progress.
+  void bind_to(const boost::asio::any_io_executor& executor);
   PGconn* native() const { return conn_; }
 
  private:

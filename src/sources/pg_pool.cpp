@@ -47,7 +47,10 @@ asio::awaitable<PgLease> PgPool::acquire() {
     while (!idle_.empty()) {
       std::unique_ptr<PgConnection> connection = std::move(idle_.back());
       idle_.pop_back();
-      if (connection->reusable()) co_return PgLease(shared_from_this(), std::move(connection));
+      if (connection->reusable()) {
+        connection->bind_to(executor);
+        co_return PgLease(shared_from_this(), std::move(connection));
+      }
       --open_;
     }
     if (open_ < options_.max_size) {
@@ -69,7 +72,10 @@ asio::awaitable<PgLease> PgPool::acquire() {
                           " database connections are busy");
     }
   }
-  if (waiter->connection) co_return PgLease(shared_from_this(), std::move(waiter->connection));
+  if (waiter->connection) {
+    waiter->connection->bind_to(executor);
+    co_return PgLease(shared_from_this(), std::move(waiter->connection));
+  }
   co_return co_await open_new();
 }
 
