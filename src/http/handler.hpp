@@ -57,7 +57,7 @@ class HttpResponder {
   virtual bool trailers_accepted() const { return false; }
   // Fields that the stream's finish() sends after the last chunk; name them in a `Trailer`
   // header of start_stream(). Ignored unless trailers_accepted().
-  virtual void set_trailers(Headers trailers) { (void)trailers; }
+  virtual void set_trailers(const Headers& /*trailers*/) {}
 
   // Whether the client closed its side while the response was being produced. Noticed even
   // while no byte is written (a query that has not found its first row yet).

@@ -189,8 +189,8 @@ class SessionResponder final : public HttpResponder, public ByteSink {
     return request_.version >= 11 && !head_only_ && !fixed_length_ && !until_close_ &&
            request_.has_token("TE", "trailers");
   }
-  void set_trailers(Headers trailers) override {
-    if (trailers_accepted()) trailers_ = std::move(trailers);
+  void set_trailers(const Headers& trailers) override {
+    if (trailers_accepted()) trailers_ = trailers;
   }
 
   void abort() noexcept override {
