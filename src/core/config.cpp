@@ -259,10 +259,50 @@ std::map<std::string, LogicalType> read_column_types(const Reader& reader,
   return result;
 }
 
+// [datasets.output]: how the exported bytes are laid out (see core/output_options.hpp).
+OutputOptions read_output(const Reader& reader, const toml::table& dataset, std::string_view path) {
+  OutputOptions output;
+  const auto* table = reader.optional<toml::table>(dataset, path, "output");
+  if (table == nullptr) return output;
+  const std::string out_path = key_child(path, "output");
+  reader.check_keys(*table, out_path,
+                    {"delimiter", "header", "line_ending", "bom", "formula_guard", "invalid_utf8"});
+  if (const auto* delimiter = reader.optional<TomlString>(*table, out_path, "delimiter")) {
+    if (delimiter->get().size() != 1 || !is_valid_delimiter(delimiter->get().front())) {
+      reader.fail(*delimiter, key_child(out_path, "delimiter"),
+                  "expected one ASCII character other than '\"', CR and LF (\"\\t\" for TAB), got " +
+                      quote_text(delimiter->get()));
+    }
+    output.delimiter = delimiter->get().front();
+  }
+  if (const auto* ending = reader.optional<TomlString>(*table, out_path, "line_ending")) {
+    if (ending->get() != "crlf" && ending->get() != "lf") {
+      reader.fail(*ending, key_child(out_path, "line_ending"),
+                  "expected one of: crlf, lf, got " + quote_text(ending->get()));
+    }
+    output.crlf = ending->get() == "crlf";
+  }
+  if (const auto* mode = reader.optional<TomlString>(*table, out_path, "invalid_utf8")) {
+    if (mode->get() != "replace" && mode->get() != "fail") {
+      reader.fail(*mode, key_child(out_path, "invalid_utf8"),
+                  "expected one of: replace, fail, got " + quote_text(mode->get()));
+    }
+    output.invalid_utf8 = mode->get() == "fail" ? InvalidUtf8::kFail : InvalidUtf8::kReplace;
+  }
+  if (const auto* header = reader.optional<TomlBool>(*table, out_path, "header")) {
+    output.header = header->get();
+  }
+  if (const auto* bom = reader.optional<TomlBool>(*table, out_path, "bom")) output.bom = bom->get();
+  if (const auto* guard = reader.optional<TomlBool>(*table, out_path, "formula_guard")) {
+    output.formula_guard = guard->get();
+  }
+  return output;
+}
+
 DatasetConfig read_dataset(const Reader& reader, const toml::table& table, std::string_view path) {
   reader.check_keys(table, path,
                     {"name", "source", "query", "file_name", "description", "filters", "columns",
-                     "sortable", "order"});
+                     "sortable", "order", "output"});
   DatasetConfig dataset;
   dataset.line = line_of(table);
   const auto& name = reader.required<TomlString>(table, path, "name");
@@ -285,6 +325,7 @@ DatasetConfig read_dataset(const Reader& reader, const toml::table& table, std::
   }
   dataset.filters = read_filters(reader, table, path);
   dataset.column_types = read_column_types(reader, table, path);
+  dataset.output = read_output(reader, table, path);
   if (const auto* sortable = reader.optional<toml::array>(table, path, "sortable")) {
     std::string sortable_path = key_child(path, "sortable");
     for (std::size_t i = 0; i < sortable->size(); ++i) {

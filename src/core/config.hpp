@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/output_options.hpp"
 #include "sources/row_batch.hpp"
 
 namespace sluice {
@@ -77,6 +78,7 @@ struct DatasetConfig {
   std::vector<std::string> sortable;   // columns `?order=` may name (none: no ordering)
   std::string order;                   // default order when the request gives none ("-a,b")
   int order_line = 0;                  // line of `order` (checked once the columns are known)
+  OutputOptions output;                // [datasets.output]: CSV layout, formula guard, UTF-8
   int line = 0;
 };
 

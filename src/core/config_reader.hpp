@@ -41,6 +41,7 @@ toml::table parse_toml(std::string_view text, const std::string& file);
 
 using TomlString = toml::value<std::string>;
 using TomlInt = toml::value<std::int64_t>;
+using TomlBool = toml::value<bool>;
 
 inline constexpr std::int64_t kMaxInt = std::numeric_limits<std::int64_t>::max();
 inline constexpr std::int64_t kMaxUnsigned = std::numeric_limits<unsigned>::max();
@@ -59,6 +60,8 @@ template <>
 inline constexpr std::string_view kExpected<TomlString> = "a string";
 template <>
 inline constexpr std::string_view kExpected<TomlInt> = "an integer";
+template <>
+inline constexpr std::string_view kExpected<TomlBool> = "a boolean (true or false)";
 
 // Reads typed values out of the document, turning every problem into "FILE:LINE: KEY: problem".
 class Reader {

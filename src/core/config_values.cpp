@@ -94,7 +94,8 @@ std::string_view bracketed_host_problem(std::string_view host) {
 }
 
 // Query parameters the export endpoint itself interprets; a filter of that name would be shadowed.
-constexpr std::array<std::string_view, 4> kReservedParams{"columns", "order", "limit", "format"};
+constexpr std::array<std::string_view, 8> kReservedParams{
+    "columns", "order", "limit", "format", "header", "bom", "delimiter", "line_ending"};
 
 constexpr std::size_t kMaxNameLength = 64;
 

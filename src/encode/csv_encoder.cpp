@@ -1,6 +1,8 @@
-// RFC 4180 CSV: comma delimiter, CRLF after every record (header included), a field quoted only
-// when it holds ',', '"', CR or LF, or is empty. NULL is an empty unquoted field and "" is `""`,
-// so the two stay distinguishable. Bytes are copied verbatim: no transcoding, no trimming.
+// RFC 4180 CSV: a delimiter (',' by default), CRLF (or LF) after every record (header included),
+// a field quoted only when it holds the delimiter, '"', CR or LF, or is empty. NULL is an empty
+// unquoted field and "" is `""`, so the two stay distinguishable. Bytes are copied verbatim.
+// The formula guard: a text cell starting with = + - @ TAB or CR would be evaluated by a
+// spreadsheet (CSV injection), so it gets a leading `'`; numeric columns keep their '-'.
 
 #include <emmintrin.h>
 
@@ -9,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "encode/copy_scan.hpp"
 #include "encode/encoder.hpp"
@@ -25,17 +28,19 @@ constexpr std::size_t kSegment = 64 * 1024;
 constexpr std::size_t kFieldExtra = 4 + kSlack;
 
 
-// Lanes holding a byte that forces quoting.
-__m128i special_lanes(__m128i v) {
-  __m128i m =
-      _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')), _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
-  m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
-  return _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\r')));
+// First bytes that make a spreadsheet evaluate a cell.
+constexpr bool is_formula_start(char c) {
+  return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r';
 }
 
-// Copies `len` (> 0) bytes to `dst` and tells whether any of them needs quoting.
-bool copy_and_scan(const char* src, std::size_t len, char* dst) {
-  return copy_scan::copy_and_scan(src, len, dst, special_lanes);
+// Copies `len` (> 0) bytes to `dst` and tells whether any of them needs quoting (the delimiter,
+// '"', CR or LF).
+bool copy_and_scan(const char* src, std::size_t len, char* dst, __m128i delimiter) {
+  return copy_scan::copy_and_scan(src, len, dst, [delimiter](__m128i v) {
+    __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, delimiter), _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+    m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+    return _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\r')));
+  });
 }
 
 // Writes `len` bytes with every '"' doubled. REQUIRES: room for 2 * len + kSlack bytes.
@@ -93,11 +98,12 @@ void close_cursor(Cursor& c) {
   c.base = c.pos;
 }
 
-// The slow path: writes `value` (which needs quoting) at c.pos as a quoted field, leaving room
-// for the separator after it.
-[[gnu::noinline]] void write_quoted(Cursor& c, std::string_view value) {
-  ensure_room(c, 1);
+// The slow path: writes `value` (which needs quoting) at c.pos as a quoted field, after a `'`
+// when `guarded`, leaving room for the separator after it.
+[[gnu::noinline]] void write_quoted(Cursor& c, std::string_view value, bool guarded) {
+  ensure_room(c, 2);
   *c.pos++ = '"';
+  if (guarded) *c.pos++ = '\'';
   for (std::size_t at = 0; at < value.size(); at += kSegment) {
     std::size_t n = value.size() - at < kSegment ? value.size() - at : kSegment;
     ensure_room(c, 2 * n + kSlack);
@@ -107,33 +113,58 @@ void close_cursor(Cursor& c) {
   *c.pos++ = '"';
 }
 
+// Writes a guarded field: `'` then the value, quoted when it needs it. The caller made room for
+// value.size() + kFieldExtra bytes.
+[[gnu::noinline]] void write_guarded(Cursor& c, std::string_view value, __m128i delimiter) {
+  *c.pos = '\'';
+  if (copy_and_scan(value.data(), value.size(), c.pos + 1, delimiter)) {
+    write_quoted(c, value, true);
+  } else {
+    c.pos += value.size() + 1;
+  }
+}
+
 // Writes one non-NULL field at c.pos; the caller writes the separator.
-void write_field(Cursor& c, std::string_view value) {
+void write_field(Cursor& c, std::string_view value, bool guard, __m128i delimiter) {
   ensure_room(c, value.size() + kFieldExtra);
   if (value.empty()) {
     c.pos[0] = '"';
     c.pos[1] = '"';
     c.pos += 2;
-  } else if (copy_and_scan(value.data(), value.size(), c.pos)) {
-    write_quoted(c, value);
+  } else if (guard && is_formula_start(value.front())) {
+    write_guarded(c, value, delimiter);
+  } else if (copy_and_scan(value.data(), value.size(), c.pos, delimiter)) {
+    write_quoted(c, value, false);
   } else {
     c.pos += value.size();
   }
 }
 
+bool is_numeric(LogicalType type) {
+  return type == LogicalType::kInt || type == LogicalType::kDecimal || type == LogicalType::kFloat;
+}
+
 class CsvEncoder final : public Encoder {
  public:
-  explicit CsvEncoder(const CsvOptions& options) : options_(options) {}
+  explicit CsvEncoder(const OutputOptions& options)
+      : options_(options), delimiter_(_mm_set1_epi8(options.delimiter)) {}
 
   void begin(std::span<const Column> columns, ByteBuffer& out) override {
-    if (!options_.header || columns.empty()) return;
+    // A cell of a numeric column is exempt from the guard unless the source marked it as text.
+    guard_text_only_.clear();
+    for (const Column& column : columns) guard_text_only_.push_back(is_numeric(column.type));
     Cursor c = open_cursor(out, 256);
-    for (const Column& column : columns) {
-      write_field(c, column.name);
-      *c.pos++ = ',';
+    if (options_.bom) {
+      std::memcpy(c.pos, "\xef\xbb\xbf", 3);
+      c.pos += 3;
     }
-    c.pos[-1] = '\r';
-    *c.pos++ = '\n';
+    if (options_.header && !columns.empty()) {
+      for (const Column& column : columns) {
+        write_field(c, column.name, options_.formula_guard, delimiter_);
+        *c.pos++ = options_.delimiter;
+      }
+      c.pos = end_record(c.pos);
+    }
     close_cursor(c);
   }
 
@@ -148,6 +179,9 @@ class CsvEncoder final : public Encoder {
         out, batch.arena_bytes() + batch.arena_bytes() / 8 + 3 * cells + 2 * rows + kSlack);
     char* p = c.pos;
     char* end = c.end;
+    const __m128i delimiter = delimiter_;
+    const char separator = options_.delimiter;
+    const bool guard = options_.formula_guard;
     for (std::size_t row = 0; row < rows; ++row) {
       for (std::size_t col = 0; col < columns; ++col) {
         const Cell cell = batch.cell(row, col);
@@ -164,19 +198,23 @@ class CsvEncoder final : public Encoder {
           p[0] = '"';
           p[1] = '"';
           p += 2;
-        } else if (!copy_and_scan(cell.value.data(), len, p)) {
+        } else if (guard && is_formula_start(cell.value.front()) &&
+                   (cell.as_text || !guard_text_only_[col])) {
+          c.pos = p;
+          write_guarded(c, cell.value, delimiter);
+          p = c.pos;
+          end = c.end;
+        } else if (!copy_and_scan(cell.value.data(), len, p, delimiter)) {
           p += len;
         } else {
           c.pos = p;
-          write_quoted(c, cell.value);
+          write_quoted(c, cell.value, false);
           p = c.pos;
           end = c.end;
         }
-        *p++ = ',';
+        *p++ = separator;
       }
-      // The last field's comma becomes the record terminator.
-      p[-1] = '\r';
-      *p++ = '\n';
+      p = end_record(p);
     }
     c.pos = p;
     close_cursor(c);
@@ -185,12 +223,25 @@ class CsvEncoder final : public Encoder {
   void finish(ByteBuffer&) override {}
 
  private:
-  CsvOptions options_;
+  // The last field's delimiter becomes the record terminator; returns the new end.
+  char* end_record(char* p) const {
+    if (!options_.crlf) {
+      p[-1] = '\n';
+      return p;
+    }
+    p[-1] = '\r';
+    *p = '\n';
+    return p + 1;
+  }
+
+  OutputOptions options_;
+  __m128i delimiter_;
+  std::vector<bool> guard_text_only_;
 };
 
 }  // namespace
 
-std::unique_ptr<Encoder> make_csv_encoder(const CsvOptions& options) {
+std::unique_ptr<Encoder> make_csv_encoder(const OutputOptions& options) {
   return std::make_unique<CsvEncoder>(options);
 }
 

@@ -37,7 +37,8 @@ std::vector<Column> text_columns(std::vector<std::string> names) {
 
 std::string encode_csv(const std::vector<Column>& columns, const std::vector<Row>& rows,
                        bool header = true) {
-  auto encoder = make_csv_encoder(CsvOptions{header});
+  // The formula guard has its own tests (csv_options_test.cpp); these check RFC 4180 quoting.
+  auto encoder = make_csv_encoder(OutputOptions{.header = header, .formula_guard = false});
   ByteBuffer out;
   encoder->begin(columns, out);
   encoder->encode(make_batch(columns.size(), rows), out);
@@ -133,7 +134,7 @@ TEST(CsvEncoderTest, AsTextCellsAreOrdinaryFields) {
   batch.reset(2);
   batch.add_value("12", true);
   batch.add_value("a,b", true);
-  auto encoder = make_csv_encoder(CsvOptions{false});
+  auto encoder = make_csv_encoder(OutputOptions{.header = false});
   ByteBuffer out;
   std::vector<Column> columns{{"n", LogicalType::kInt}, {"t", LogicalType::kInt}};
   encoder->begin(columns, out);
@@ -233,7 +234,7 @@ TEST(CsvEncoderTest, ManyBatchesAppendInOrder) {
 }
 
 TEST(CsvEncoderTest, AppendsAfterExistingBytes) {
-  auto encoder = make_csv_encoder(CsvOptions{false});
+  auto encoder = make_csv_encoder(OutputOptions{.header = false});
   ByteBuffer out;
   out.append("kept|");
   const auto columns = text_columns({"a"});
@@ -243,7 +244,7 @@ TEST(CsvEncoderTest, AppendsAfterExistingBytes) {
 }
 
 TEST(CsvEncoderTest, EmptyBatchWritesNothing) {
-  auto encoder = make_csv_encoder(CsvOptions{false});
+  auto encoder = make_csv_encoder(OutputOptions{.header = false});
   ByteBuffer out;
   const auto columns = text_columns({"a"});
   encoder->begin(columns, out);
@@ -264,7 +265,10 @@ TEST(EncoderFormatTest, NamesAndContentTypes) {
 TEST(EncoderFormatTest, ParseFormat) {
   EXPECT_EQ(parse_format("csv"), Format::kCsv);
   EXPECT_EQ(parse_format("jsonl"), Format::kJsonLines);
-  EXPECT_EQ(parse_format("json"), std::nullopt);
+  EXPECT_EQ(parse_format("tsv"), Format::kTsv);
+  EXPECT_EQ(parse_format("json"), Format::kJson);
+  EXPECT_EQ(parse_format("xml"), std::nullopt);
+  EXPECT_EQ(parse_format("JSON"), std::nullopt);
   EXPECT_EQ(parse_format("CSV"), std::nullopt);
   EXPECT_EQ(parse_format(""), std::nullopt);
   EXPECT_EQ(parse_format("csv "), std::nullopt);

@@ -1,39 +1,109 @@
 #include <cstring>
+#include <vector>
 
 #include "encode/encoder.hpp"
 
 namespace sluice {
 namespace {
 
+constexpr bool is_formula_start(char c) {
+  return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r';
+}
+
+// End of the field that starts at `at` in `record` (the index of its ',' or record.size()).
+std::size_t field_end(std::string_view record, std::size_t at) {
+  if (at < record.size() && record[at] == '"') {
+    // Quoted: "" inside is an escaped quote; the field ends after the lone closing quote.
+    std::size_t i = at + 1;
+    while (i < record.size()) {
+      if (record[i] != '"') {
+        ++i;
+      } else if (i + 1 < record.size() && record[i + 1] == '"') {
+        i += 2;
+      } else {
+        return i + 1;
+      }
+    }
+    return record.size();
+  }
+  const auto* comma = static_cast<const char*>(
+      std::memchr(record.data() + at, ',', record.size() - at));
+  return comma == nullptr ? record.size() : static_cast<std::size_t>(comma - record.data());
+}
+
 // Rows that are already CSV records made by the database (PostgreSQL's COPY CSV quotes exactly
-// as RFC 4180 and our CSV encoder do) pass through; only the LF that ends each record becomes
-// CRLF, so the download is the same bytes whichever path made it.
+// as RFC 4180 and our CSV encoder do) pass through; the LF that ends each record becomes CRLF
+// unless LF was asked for, and the formula guard puts its `'` in front of the first byte of a
+// text field (after the opening quote of a quoted one), so the download is the same bytes
+// whichever path made it.
 class CsvRecordsEncoder final : public Encoder {
  public:
+  explicit CsvRecordsEncoder(const OutputOptions& options)
+      : options_(options), header_(make_csv_encoder(options)) {}
+
   void begin(std::span<const Column> columns, ByteBuffer& out) override {
+    guarded_.clear();
+    guarded_count_ = 0;
+    for (const Column& column : columns) {
+      const bool numeric = column.type == LogicalType::kInt ||
+                           column.type == LogicalType::kDecimal ||
+                           column.type == LogicalType::kFloat;
+      guarded_.push_back(options_.formula_guard && !numeric);
+      guarded_count_ += guarded_.back() ? 1 : 0;
+    }
     header_->begin(columns, out);
   }
 
   void encode(const RowBatch& batch, ByteBuffer& out) override {
+    const std::size_t end_size = options_.crlf ? 2 : 1;
     for (std::size_t row = 0; row < batch.rows(); ++row) {
       std::string_view record = batch.cell(row, 0).value;
       if (!record.empty() && record.back() == '\n') record.remove_suffix(1);
-      char* tail = out.tail(record.size() + 2);
-      std::memcpy(tail, record.data(), record.size());
-      tail[record.size()] = '\r';
-      tail[record.size() + 1] = '\n';
-      out.commit(record.size() + 2);
+      char* tail = out.tail(record.size() + guarded_count_ + end_size);
+      char* p = guarded_count_ == 0 ? copy(record, tail) : copy_guarded(record, tail);
+      if (options_.crlf) *p++ = '\r';
+      *p++ = '\n';
+      out.commit(static_cast<std::size_t>(p - tail));
     }
   }
 
   void finish(ByteBuffer& /*out*/) override {}
 
  private:
-  std::unique_ptr<Encoder> header_ = make_csv_encoder();
+  static char* copy(std::string_view bytes, char* p) {
+    std::memcpy(p, bytes.data(), bytes.size());
+    return p + bytes.size();
+  }
+
+  // Copies `record`, adding `'` where a guarded column's field starts with a formula byte.
+  char* copy_guarded(std::string_view record, char* p) const {
+    std::size_t copied = 0;
+    std::size_t at = 0;
+    for (std::size_t col = 0; col < guarded_.size(); ++col) {
+      const std::size_t first = at < record.size() && record[at] == '"' ? at + 1 : at;
+      if (guarded_[col] && first < record.size() && is_formula_start(record[first])) {
+        p = copy(record.substr(copied, first - copied), p);
+        *p++ = '\'';
+        copied = first;
+      }
+      at = field_end(record, at);
+      if (at >= record.size()) break;
+      ++at;  // the ','
+    }
+    return copy(record.substr(copied), p);
+  }
+
+  OutputOptions options_;
+  std::unique_ptr<Encoder> header_;
+  std::vector<bool> guarded_;
+  std::size_t guarded_count_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<Encoder> make_csv_records_encoder() { return std::make_unique<CsvRecordsEncoder>(); }
+std::unique_ptr<Encoder> make_csv_records_encoder(const OutputOptions& options) {
+  return make_utf8_checked(std::make_unique<CsvRecordsEncoder>(options), options.invalid_utf8,
+                           false);
+}
 
 }  // namespace sluice

@@ -8,6 +8,10 @@ std::string_view file_extension(Format format) {
       return "csv";
     case Format::kJsonLines:
       return "jsonl";
+    case Format::kTsv:
+      return "tsv";
+    case Format::kJson:
+      return "json";
   }
   return "csv";
 }
@@ -18,6 +22,10 @@ std::string_view content_type(Format format) {
       return "text/csv; charset=utf-8";
     case Format::kJsonLines:
       return "application/x-ndjson; charset=utf-8";
+    case Format::kTsv:
+      return "text/tab-separated-values; charset=utf-8";
+    case Format::kJson:
+      return "application/json";
   }
   return "text/csv; charset=utf-8";
 }
@@ -27,17 +35,29 @@ std::string_view content_type(Format format) {
 std::optional<Format> parse_format(std::string_view extension) {
   if (extension == "csv") return Format::kCsv;
   if (extension == "jsonl") return Format::kJsonLines;
+  if (extension == "tsv") return Format::kTsv;
+  if (extension == "json") return Format::kJson;
   return std::nullopt;
 }
 
-std::unique_ptr<Encoder> make_encoder(Format format) {
+std::unique_ptr<Encoder> make_encoder(Format format, const OutputOptions& options) {
   switch (format) {
     case Format::kCsv:
-      return make_csv_encoder();
+      return make_utf8_checked(make_csv_encoder(options), options.invalid_utf8, false);
     case Format::kJsonLines:
-      return make_jsonl_encoder();
+      return make_utf8_checked(make_jsonl_encoder(), options.invalid_utf8, true);
+    case Format::kTsv:
+      return make_utf8_checked(make_tsv_encoder(options), options.invalid_utf8, false);
+    case Format::kJson:
+      return make_utf8_checked(make_json_array_encoder(), options.invalid_utf8, true);
   }
-  return make_csv_encoder();
+  return make_utf8_checked(make_csv_encoder(options), options.invalid_utf8, false);
+}
+
+// PostgreSQL writes its records with ',' and LF; the records encoder adds the BOM, the header,
+// CRLF and the formula guard itself. Any other delimiter means decoding the rows.
+bool csv_records_usable(Format format, const OutputOptions& options) {
+  return format == Format::kCsv && options.delimiter == ',';
 }
 
 }  // namespace sluice

@@ -6,14 +6,15 @@
 #include <string_view>
 
 #include "core/byte_buffer.hpp"
+#include "core/output_options.hpp"
 #include "sources/row_batch.hpp"
 
 namespace sluice {
 
-// Output formats an export can be encoded in. Later formats (tsv, json array) add values here.
-enum class Format { kCsv, kJsonLines };
+// Output formats an export can be encoded in.
+enum class Format { kCsv, kJsonLines, kTsv, kJson };
 
-std::string_view file_extension(Format format);  // "csv", "jsonl"
+std::string_view file_extension(Format format);  // "csv", "jsonl", "tsv", "json"
 std::string_view content_type(Format format);    // "text/csv; charset=utf-8", ...
 std::optional<Format> parse_format(std::string_view extension);
 
@@ -33,15 +34,29 @@ class Encoder {
   virtual void finish(ByteBuffer& out) = 0;
 };
 
-struct CsvOptions {
-  bool header = true;
-};
+// The raw encoders below copy bytes as they come; make_encoder() and
+// make_csv_records_encoder() wrap them in the UTF-8 check (options.invalid_utf8).
 
-std::unique_ptr<Encoder> make_csv_encoder(const CsvOptions& options = {});
+// RFC 4180 CSV with options.delimiter/header/crlf/bom/formula_guard.
+std::unique_ptr<Encoder> make_csv_encoder(const OutputOptions& options = {});
+// PostgreSQL text-format TSV (`\t` `\n` `\r` `\\` escapes, NULL as `\N`), LF, options.header.
+std::unique_ptr<Encoder> make_tsv_encoder(const OutputOptions& options = {});
 std::unique_ptr<Encoder> make_jsonl_encoder();
-std::unique_ptr<Encoder> make_encoder(Format format);
+// One JSON array of row objects: `[`, rows separated by `,` and a newline, `]`.
+std::unique_ptr<Encoder> make_json_array_encoder();
+// The encoder for `format`, with invalid UTF-8 replaced or refused per options.invalid_utf8.
+std::unique_ptr<Encoder> make_encoder(Format format, const OutputOptions& options = {});
+// Whether PostgreSQL's CSV records (delimiter ',') can produce `options` for `format`.
+bool csv_records_usable(Format format, const OutputOptions& options);
 // For rows that are complete CSV records made by the source (BatchReader::csv_records()):
-// writes the header row, then each record with CRLF.
-std::unique_ptr<Encoder> make_csv_records_encoder();
+// writes the BOM and header row as asked, then each record (formula guard applied, CRLF or LF),
+// with the UTF-8 check. REQUIRES: csv_records_usable(Format::kCsv, options).
+std::unique_ptr<Encoder> make_csv_records_encoder(const OutputOptions& options = {});
+
+// Wraps `inner` so every cell (and column name) it sees is valid UTF-8: invalid sequences become
+// U+FFFD, or encode() throws Utf8Error (options.invalid_utf8 == kFail). Columns of type kBytes
+// are left alone when `keep_bytes` (the JSON encoders write them as base64).
+std::unique_ptr<Encoder> make_utf8_checked(std::unique_ptr<Encoder> inner, InvalidUtf8 mode,
+                                           bool keep_bytes);
 
 }  // namespace sluice

@@ -2,6 +2,8 @@
 // rendered by the column's logical type, and only when the text really is that JSON type:
 // anything that is not a valid JSON number, a known boolean word or valid JSON becomes a JSON
 // string, so the output is always valid JSON whatever the source hands us.
+// The same encoder in array mode writes the JSON array format: `[`, then each object on its own
+// line with `,` between rows, then `]` (`[]` when there are none).
 
 #include <emmintrin.h>
 
@@ -267,7 +269,11 @@ struct ColumnPlan {
 
 class JsonlEncoder final : public Encoder {
  public:
-  void begin(std::span<const Column> columns, ByteBuffer&) override {
+  explicit JsonlEncoder(bool array) : array_(array) {}
+
+  void begin(std::span<const Column> columns, ByteBuffer& out) override {
+    if (array_) out.push_back('[');
+    rows_written_ = 0;
     plans_.clear();
     keys_.clear();
     max_key_size_ = 0;
@@ -314,6 +320,15 @@ class JsonlEncoder final : public Encoder {
       end = c.end;
     };
     for (std::size_t row = 0; row < rows; ++row) {
+      // Array mode: `\n` before the first row, `,\n` before the others. Room for it is in the
+      // reservation's per-row bytes and what the last cell's room check left.
+      if (array_ && rows_written_ + row == 0) {
+        *p++ = '\n';
+      } else if (array_) {
+        p[0] = ',';
+        p[1] = '\n';
+        p += 2;
+      }
       for (std::size_t col = 0; col < columns; ++col) {
         const Cell cell = batch.cell(row, col);
         const std::size_t len = cell.value.size();
@@ -381,15 +396,20 @@ class JsonlEncoder final : public Encoder {
       }
       p[0] = '}';
       p[1] = '\n';
-      p += 2;
+      p += array_ ? 1 : 2;
     }
+    rows_written_ += rows;
     c.pos = p;
     close_cursor(c);
   }
 
-  void finish(ByteBuffer&) override {}
+  void finish(ByteBuffer& out) override {
+    if (array_) out.append(rows_written_ == 0 ? "]\n" : "\n]\n");
+  }
 
  private:
+  bool array_;
+  std::uint64_t rows_written_ = 0;
   std::vector<ColumnPlan> plans_;
   std::string keys_;
   std::size_t max_key_size_ = 0;
@@ -398,7 +418,11 @@ class JsonlEncoder final : public Encoder {
 }  // namespace
 
 std::unique_ptr<Encoder> make_jsonl_encoder() {
-  return std::make_unique<JsonlEncoder>();
+  return std::make_unique<JsonlEncoder>(false);
+}
+
+std::unique_ptr<Encoder> make_json_array_encoder() {
+  return std::make_unique<JsonlEncoder>(true);
 }
 
 }  // namespace sluice

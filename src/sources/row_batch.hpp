@@ -61,6 +61,8 @@ class RowBatch {
   std::size_t rows() const { return columns_ == 0 ? 0 : cells_.size() / columns_; }
   // Bytes of cell values held (the figure that byte budgets count).
   std::size_t arena_bytes() const { return arena_.size(); }
+  // Every cell value back to back (lets a check skip a batch that is all ASCII in one pass).
+  std::string_view arena() const { return {arena_.data(), arena_.size()}; }
   // Approximate memory held by this batch including its cell index.
   std::size_t memory_bytes() const {
     return arena_.capacity() + cells_.capacity() * sizeof(CellRef);

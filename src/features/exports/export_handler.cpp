@@ -120,7 +120,7 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
     });
     sink = &*integrity;
   }
-  std::unique_ptr<Encoder> encoder = encoder_for(*reader, format);
+  std::unique_ptr<Encoder> encoder = encoder_for(*reader, format, plan.output);
   std::string failure;
   try {
     co_await run_pipeline(*reader, first, *encoder, *sink, flush_bytes_for(config.stream_buffer_bytes),

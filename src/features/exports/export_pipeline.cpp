@@ -29,8 +29,9 @@ class Flusher {
 
 }  // namespace
 
-std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, Format format) {
-  return reader.csv_records() ? make_csv_records_encoder() : make_encoder(format);
+std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, Format format,
+                                     const OutputOptions& options) {
+  return reader.csv_records() ? make_csv_records_encoder(options) : make_encoder(format, options);
 }
 
 boost::asio::awaitable<PipelineStats> run_pipeline(

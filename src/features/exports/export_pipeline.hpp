@@ -23,7 +23,8 @@ struct PipelineStats {
 // went out), or nullptr for an empty result. Throws what the reader or the sink throws; the
 // caller aborts the transfer then. Counts rows_sent_total and bytes_sent_total.
 // The encoder for `format`, or the pass-through one when the reader delivers CSV records.
-std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, Format format);
+std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, Format format,
+                                     const OutputOptions& options = {});
 
 // `before_finish` (optional) sees the final figures before the sink is finished.
 boost::asio::awaitable<PipelineStats> run_pipeline(

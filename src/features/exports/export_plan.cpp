@@ -6,6 +6,7 @@
 
 #include "core/api_error.hpp"
 #include "features/exports/filter_value.hpp"
+#include "features/exports/output_params.hpp"
 
 namespace sluice {
 namespace {
@@ -271,7 +272,8 @@ std::vector<OrderKey> parse_order(std::string_view text, const std::vector<std::
 }
 
 ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams& params) {
-  ExportPlan plan{&dataset, format, dataset.columns, {}};
+  ExportPlan plan{&dataset, format, dataset.config->output, dataset.columns, {}};
+  OutputParams output(format, dataset.config->output);
   std::vector<Condition> conditions;
   std::optional<std::int64_t> limit;
   std::optional<std::vector<OrderKey>> order;
@@ -291,6 +293,10 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
     if (key == kOrderParam) {
       if (order) reject("duplicate_parameter", "parameter 'order' is given more than once");
       order = parse_order(value, dataset.config->sortable);
+      continue;
+    }
+    if (is_output_param(key)) {
+      output.apply(key, value);
       continue;
     }
     std::string_view name(key);
@@ -322,7 +328,9 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
   }
   std::string tail = order ? order_by(*order) : std::string();
   if (limit) tail += " LIMIT " + sql.bind(*limit, FilterType::kInt);
-  plan.query.csv_records = format == Format::kCsv;  // nothing changes the bytes (no transforms yet)
+  plan.output = output.options();
+  // PostgreSQL's own CSV records, when the records encoder can turn them into what was asked.
+  plan.query.csv_records = csv_records_usable(format, plan.output);
   plan.query.sql = "SELECT " + select + " FROM (" + dataset.config->query + ") AS sluice_rows" +
                    where + tail;
   return plan;

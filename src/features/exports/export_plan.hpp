@@ -17,6 +17,7 @@ using QueryParams = std::vector<std::pair<std::string, std::string>>;
 struct ExportPlan {
   const Dataset* dataset = nullptr;
   Format format = Format::kCsv;
+  OutputOptions output;         // the dataset's [datasets.output] with the request's overrides
   std::vector<Column> columns;  // selected, in output order
   QuerySpec query;
 };
@@ -37,7 +38,8 @@ std::vector<OrderKey> parse_order(std::string_view text, const std::vector<std::
 
 // Builds the plan; throws ApiError(400) naming the offending parameter and what is allowed.
 // Parameters: declared filters as `name=v`, `name=v1,v2` (in), `name.op=v`; `columns=a,b`;
-// `limit=n`; `order=-a,b` (else the dataset's default order, else the source's order).
+// `limit=n`; `order=-a,b` (else the dataset's default order, else the source's order);
+// `header`, `bom`, `delimiter`, `line_ending` (see output_params.hpp).
 ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams& params);
 
 }  // namespace sluice

@@ -486,7 +486,7 @@ TEST(SplitExportNameTest, NameAndFormat) {
 
 TEST(SplitExportNameTest, UnknownFormatIs404) {
   for (const char* segment :
-       {"orders", "orders.", "orders.xlsx", "orders.CSV", "orders.csv.gz", "orders.json"}) {
+       {"orders", "orders.", "orders.xlsx", "orders.CSV", "orders.csv.gz", "orders.xml"}) {
     ApiError error = split_error(segment);
     EXPECT_EQ(error.status(), 404) << segment;
     EXPECT_EQ(error.code(), "unknown_format") << segment;
