@@ -30,8 +30,13 @@ int run_cli(int argc, char** argv) {
   auto* export_cmd = app.add_subcommand("export", "Export a dataset to a file or stdout");
   export_cmd->add_option("dataset", export_options.dataset, "Dataset name")->required();
   export_cmd->add_option("--config", export_options.config_file, "Configuration file (TOML)");
-  export_cmd->add_option("--format", export_options.format, "csv or jsonl")
-      ->check(CLI::IsMember({"csv", "jsonl"}));
+  export_cmd->add_option("--format", export_options.format, "csv, tsv, jsonl or json")
+      ->check(CLI::IsMember({"csv", "tsv", "jsonl", "json"}));
+  export_cmd->add_option("--delimiter", export_options.delimiter,
+                         "CSV delimiter: one character, e.g. ';' ('tab' for TAB)");
+  export_cmd->add_flag("--no-header", export_options.no_header, "CSV/TSV: no header row");
+  export_cmd->add_flag("--bom", export_options.bom, "CSV: start with a UTF-8 BOM (for Excel)");
+  export_cmd->add_flag("--lf", export_options.lf, "CSV: end records with LF instead of CRLF");
   export_cmd->add_option("--filter", export_options.filters,
                          "Filter as name=value or name.op=value (repeatable)");
   export_cmd->add_option("-o,--output", export_options.output, "Output file (default: stdout)");

@@ -21,6 +21,11 @@ struct ExportOptions {
   std::string format = "csv";
   std::vector<std::string> filters;  // "name=value" or "name.op=value"
   std::optional<std::filesystem::path> output;  // stdout when absent
+  // Output options, applied like the HTTP query parameters of the same meaning.
+  std::optional<std::string> delimiter;  // one character; "tab" or "\t" for TAB
+  bool no_header = false;
+  bool bom = false;
+  bool lf = false;
 };
 // sluice export: the same pipeline as the HTTP endpoint, into a file or stdout. A file is
 // written under a temporary name and renamed only when complete.

@@ -64,10 +64,18 @@ int export_command(const ExportOptions& options) {
   const Dataset* dataset = catalog.find(options.dataset);
   if (dataset == nullptr) throw std::runtime_error("no dataset named '" + options.dataset + "'");
   std::optional<Format> format = parse_format(options.format);
-  if (!format) throw std::runtime_error("--format: expected csv or jsonl");
+  if (!format) throw std::runtime_error("--format: expected csv, tsv, jsonl or json");
+  QueryParams params = filter_params(options.filters);
+  if (options.delimiter) {
+    const std::string& d = *options.delimiter;
+    params.emplace_back("delimiter", d == "tab" || d == "\\t" ? std::string("\t") : d);
+  }
+  if (options.no_header) params.emplace_back("header", "false");
+  if (options.bom) params.emplace_back("bom", "true");
+  if (options.lf) params.emplace_back("line_ending", "lf");
   ExportPlan plan;
   try {
-    plan = plan_export(*dataset, *format, filter_params(options.filters));
+    plan = plan_export(*dataset, *format, params);
   } catch (const ApiError& error) {
     throw std::runtime_error(error.what());
   }

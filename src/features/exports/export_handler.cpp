@@ -11,6 +11,7 @@
 #include "core/sha256.hpp"
 #include "features/exports/export_pipeline.hpp"
 #include "features/exports/export_plan.hpp"
+#include "features/exports/output_params.hpp"
 #include "http/content_disposition.hpp"
 
 namespace sluice {
@@ -103,6 +104,12 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
     responder.abort();
     metrics().streams_aborted_total.fetch_add(1, std::memory_order_relaxed);
     co_return;
+  }
+  try {
+    check_first_batch_utf8(first, reader->columns(), format, plan.output);
+  } catch (const ApiError&) {
+    reader->cancel();
+    throw;
   }
   Headers headers = download_headers(*dataset, format);
   if (responder.trailers_accepted()) headers.emplace_back("Trailer", kIntegrityTrailers);

@@ -3,6 +3,7 @@
 #include <array>
 
 #include "core/api_error.hpp"
+#include "encode/utf8.hpp"
 
 namespace sluice {
 namespace {
@@ -69,6 +70,17 @@ void OutputParams::apply(std::string_view key, std::string_view value) {
                  "e.g. ';' (%3B), '|' or TAB (%09)");
     }
     options_.delimiter = value.front();
+  }
+}
+
+void check_first_batch_utf8(const RowBatch* first, std::span<const Column> columns, Format format,
+                            const OutputOptions& options) {
+  if (first == nullptr || options.invalid_utf8 != InvalidUtf8::kFail) return;
+  const bool keep_bytes = format == Format::kJson || format == Format::kJsonLines;
+  if (auto where = find_invalid_utf8(*first, columns, keep_bytes)) {
+    throw ApiError(500, "invalid_utf8",
+                   "the source returned invalid UTF-8 (" + *where +
+                       ") and this dataset's output.invalid_utf8 is \"fail\"");
   }
 }
 

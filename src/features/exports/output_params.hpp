@@ -1,5 +1,6 @@
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -34,5 +35,11 @@ class OutputParams {
   OutputOptions options_;
   unsigned seen_ = 0;  // one bit per parameter
 };
+
+// Before the response starts: with invalid_utf8 = "fail", throws ApiError(500, "invalid_utf8")
+// when `first` (the first batch, may be null) holds invalid UTF-8, so the client gets an error
+// body instead of a stream that is cut after its first bytes.
+void check_first_batch_utf8(const RowBatch* first, std::span<const Column> columns, Format format,
+                            const OutputOptions& options);
 
 }  // namespace sluice
