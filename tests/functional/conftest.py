@@ -471,20 +471,41 @@ def rfc4180_fields(record: str) -> list[str | None]:
             return fields
 
 
-def csv_rows_with_nulls(text: str) -> Iterator[list[str | None]]:
+# First characters a spreadsheet evaluates; CSV text cells starting with one get a leading "'"
+# (the formula guard, on by default; tests/functional/test_formats.py checks its exact bytes).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_guarded(value):
+    """How the formula guard writes a text value (numbers are never guarded)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_unguard(field: str | None) -> str | None:
+    """Undoes the formula guard on a parsed CSV field. Exact for the demo data, which holds no
+    value that itself starts with "'" followed by a formula character."""
+    if field is not None and field.startswith("'") and field[1:].startswith(FORMULA_START):
+        return field[1:]
+    return field
+
+
+def csv_rows_with_nulls(text: str, unguard: bool = True) -> Iterator[list[str | None]]:
     """Every record of a CSV body, parsed by the csv module, with NULL (empty unquoted) as None
     and "" as ''. Also checks the record ends with CRLF and that our own strict parse of its raw
-    bytes agrees with the csv module."""
+    bytes agrees with the csv module. With `unguard`, the formula guard's "'" is removed, so the
+    rows compare with the table."""
     for fields, raw in csv_records(text):
         assert raw.endswith("\r\n"), f"record not terminated by CRLF: {raw[-60:]!r}"
         if '"' not in raw:
             # Nothing quoted: every empty field is an empty unquoted one, i.e. NULL.
-            yield [f if f != "" else None for f in fields]
-            continue
-        strict = rfc4180_fields(raw)
-        assert [f if f is not None else "" for f in strict] == fields, (
-            f"csv module and strict parse disagree on {raw!r}")
-        yield strict
+            row = [f if f != "" else None for f in fields]
+        else:
+            row = rfc4180_fields(raw)
+            assert [f if f is not None else "" for f in row] == fields, (
+                f"csv module and strict parse disagree on {raw!r}")
+        yield [csv_unguard(f) for f in row] if unguard else row
 
 
 def parse_csv_table(text: str, columns: list[str] | None = None) -> tuple[list[str], list[tuple]]:

@@ -16,6 +16,7 @@ from conftest import (
     RowDigest,
     canonical_orders_row,
     canonical_row,
+    csv_guarded,
     csv_records,
     csv_rows_with_nulls,
     parse_csv_table,
@@ -54,9 +55,11 @@ def orders_jsonl(demo, tmp_path_factory) -> Path:
 
 
 def csv_cell(value) -> str:
-    """How the server must write one value (RFC 4180, NULL empty, '' quoted)."""
+    """How the server must write one value (RFC 4180, NULL empty, '' quoted, the formula guard's
+    "'" before text that a spreadsheet would evaluate)."""
     if value is None:
         return ""
+    value = csv_guarded(value)
     text = value if isinstance(value, str) else str(value)
     if text == "" or any(c in text for c in ',"\r\n'):
         return '"' + text.replace('"', '""') + '"'
