@@ -90,7 +90,7 @@ class Utf8CheckedEncoder final : public Encoder {
         const Cell cell = batch.cell(row, col);
         if (cell.null) {
           repaired_.add_null();
-        } else if (skipped(col) || valid_utf8(cell.value)) {
+        } else if (skipped(col, cell) || valid_utf8(cell.value)) {
           repaired_.add_value(cell.value, cell.as_text);
         } else {
           char* at = repaired_.reserve_value(3 * cell.value.size());
@@ -102,7 +102,11 @@ class Utf8CheckedEncoder final : public Encoder {
     return repaired_;
   }
 
-  bool skipped(std::size_t col) const { return col < skip_.size() && skip_[col]; }
+  // A bytes cell is base64 in JSON, unless the source marked it as text (SQLite text in a BLOB
+  // column): that one becomes a JSON string and must be valid UTF-8 like any other.
+  bool skipped(std::size_t col, const Cell& cell) const {
+    return col < skip_.size() && skip_[col] && !cell.as_text;
+  }
 
   static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
@@ -111,7 +115,7 @@ class Utf8CheckedEncoder final : public Encoder {
     for (std::size_t row = 0; row < batch.rows(); ++row) {
       for (std::size_t col = 0; col < batch.columns(); ++col) {
         const Cell cell = batch.cell(row, col);
-        if (skipped(col) || !cell_needs_check(cell)) continue;
+        if (skipped(col, cell) || !cell_needs_check(cell)) continue;
         if (!valid_utf8(cell.value)) return row * batch.columns() + col;
       }
     }
@@ -194,8 +198,8 @@ std::optional<std::string> find_invalid_utf8(const RowBatch& batch, std::span<co
   if (is_ascii(batch.arena())) return std::nullopt;
   for (std::size_t row = 0; row < batch.rows(); ++row) {
     for (std::size_t col = 0; col < batch.columns() && col < columns.size(); ++col) {
-      if (keep_bytes && columns[col].type == LogicalType::kBytes) continue;
       const Cell cell = batch.cell(row, col);
+      if (keep_bytes && columns[col].type == LogicalType::kBytes && !cell.as_text) continue;
       if (cell_needs_check(cell) && !valid_utf8(cell.value)) {
         return "column '" + columns[col].name + "', row " + std::to_string(row + 1);
       }

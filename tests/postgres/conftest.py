@@ -389,10 +389,24 @@ class CsvTable:
     rows: list[list[str | None]]
 
 
-def parse_csv(data: bytes, line_end: bytes) -> CsvTable:
+# First characters a spreadsheet evaluates: sluice's CSV formula guard (on by default) writes a
+# "'" before text cells that start with one (numeric columns are exempt).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_unguard(field: str | None) -> str | None:
+    """Undoes the formula guard. Exact for these tests' data: no stored value itself starts with
+    "'" followed by a formula character (and psql's output never has the guard)."""
+    if field is not None and field.startswith("'") and field[1:].startswith(FORMULA_START):
+        return field[1:]
+    return field
+
+
+def parse_csv(data: bytes, line_end: bytes, unguard: bool = True) -> CsvTable:
     """Parses a whole CSV body twice: with the csv module (values) and with a strict state
     machine (raw bytes: an empty unquoted field is NULL, a quoted one is ''; every record must
-    end with `line_end`, and no bare CR/LF may appear outside quotes). The two must agree."""
+    end with `line_end`, and no bare CR/LF may appear outside quotes). The two must agree.
+    With `unguard`, the formula guard's "'" is removed so values compare with psql's."""
     text = data.decode("utf-8")
     strict = strict_csv_records(text, line_end.decode())
     module = list(csv.reader(io.StringIO(text, newline=""), strict=True))
@@ -405,7 +419,8 @@ def parse_csv(data: bytes, line_end: bytes) -> CsvTable:
     assert all(name is not None for name in header), header
     for index, record in enumerate(strict[1:], 1):
         assert len(record) == len(header), f"record {index} has {len(record)} fields: {record!r}"
-    return CsvTable(list(header), strict[1:])
+    records = [[csv_unguard(f) for f in r] for r in strict[1:]] if unguard else strict[1:]
+    return CsvTable(list(header), records)
 
 
 def strict_csv_records(text: str, line_end: str) -> list[list[str | None]]:
