@@ -77,7 +77,7 @@ class Utf8CheckedEncoder final : public Encoder {
 
  private:
   const RowBatch& checked(const RowBatch& batch) {
-    if (is_ascii(batch.arena()) || first_invalid(batch) == kNone) return batch;
+    if (arena_cells_valid(batch) || first_invalid(batch) == kNone) return batch;
     if (mode_ == InvalidUtf8::kFail) {
       const std::size_t at = first_invalid(batch);
       const std::size_t col = at % batch.columns();
@@ -109,6 +109,23 @@ class Utf8CheckedEncoder final : public Encoder {
   }
 
   static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
+  // The fast check: an all-ASCII arena, or a valid one in which no cell starts with a
+  // continuation byte. Cells lie back to back in the arena, so then no sequence is split
+  // between two cells and every cell is valid on its own.
+  static bool arena_cells_valid(const RowBatch& batch) {
+    if (is_ascii(batch.arena())) return true;
+    if (!valid_utf8(batch.arena())) return false;
+    for (std::size_t row = 0; row < batch.rows(); ++row) {
+      for (std::size_t col = 0; col < batch.columns(); ++col) {
+        const Cell cell = batch.cell(row, col);
+        if (!cell.value.empty() && (static_cast<unsigned char>(cell.value[0]) & 0xc0) == 0x80) {
+          return false;
+        }
+      }
+    }
+    return true;
+  }
 
   // Index (row * columns + col) of the first invalid cell, or kNone.
   std::size_t first_invalid(const RowBatch& batch) const {

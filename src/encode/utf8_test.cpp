@@ -69,6 +69,16 @@ TEST(Utf8Test, EveryFormatReplacesByDefault) {
   }
 }
 
+TEST(Utf8Test, ASequenceSplitBetweenCellsIsInvalidInBoth) {
+  // The arena "a\xc3" "\xa9b" is valid UTF-8 as a whole; each cell is not.
+  const std::vector<Column> columns{{"c", LogicalType::kText}};
+  auto encoder = make_encoder(Format::kCsv, OutputOptions{.header = false});
+  ByteBuffer out;
+  encoder->begin(columns, out);
+  encoder->encode(one_column({"a\xc3", "\xa9" "b"}), out);
+  EXPECT_EQ(out.view(), "a\xef\xbf\xbd\r\n\xef\xbf\xbd" "b\r\n");
+}
+
 TEST(Utf8Test, FailModeThrows) {
   const std::vector<Column> columns{{"c", LogicalType::kText}};
   auto encoder = make_encoder(Format::kCsv, OutputOptions{.invalid_utf8 = InvalidUtf8::kFail});
