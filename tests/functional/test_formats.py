@@ -369,3 +369,11 @@ def test_cli_formats_and_options(demo, tmp_path):
         assert result.returncode == 0, result.stderr.decode()
     assert len(json.loads((tmp_path / "orders.json").read_bytes())) == 3
     assert (tmp_path / "orders.tsv").read_bytes().startswith(b"id\tcreated_at\t")
+
+
+def test_datasets_list_every_format(hostile):
+    listed = requests.get(f"{hostile.url}/v1/datasets", timeout=10).json()["datasets"]
+    hostile_entry = next(d for d in listed if d["name"] == "hostile")
+    assert hostile_entry["formats"] == ["csv", "tsv", "jsonl", "json"]
+    assert hostile_entry["urls"]["json"] == "/v1/exports/hostile.json"
+    assert hostile_entry["urls"]["tsv"] == "/v1/exports/hostile.tsv"

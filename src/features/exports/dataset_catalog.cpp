@@ -115,9 +115,11 @@ std::string DatasetCatalog::describe_json() const {
                     {"filters", std::move(filters)},
                     {"sortable", std::move(sortable)},
                     {"order", dataset.config->order},
-                    {"formats", {"csv", "jsonl"}},
+                    {"formats", {"csv", "tsv", "jsonl", "json"}},
                     {"urls", {{"csv", "/v1/exports/" + name + ".csv"},
-                              {"jsonl", "/v1/exports/" + name + ".jsonl"}}}});
+                              {"tsv", "/v1/exports/" + name + ".tsv"},
+                              {"jsonl", "/v1/exports/" + name + ".jsonl"},
+                              {"json", "/v1/exports/" + name + ".json"}}}});
   }
   return json::serialize(json::object{{"datasets", std::move(list)}});
 }
