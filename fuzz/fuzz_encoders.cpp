@@ -242,7 +242,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::size_t end = jsonl.find('\n', start);
     check(end != std::string::npos);
     boost::system::error_code ec;
-    boost::json::value value = boost::json::parse(std::string_view(jsonl).substr(start, end - start), ec);
+    const std::string_view line = std::string_view(jsonl).substr(start, end - start);
+    boost::json::value value = boost::json::parse(line, ec);
+    if (ec || !value.is_object() || value.as_object().size() != columns) {
+      std::fprintf(stderr, "bad JSON Lines line (%s): %.*s\n", ec.message().c_str(),
+                   static_cast<int>(line.size()), line.data());
+    }
     check(!ec && value.is_object() && value.as_object().size() == columns);
     start = end + 1;
   }

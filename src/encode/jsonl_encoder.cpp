@@ -122,7 +122,8 @@ char* escape_json(const char* src, std::size_t len, char* p) {
 }
 
 // RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?. Rejects what databases print
-// but JSON forbids: "+1", "01", ".5", "5.", "NaN", "Infinity", "1e".
+// but JSON forbids: "+1", "01", ".5", "5.", "NaN", "Infinity", "1e"; and exponents beyond
+// 9 digits (found by fuzz_encoders: common parsers fail on them).
 bool is_json_number(std::string_view s) {
   auto digit = [&](std::size_t i) { return i < s.size() && s[i] >= '0' && s[i] <= '9'; };
   std::size_t i = 0;
@@ -142,7 +143,12 @@ bool is_json_number(std::string_view s) {
     ++i;
     if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
     if (!digit(i)) return false;
+    while (i < s.size() && s[i] == '0') ++i;
+    // An exponent of more than 9 significant digits is valid JSON, but parsers that read numbers
+    // as doubles (Boost.JSON among them) reject it as an overflow: such a value is a string.
+    const std::size_t exponent_start = i;
     while (digit(i)) ++i;
+    if (i - exponent_start > 9) return false;
   }
   return i == s.size();
 }

@@ -104,5 +104,16 @@ TEST(Utf8Test, JsonKeepsBytesColumnsForBase64) {
   EXPECT_THROW(encoder->encode(text, out), Utf8Error);
 }
 
+TEST(JsonNumbersTest, HugeExponentsBecomeStrings) {
+  // Found by fuzz_encoders: Boost.JSON (and other double-based parsers) reject 1e2222222222.
+  const std::vector<Column> columns{{"f", LogicalType::kFloat}};
+  auto encoder = make_encoder(Format::kJsonLines);
+  ByteBuffer out;
+  encoder->begin(columns, out);
+  encoder->encode(one_column({"1e2222222222", "1e999999999", "2E-0000000000005"}), out);
+  EXPECT_EQ(out.view(),
+            "{\"f\":\"1e2222222222\"}\n{\"f\":1e999999999}\n{\"f\":2E-0000000000005}\n");
+}
+
 }  // namespace
 }  // namespace sluice
