@@ -21,6 +21,8 @@ struct ExportOptions {
   std::string format = "csv";
   std::vector<std::string> filters;  // "name=value" or "name.op=value"
   std::optional<std::filesystem::path> output;  // stdout when absent
+  // "gzip", "zstd" or "none"; when absent, an output name ending .gz / .zst decides.
+  std::optional<std::string> compress;
 };
 // sluice export: the same pipeline as the HTTP endpoint, into a file or stdout. A file is
 // written under a temporary name and renamed only when complete.
