@@ -9,7 +9,11 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
 #include <sstream>
 #include <string>
 #include <unistd.h>
@@ -52,9 +56,15 @@ asio::awaitable<void> export_csv(const Dataset& dataset, std::string& out) {
   co_await run_pipeline(*reader, first, *encoder, sink, 64 * 1024);
 }
 
-// 150,000 demo orders as CSV (~12.5 MB), made once per process.
+// 150,000 demo orders as CSV (~12.5 MB), made once per process; or the file named by
+// $SLUICE_COMPRESS_INPUT (bench/compress_vs_gzip.py passes the file it gives gzip and zstd).
 const std::string& demo_csv() {
   static const std::string csv = [] {
+    if (const char* input = std::getenv("SLUICE_COMPRESS_INPUT")) {
+      std::ifstream file(input, std::ios::binary);
+      if (!file) throw std::runtime_error(std::string("cannot read ") + input);
+      return std::string(std::istreambuf_iterator<char>(file), {});
+    }
     DemoOptions options;
     options.dir = std::filesystem::temp_directory_path() /
                   ("sluice-compress-bench-" + std::to_string(::getpid()));
