@@ -132,6 +132,7 @@ void BM_Zstd3Tuned(benchmark::State& state) {
   tuning.window_log = static_cast<int>(state.range(1));
   tuning.hash_log = static_cast<int>(state.range(2));
   tuning.chain_log = static_cast<int>(state.range(3));
+  tuning.min_match = static_cast<int>(state.range(4));
   run(state, [tuning] { return make_zstd_compressor(tuning); });
 }
 void BM_Zstd1(benchmark::State& state) {
@@ -171,11 +172,13 @@ BENCHMARK(BM_GzipIgzip2)->Arg(kWrite)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ZstdExport)->Arg(kWrite)->Arg(kBigWrite)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Zstd3Default)->Arg(kWrite)->Arg(kBigWrite)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Zstd3Tuned)
-    ->Args({kWrite, 17, 0, 0})
-    ->Args({kWrite, 18, 15, 15})
-    ->Args({kWrite, 18, 16, 14})
-    ->Args({kWrite, 17, 14, 14})
-    ->Args({kWrite, 16, 14, 14})
+    ->Args({kWrite, 17, 0, 0, 0})
+    ->Args({kWrite, 18, 15, 15, 0})
+    ->Args({kWrite, 17, 14, 14, 0})
+    ->Args({kWrite, 17, 14, 14, 6})
+    ->Args({kWrite, 17, 13, 13, 0})
+    ->Args({kWrite, 17, 14, 12, 0})
+    ->Args({kWrite, 16, 14, 14, 0})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ZstdExportNoFlush)->Arg(kWrite)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Zstd3OneShot)->Unit(benchmark::kMillisecond);

@@ -54,6 +54,7 @@ struct ZstdTuning {
   int window_log = 0;
   int hash_log = 0;
   int chain_log = 0;
+  int min_match = 0;
 };
 // Exports: level 3 with a 128 KiB window and small tables (~1 MiB per stream).
 ZstdTuning export_zstd_tuning();

@@ -29,6 +29,7 @@ class ZstdCompressor final : public Compressor {
     if (tuning.window_log != 0) set(ZSTD_c_windowLog, tuning.window_log);
     if (tuning.hash_log != 0) set(ZSTD_c_hashLog, tuning.hash_log);
     if (tuning.chain_log != 0) set(ZSTD_c_chainLog, tuning.chain_log);
+    if (tuning.min_match != 0) set(ZSTD_c_minMatch, tuning.min_match);
     set(ZSTD_c_checksumFlag, 1);  // the frame's XXH64 lets `zstd -t` prove a download whole
   }
 
