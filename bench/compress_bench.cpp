@@ -166,10 +166,10 @@ constexpr std::int64_t kBigWrite = 256 * 1024;
 
 BENCHMARK(BM_GzipZlib1)->Arg(kWrite)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GzipZlib6)->Arg(kWrite)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_GzipIgzip1)->Arg(kWrite)->Arg(kBigWrite)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GzipIgzip1)->Arg(8192)->Arg(32768)->Arg(kWrite)->Arg(kBigWrite)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GzipIgzip1Large)->Arg(kWrite)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GzipIgzip2)->Arg(kWrite)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ZstdExport)->Arg(kWrite)->Arg(kBigWrite)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ZstdExport)->Arg(8192)->Arg(32768)->Arg(kWrite)->Arg(kBigWrite)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Zstd3Default)->Arg(kWrite)->Arg(kBigWrite)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Zstd3Tuned)
     ->Args({kWrite, 17, 0, 0, 0})
