@@ -5,6 +5,8 @@
 // Counters: ratio = compressed/raw, state = the compressor's heap bytes (its per-stream memory).
 
 #include <benchmark/benchmark.h>
+#include <unistd.h>
+#include <zstd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -13,11 +15,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <stdexcept>
 #include <sstream>
+#include <stdexcept>
 #include <string>
-#include <unistd.h>
-#include <zstd.h>
 
 #include "app/demo_data.hpp"
 #include "core/config.hpp"
@@ -113,13 +113,21 @@ void run(benchmark::State& state, Make make, bool flush = true) {
   state.counters["state_KiB"] = static_cast<double>(state_bytes) / 1024.0;
 }
 
-void BM_GzipZlib1(benchmark::State& state) { run(state, [] { return make_zlib_gzip_compressor(1); }); }
-void BM_GzipZlib6(benchmark::State& state) { run(state, [] { return make_zlib_gzip_compressor(6); }); }
-void BM_GzipIgzip1(benchmark::State& state) { run(state, [] { return make_igzip_compressor(1); }); }
+void BM_GzipZlib1(benchmark::State& state) {
+  run(state, [] { return make_zlib_gzip_compressor(1); });
+}
+void BM_GzipZlib6(benchmark::State& state) {
+  run(state, [] { return make_zlib_gzip_compressor(6); });
+}
+void BM_GzipIgzip1(benchmark::State& state) {
+  run(state, [] { return make_igzip_compressor(1); });
+}
 void BM_GzipIgzip1Large(benchmark::State& state) {
   run(state, [] { return make_igzip_compressor(1, true); });
 }
-void BM_GzipIgzip2(benchmark::State& state) { run(state, [] { return make_igzip_compressor(2); }); }
+void BM_GzipIgzip2(benchmark::State& state) {
+  run(state, [] { return make_igzip_compressor(2); });
+}
 void BM_ZstdExport(benchmark::State& state) {
   run(state, [] { return make_zstd_compressor(export_zstd_tuning()); });
 }
@@ -144,7 +152,8 @@ void BM_Zstd1(benchmark::State& state) {
 // The same parameters without a flush per write, and libzstd's one-shot ZSTD_compress2 over the
 // whole input (what `zstd -b3` measures): what the streaming and the flushes cost.
 void BM_ZstdExportNoFlush(benchmark::State& state) {
-  run(state, [] { return make_zstd_compressor(export_zstd_tuning()); }, false);
+  run(
+      state, [] { return make_zstd_compressor(export_zstd_tuning()); }, false);
 }
 void BM_Zstd3OneShot(benchmark::State& state) {
   const std::string& csv = demo_csv();
@@ -166,10 +175,20 @@ constexpr std::int64_t kBigWrite = 256 * 1024;
 
 BENCHMARK(BM_GzipZlib1)->Arg(kWrite)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GzipZlib6)->Arg(kWrite)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_GzipIgzip1)->Arg(8192)->Arg(32768)->Arg(kWrite)->Arg(kBigWrite)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GzipIgzip1)
+    ->Arg(8192)
+    ->Arg(32768)
+    ->Arg(kWrite)
+    ->Arg(kBigWrite)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GzipIgzip1Large)->Arg(kWrite)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GzipIgzip2)->Arg(kWrite)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ZstdExport)->Arg(8192)->Arg(32768)->Arg(kWrite)->Arg(kBigWrite)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ZstdExport)
+    ->Arg(8192)
+    ->Arg(32768)
+    ->Arg(kWrite)
+    ->Arg(kBigWrite)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Zstd3Default)->Arg(kWrite)->Arg(kBigWrite)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Zstd3Tuned)
     ->Args({kWrite, 17, 0, 0, 0})

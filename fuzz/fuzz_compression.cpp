@@ -85,7 +85,7 @@ void round_trip(Compression compression, std::uint8_t shape, std::string_view in
   bool complete = true;
   auto decode = compression == Compression::kGzip ? gunzip : unzstd;
   check(decode(out.view(), complete) == input);  // flushed: everything so far decodes
-  check(!complete);                               // but is not a whole stream yet
+  check(!complete);                              // but is not a whole stream yet
   compressor->finish(out);
   check(decode(out.view(), complete) == input);
   check(complete);
@@ -97,9 +97,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 3) {
-    case 0: negotiate(rest); break;
-    case 1: round_trip(Compression::kGzip, data[0], rest); break;
-    default: round_trip(Compression::kZstd, data[0], rest); break;
+    case 0:
+      negotiate(rest);
+      break;
+    case 1:
+      round_trip(Compression::kGzip, data[0], rest);
+      break;
+    default:
+      round_trip(Compression::kZstd, data[0], rest);
+      break;
   }
   return 0;
 }

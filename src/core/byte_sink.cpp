@@ -31,6 +31,8 @@ boost::asio::awaitable<void> CountingSink::write(std::string_view bytes) {
   counter_.fetch_add(bytes.size(), std::memory_order_relaxed);
 }
 
-boost::asio::awaitable<void> CountingSink::finish() { co_await inner_.finish(); }
+boost::asio::awaitable<void> CountingSink::finish() {
+  co_await inner_.finish();
+}
 
 }  // namespace sluice

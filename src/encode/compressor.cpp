@@ -6,27 +6,36 @@ namespace sluice {
 
 std::string_view compression_suffix(Compression compression) {
   switch (compression) {
-    case Compression::kGzip: return "gz";
-    case Compression::kZstd: return "zst";
-    case Compression::kNone: break;
+    case Compression::kGzip:
+      return "gz";
+    case Compression::kZstd:
+      return "zst";
+    case Compression::kNone:
+      break;
   }
   return "";
 }
 
 std::string_view compression_coding(Compression compression) {
   switch (compression) {
-    case Compression::kGzip: return "gzip";
-    case Compression::kZstd: return "zstd";
-    case Compression::kNone: break;
+    case Compression::kGzip:
+      return "gzip";
+    case Compression::kZstd:
+      return "zstd";
+    case Compression::kNone:
+      break;
   }
   return "identity";
 }
 
 std::string_view compression_media_type(Compression compression) {
   switch (compression) {
-    case Compression::kGzip: return "application/gzip";  // RFC 6713
-    case Compression::kZstd: return "application/zstd";  // RFC 8878
-    case Compression::kNone: break;
+    case Compression::kGzip:
+      return "application/gzip";  // RFC 6713
+    case Compression::kZstd:
+      return "application/zstd";  // RFC 8878
+    case Compression::kNone:
+      break;
   }
   return "application/octet-stream";
 }

@@ -29,7 +29,8 @@ std::string gunzip(std::string_view data, bool* complete = nullptr) {
     stream.avail_out = sizeof buffer;
     status = inflate(&stream, Z_SYNC_FLUSH);
     out.append(buffer, sizeof buffer - stream.avail_out);
-    if (status == Z_BUF_ERROR || (status == Z_OK && stream.avail_in == 0 && stream.avail_out != 0)) {
+    if (status == Z_BUF_ERROR ||
+        (status == Z_OK && stream.avail_in == 0 && stream.avail_out != 0)) {
       break;
     }
   }
@@ -135,9 +136,10 @@ TEST_P(CompressorTest, StateStaysSmall) {
 
 INSTANTIATE_TEST_SUITE_P(
     Codecs, CompressorTest,
-    ::testing::Values(Codec{"export_gzip", [] { return make_compressor(Compression::kGzip); }, gunzip},
-                      Codec{"zlib", [] { return make_zlib_gzip_compressor(1); }, gunzip},
-                      Codec{"export_zstd", [] { return make_compressor(Compression::kZstd); }, unzstd}),
+    ::testing::Values(
+        Codec{"export_gzip", [] { return make_compressor(Compression::kGzip); }, gunzip},
+        Codec{"zlib", [] { return make_zlib_gzip_compressor(1); }, gunzip},
+        Codec{"export_zstd", [] { return make_compressor(Compression::kZstd); }, unzstd}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(CompressionNames, SuffixesCodingsAndMediaTypes) {

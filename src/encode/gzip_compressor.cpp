@@ -37,10 +37,14 @@ class IgzipCompressor final : public Compressor {
   static std::size_t level_buffer_size(int level, bool large) {
     // Level 1's "small" tables (~80 KiB) keep a thousand concurrent streams affordable.
     switch (level) {
-      case 0: return 0;
-      case 1: return large ? ISAL_DEF_LVL1_LARGE : ISAL_DEF_LVL1_SMALL;
-      case 2: return large ? ISAL_DEF_LVL2_LARGE : ISAL_DEF_LVL2_SMALL;
-      default: return large ? ISAL_DEF_LVL3_LARGE : ISAL_DEF_LVL3_SMALL;
+      case 0:
+        return 0;
+      case 1:
+        return large ? ISAL_DEF_LVL1_LARGE : ISAL_DEF_LVL1_SMALL;
+      case 2:
+        return large ? ISAL_DEF_LVL2_LARGE : ISAL_DEF_LVL2_SMALL;
+      default:
+        return large ? ISAL_DEF_LVL3_LARGE : ISAL_DEF_LVL3_SMALL;
     }
   }
 
@@ -56,8 +60,7 @@ class IgzipCompressor final : public Compressor {
       stream_.avail_out = static_cast<std::uint32_t>(room);
       if (isal_deflate(&stream_) != COMP_OK) throw std::runtime_error("isal_deflate failed");
       out.commit(room - stream_.avail_out);
-      const bool drained = end ? stream_.internal_state.state == ZSTATE_END
-                               : stream_.avail_in == 0;
+      const bool drained = end ? stream_.internal_state.state == ZSTATE_END : stream_.avail_in == 0;
       if (drained && stream_.avail_out != 0) return;
     }
   }

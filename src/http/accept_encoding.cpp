@@ -78,8 +78,10 @@ std::optional<std::string_view> choose_content_coding(std::span<const std::strin
       std::optional<Entry> entry = parse_entry(field.substr(0, comma));
       field = comma == std::string_view::npos ? std::string_view() : field.substr(comma + 1);
       if (!entry) continue;
-      if (entry->coding == "*") star = entry->weight;
-      else if (iequals(entry->coding, "identity")) identity = entry->weight;
+      if (entry->coding == "*")
+        star = entry->weight;
+      else if (iequals(entry->coding, "identity"))
+        identity = entry->weight;
       for (std::size_t i = 0; i < offered.size(); ++i) {
         if (iequals(entry->coding, offered[i])) weights[i] = entry->weight;
       }

@@ -18,7 +18,9 @@ std::string choose(std::initializer_list<std::string_view> fields) {
   return coding ? std::string(*coding) : "406";
 }
 
-TEST(AcceptEncoding, NoHeaderMeansIdentity) { EXPECT_EQ(choose({}), "identity"); }
+TEST(AcceptEncoding, NoHeaderMeansIdentity) {
+  EXPECT_EQ(choose({}), "identity");
+}
 
 TEST(AcceptEncoding, EmptyValueMeansIdentity) {
   EXPECT_EQ(choose({""}), "identity");

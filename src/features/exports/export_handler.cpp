@@ -57,12 +57,15 @@ Headers integrity_trailers(std::uint64_t rows, const std::array<std::uint8_t, 32
           {"Content-Digest", "sha-256=:" + to_base64(digest) + ":"}};
 }
 
-Headers download_headers(const Dataset& dataset, Format format, const ExportCompression& compression) {
+Headers download_headers(const Dataset& dataset, Format format,
+                         const ExportCompression& compression) {
   std::string file_name =
       expand_file_name(dataset.config->file_name, dataset.config->name,
                        std::chrono::system_clock::now()) +
       "." + std::string(file_extension(format));
-  if (compression.as_file) file_name += "." + std::string(compression_suffix(compression.compression));
+  if (compression.as_file) {
+    file_name += "." + std::string(compression_suffix(compression.compression));
+  }
   return {
       {"Content-Type", std::string(content_type(format))},
       {"Content-Disposition", content_disposition(file_name)},
