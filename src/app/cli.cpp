@@ -40,6 +40,10 @@ int run_cli(int argc, char** argv) {
   export_cmd->add_option("--filter", export_options.filters,
                          "Filter as name=value or name.op=value (repeatable)");
   export_cmd->add_option("-o,--output", export_options.output, "Output file (default: stdout)");
+  export_cmd
+      ->add_option("--compress", export_options.compress,
+                   "gzip, zstd or none (default: by the output's suffix .gz / .zst)")
+      ->check(CLI::IsMember({"gzip", "zstd", "none"}));
 
   std::filesystem::path check_file;
   auto* check = app.add_subcommand("check-config", "Validate a configuration file");

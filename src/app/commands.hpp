@@ -26,6 +26,8 @@ struct ExportOptions {
   bool no_header = false;
   bool bom = false;
   bool lf = false;
+  // "gzip", "zstd" or "none"; when absent, an output name ending .gz / .zst decides.
+  std::optional<std::string> compress;
 };
 // sluice export: the same pipeline as the HTTP endpoint, into a file or stdout. A file is
 // written under a temporary name and renamed only when complete.

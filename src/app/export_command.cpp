@@ -6,6 +6,7 @@
 
 #include "app/commands.hpp"
 #include "core/api_error.hpp"
+#include "encode/compressing_sink.hpp"
 #include "features/exports/export_handler.hpp"
 #include "features/exports/export_pipeline.hpp"
 #include "features/exports/export_plan.hpp"
@@ -46,6 +47,21 @@ QueryParams filter_params(const std::vector<std::string>& filters) {
   return params;
 }
 
+// --compress, else the output file's suffix (orders.csv.gz); a contradiction is an error.
+Compression output_compression(const ExportOptions& options) {
+  std::optional<Compression> by_suffix;
+  if (options.output && options.output->has_extension()) {
+    by_suffix = compression_for_suffix(options.output->extension().string().substr(1));
+  }
+  if (!options.compress) return by_suffix.value_or(Compression::kNone);
+  Compression chosen = parse_compression(*options.compress).value_or(Compression::kNone);
+  if (by_suffix && *by_suffix != chosen) {
+    throw std::runtime_error("--compress " + *options.compress + " contradicts the output name " +
+                             options.output->filename().string());
+  }
+  return chosen;
+}
+
 asio::awaitable<PipelineStats> run_export(const Dataset& dataset, ExportPlan plan, ByteSink& sink) {
   auto executor = co_await asio::this_coro::executor;
   auto reader = co_await dataset.source->open(std::move(plan.query), read_budget_for(256 * 1024),
@@ -65,6 +81,7 @@ int export_command(const ExportOptions& options) {
   if (dataset == nullptr) throw std::runtime_error("no dataset named '" + options.dataset + "'");
   std::optional<Format> format = parse_format(options.format);
   if (!format) throw std::runtime_error("--format: expected csv, tsv, jsonl or json");
+  const Compression compression = output_compression(options);
   QueryParams params = filter_params(options.filters);
   if (options.delimiter) {
     const std::string& d = *options.delimiter;
@@ -87,10 +104,16 @@ int export_command(const ExportOptions& options) {
     file = std::fopen(temporary.c_str(), "wb");
     if (file == nullptr) throw std::runtime_error("cannot write " + temporary.string());
   }
-  FileSink sink(file);
+  FileSink file_sink(file);
+  ByteSink* sink = &file_sink;
+  std::optional<CompressingSink> compressing;
+  if (compression != Compression::kNone) {
+    compressing.emplace(file_sink, make_compressor(compression));
+    sink = &*compressing;
+  }
   std::exception_ptr failure;
   PipelineStats stats;
-  asio::co_spawn(io, run_export(*dataset, std::move(plan), sink),
+  asio::co_spawn(io, run_export(*dataset, std::move(plan), *sink),
                  [&](std::exception_ptr error, PipelineStats result) {
                    failure = std::move(error);
                    stats = result;
@@ -102,7 +125,9 @@ int export_command(const ExportOptions& options) {
     else std::filesystem::rename(temporary, *options.output);
   }
   if (failure) std::rethrow_exception(failure);
-  std::clog << "exported " << stats.rows << " rows, " << stats.bytes << " bytes\n";
+  std::clog << "exported " << stats.rows << " rows, " << stats.bytes << " bytes";
+  if (compressing) std::clog << " (" << compressing->bytes_out() << " compressed)";
+  std::clog << '\n';
   return 0;
 }
 

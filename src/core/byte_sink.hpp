@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <string_view>
@@ -24,6 +25,20 @@ class ByteSink {
   // ends early.
   virtual boost::asio::awaitable<void> write_file(int fd, std::uint64_t offset,
                                                   std::uint64_t length);
+};
+
+// Passes bytes on to `inner` and adds each write's size to `counter` once `inner` took it
+// (the bytes_sent_total metric, counted where the bytes meet the socket).
+class CountingSink final : public ByteSink {
+ public:
+  CountingSink(ByteSink& inner, std::atomic<std::uint64_t>& counter)
+      : inner_(inner), counter_(counter) {}
+  boost::asio::awaitable<void> write(std::string_view bytes) override;
+  boost::asio::awaitable<void> finish() override;
+
+ private:
+  ByteSink& inner_;
+  std::atomic<std::uint64_t>& counter_;
 };
 
 }  // namespace sluice

@@ -9,6 +9,8 @@
 #include "core/file_name_template.hpp"
 #include "core/metrics.hpp"
 #include "core/sha256.hpp"
+#include "encode/compressing_sink.hpp"
+#include "features/exports/export_compression.hpp"
 #include "features/exports/export_pipeline.hpp"
 #include "features/exports/export_plan.hpp"
 #include "features/exports/output_params.hpp"
@@ -56,11 +58,15 @@ Headers integrity_trailers(std::uint64_t rows, const std::array<std::uint8_t, 32
           {"Content-Digest", "sha-256=:" + to_base64(digest) + ":"}};
 }
 
-Headers download_headers(const Dataset& dataset, Format format) {
+Headers download_headers(const Dataset& dataset, Format format,
+                         const ExportCompression& compression) {
   std::string file_name =
       expand_file_name(dataset.config->file_name, dataset.config->name,
                        std::chrono::system_clock::now()) +
       "." + std::string(file_extension(format));
+  if (compression.as_file) {
+    file_name += "." + std::string(compression_suffix(compression.compression));
+  }
   return {
       {"Content-Type", std::string(content_type(format))},
       {"Content-Disposition", content_disposition(file_name)},
@@ -72,13 +78,15 @@ Headers download_headers(const Dataset& dataset, Format format) {
 
 asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerConfig& config,
                                     const HttpRequest& request, HttpResponder& responder) {
-  auto [name, format] = split_export_name(request.segments.back());
+  auto [segment, suffix] = split_compression_suffix(request.segments.back());
+  auto [name, format] = split_export_name(segment);
   const Dataset* dataset = catalog.find(name);
   if (dataset == nullptr) {
     throw ApiError(404, "unknown_dataset", "no dataset named '" + name + "'; see /v1/datasets");
   }
   ExportPlan plan = plan_export(*dataset, format, request.params);
   plan.query.request_id = request.request_id;
+  const ExportCompression compression = choose_export_compression(suffix, request);
   StreamSlot slot(config.max_streams);
 
   auto executor = co_await asio::this_coro::executor;
@@ -111,13 +119,18 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
     reader->cancel();
     throw;
   }
-  Headers headers = download_headers(*dataset, format);
+  Headers headers = download_headers(*dataset, format, compression);
+  add_compression_headers(headers, compression);
   if (responder.trailers_accepted()) headers.emplace_back("Trailer", kIntegrityTrailers);
   ByteSink* sink = co_await responder.start_stream(200, std::move(headers));
   if (request.method == "HEAD") {
     co_await sink->finish();
     co_return;
   }
+  // encoder → [compression] → [SHA-256] → wire count → socket: the digest is of the bytes on
+  // the wire, as RFC 9530 defines Content-Digest for a content-encoded representation.
+  CountingSink wire(*sink, metrics().bytes_sent_total);
+  sink = &wire;
   // `TE: trailers`: the row count and the SHA-256 of the body follow the last chunk.
   std::uint64_t rows = 0;
   std::optional<Sha256Sink> integrity;
@@ -126,6 +139,11 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
       responder.set_trailers(integrity_trailers(rows, digest));
     });
     sink = &*integrity;
+  }
+  std::optional<CompressingSink> compressing;
+  if (compression.compression != Compression::kNone) {
+    compressing.emplace(*sink, make_compressor(compression.compression));
+    sink = &*compressing;
   }
   std::unique_ptr<Encoder> encoder = encoder_for(*reader, format, plan.output);
   std::string failure;
@@ -171,7 +189,7 @@ std::pair<std::string, Format> split_export_name(std::string_view segment) {
   std::optional<Format> format = parse_format(extension);
   if (!format) {
     throw ApiError(404, "unknown_format", "unknown format '" + std::string(extension.substr(0, 16)) +
-                                              "'; available: csv, jsonl");
+                                              "'; available: csv, tsv, jsonl, json (each optionally + .gz or .zst)");
   }
   return {std::string(name), *format};
 }

@@ -14,7 +14,6 @@ class Flusher {
     if (buffer_.empty()) co_return;
     co_await sink_.write(buffer_.view());
     Metrics& counters = metrics();
-    counters.bytes_sent_total.fetch_add(buffer_.size(), std::memory_order_relaxed);
     counters.rows_sent_total.fetch_add(rows, std::memory_order_relaxed);
     stats_.bytes += buffer_.size();
     stats_.rows += rows;

@@ -21,7 +21,8 @@ struct PipelineStats {
 // database (a slow query still delivers its rows as they come).
 // `first` is the reader's first batch (already taken, to learn of errors before the headers
 // went out), or nullptr for an empty result. Throws what the reader or the sink throws; the
-// caller aborts the transfer then. Counts rows_sent_total and bytes_sent_total.
+// caller aborts the transfer then. Counts rows_sent_total (the HTTP handler counts
+// bytes_sent_total at the socket, after compression).
 // The encoder for `format`, or the pass-through one when the reader delivers CSV records.
 std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, Format format,
                                      const OutputOptions& options = {});

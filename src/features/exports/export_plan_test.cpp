@@ -491,7 +491,7 @@ TEST(SplitExportNameTest, UnknownFormatIs404) {
     EXPECT_EQ(error.status(), 404) << segment;
     EXPECT_EQ(error.code(), "unknown_format") << segment;
   }
-  EXPECT_STREQ(split_error("orders.xlsx").what(), "unknown format 'xlsx'; available: csv, jsonl");
+  EXPECT_STREQ(split_error("orders.xlsx").what(), "unknown format 'xlsx'; available: csv, tsv, jsonl, json (each optionally + .gz or .zst)");
 }
 
 TEST(SplitExportNameTest, BadNamesAre400) {
