@@ -97,7 +97,9 @@ def test_a_failed_export_sends_no_trailers(start_server, tmp_path):
     srv = start_server(name="fails", datasets=FAILING)
     code, headers, trailers, body = curl(f"{srv.url}/v1/exports/fails.csv", tmp_path,
                                          "-H", "TE: trailers")
-    assert code == 18, f"curl exit {code}: the transfer must look cut short"
+    # 18: the chunked body ended without its last chunk; 56: the connection was reset first.
+    # Either way curl reports an incomplete transfer and keeps no trailers.
+    assert code in (18, 56), f"curl exit {code}: the transfer must look cut short"
     assert headers["trailer"] and trailers == {}
     assert body.count(b"\n") >= 100
 
