@@ -1,36 +1,9 @@
 #include "storage/object_key.hpp"
 
+#include "encode/utf8.hpp"
+
 namespace sluice {
 namespace {
-
-// Length of the UTF-8 sequence at text[i], or 0 when it is malformed.
-std::size_t utf8_sequence(std::string_view text, std::size_t i) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char lead = byte(i);
-  if (lead < 0x80) return 1;
-  std::size_t length = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) low = 0xA0;   // overlong
-    if (lead == 0xED) high = 0x9F;  // surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) low = 0x90;   // overlong
-    if (lead == 0xF4) high = 0x8F;  // beyond U+10FFFF
-  } else {
-    return 0;
-  }
-  if (i + length > text.size()) return 0;
-  if (byte(i + 1) < low || byte(i + 1) > high) return 0;
-  for (std::size_t k = 2; k < length; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return length;
-}
 
 std::optional<std::string> segments_problem(std::string_view path) {
   std::size_t start = 0;
@@ -64,14 +37,7 @@ std::optional<std::string> character_problem(std::string_view text) {
 
 }  // namespace
 
-bool is_valid_utf8(std::string_view text) {
-  for (std::size_t i = 0; i < text.size();) {
-    const std::size_t length = utf8_sequence(text, i);
-    if (length == 0) return false;
-    i += length;
-  }
-  return true;
-}
+bool is_valid_utf8(std::string_view text) { return valid_utf8(text); }
 
 std::optional<std::string> key_problem(std::string_view key) {
   if (key.empty()) return "is empty";

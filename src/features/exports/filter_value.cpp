@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "encode/utf8.hpp"
+
 namespace sluice {
 namespace {
 
@@ -78,44 +80,6 @@ bool valid_decimal(std::string_view text) {
   start = ++pos;
   while (pos < text.size() && is_digit(text[pos])) ++pos;
   return pos == text.size() && pos > start;
-}
-
-bool valid_utf8(std::string_view text) {
-  static constexpr std::uint32_t kSmallest[] = {0, 0x80, 0x800, 0x10000};
-  std::size_t i = 0;
-  while (i < text.size()) {
-    auto lead = static_cast<unsigned char>(text[i]);
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t extra = 0;
-    std::uint32_t code_point = 0;
-    if ((lead & 0xE0) == 0xC0) {
-      extra = 1;
-      code_point = lead & 0x1F;
-    } else if ((lead & 0xF0) == 0xE0) {
-      extra = 2;
-      code_point = lead & 0x0F;
-    } else if ((lead & 0xF8) == 0xF0) {
-      extra = 3;
-      code_point = lead & 0x07;
-    } else {
-      return false;
-    }
-    if (i + extra >= text.size()) return false;
-    for (std::size_t k = 1; k <= extra; ++k) {
-      auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xC0) != 0x80) return false;
-      code_point = (code_point << 6) | (next & 0x3F);
-    }
-    if (code_point < kSmallest[extra] || code_point > 0x10FFFF ||
-        (code_point >= 0xD800 && code_point <= 0xDFFF)) {
-      return false;
-    }
-    i += extra + 1;
-  }
-  return true;
 }
 
 std::optional<BoundValue> parse_double(std::string_view text) {
