@@ -236,29 +236,6 @@ std::vector<FilterConfig> read_filters(const Reader& reader, const toml::table& 
   return result;
 }
 
-std::map<std::string, LogicalType> read_column_types(const Reader& reader,
-                                                     const toml::table& dataset,
-                                                     std::string_view path) {
-  const auto* columns = reader.optional<toml::table>(dataset, path, "columns");
-  if (columns == nullptr) return {};
-  std::map<std::string, LogicalType> result;
-  for (auto&& [key, node] : *columns) {
-    std::string column_path = key_child(key_child(path, "columns"), key.str());
-    if (key.str().empty()) reader.fail(node, column_path, "column name must not be empty");
-    const auto& table = reader.expect<toml::table>(node, column_path);
-    reader.check_keys(table, column_path, {"type"});
-    const auto& type = reader.required<TomlString>(table, column_path, "type");
-    std::optional<LogicalType> parsed = parse_logical_type(type.get());
-    if (!parsed) {
-      reader.fail(type, key_child(column_path, "type"),
-                  "unknown type " + quote_text(type.get()) +
-                      " (expected one of: " + logical_type_names() + ")");
-    }
-    result.emplace(std::string(key.str()), *parsed);
-  }
-  return result;
-}
-
 // [datasets.output]: how the exported bytes are laid out (see core/output_options.hpp).
 OutputOptions read_output(const Reader& reader, const toml::table& dataset, std::string_view path) {
   OutputOptions output;
@@ -324,7 +301,7 @@ DatasetConfig read_dataset(const Reader& reader, const toml::table& table, std::
     dataset.description = description->get();
   }
   dataset.filters = read_filters(reader, table, path);
-  dataset.column_types = read_column_types(reader, table, path);
+  read_columns(reader, table, path, dataset);
   dataset.output = read_output(reader, table, path);
   if (const auto* sortable = reader.optional<toml::array>(table, path, "sortable")) {
     std::string sortable_path = key_child(path, "sortable");

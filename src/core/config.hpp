@@ -1,12 +1,14 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <cstddef>
 #include <filesystem>
 #include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/output_options.hpp"
@@ -67,6 +69,39 @@ struct FilterConfig {
   int line = 0;
 };
 
+enum class MaskKind : std::uint8_t { kNone, kEmail, kKeepLast, kFixed };
+enum class LetterCase : std::uint8_t { kNone, kUpper, kLower };
+
+// [datasets.columns.NAME]: how one result column leaves (see docs/CONFIG.md "Column
+// transforms"). At most one value transform (format, places, true_text/false_text, map, mask,
+// hash); `case` and then `truncate` apply after it; `null_text` replaces NULL.
+struct ColumnTransformConfig {
+  std::string column;                    // the column as the query returns it
+  std::string rename;                    // output name; empty: keep
+  std::string format;                    // timestamp pattern; empty: none
+  std::string time_zone = "UTC";         // zone `format` writes in
+  std::string input_time_zone = "UTC";   // zone of timestamps that carry no offset
+  std::optional<int> places;             // decimal places (rounded half away from zero)
+  std::optional<std::string> true_text;  // boolean words (both or neither)
+  std::optional<std::string> false_text;
+  std::optional<std::string> null_text;  // written for NULL
+  MaskKind mask = MaskKind::kNone;
+  std::size_t mask_keep = 0;             // kKeepLast: characters kept in clear
+  std::string mask_text = "***";         // kFixed: what every value becomes
+  std::string hash_key;                  // non-empty: HMAC-SHA-256 keyed with it (from secret_env)
+  std::vector<std::pair<std::string, std::string>> map;  // value → replacement
+  std::optional<std::string> map_default;                 // for values not in `map`
+  LetterCase letter_case = LetterCase::kNone;
+  std::optional<std::size_t> truncate;   // characters kept
+  int line = 0;
+
+  // True when a value (or NULL) can come out different; false for a pure rename.
+  bool changes_values() const {
+    return !format.empty() || places || true_text || null_text || mask != MaskKind::kNone ||
+           !hash_key.empty() || !map.empty() || letter_case != LetterCase::kNone || truncate;
+  }
+};
+
 struct DatasetConfig {
   std::string name;                    // [A-Za-z0-9_-]+, used in /v1/exports/{name}.csv
   std::string source;                  // key of [sources.NAME]
@@ -75,6 +110,7 @@ struct DatasetConfig {
   std::string description;
   std::vector<FilterConfig> filters;
   std::map<std::string, LogicalType> column_types;  // overrides of inferred column types
+  std::vector<ColumnTransformConfig> transforms;    // [datasets.columns.NAME] beyond `type`
   std::vector<std::string> sortable;   // columns `?order=` may name (none: no ordering)
   std::string order;                   // default order when the request gives none ("-a,b")
   int order_line = 0;                  // line of `order` (checked once the columns are known)

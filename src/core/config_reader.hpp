@@ -120,4 +120,9 @@ class Reader {
   std::string file_;
 };
 
+// Defined in config_columns.cpp: [datasets.columns.NAME] into out.column_types and
+// out.transforms.
+void read_columns(const Reader& reader, const toml::table& dataset, std::string_view path,
+                  DatasetConfig& out);
+
 }  // namespace sluice::config_detail

@@ -258,7 +258,7 @@ TEST_F(ConfigTest, MissingRequiredKeyNamesTheTableLine) {
   EXPECT_TRUE(
       fails_with("[sources.x]\nkind = \"sqlite\"\n", 1, "sources.x.path", "missing required key"));
   EXPECT_TRUE(fails_with(complete("[datasets.columns.amount]\n"), 8,
-                         "datasets[0].columns.amount.type", "missing required key"));
+                         "datasets[0].columns.amount", "is empty"));
 }
 
 TEST_F(ConfigTest, WrongValueTypes) {

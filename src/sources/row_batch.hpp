@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -85,6 +86,36 @@ class RowBatch {
     arena_.commit(size);
     cells_.push_back(CellRef{static_cast<std::uint32_t>(offset),
                              static_cast<std::uint32_t>(size) | (as_text ? kTextBit : 0)});
+  }
+
+  // Makes this batch a copy of `other` (same cells, same values), keeping this batch's memory:
+  // two block copies, however many cells. Transforms then replace the cells they change.
+  void copy_from(const RowBatch& other) {
+    columns_ = other.columns_;
+    cells_.assign(other.cells_.begin(), other.cells_.end());
+    arena_.clear();
+    arena_.append(other.arena());
+  }
+  // Points cell (row, column) at `size` bytes written at reserve_value()'s pointer.
+  // REQUIRES: row < rows(), column < columns().
+  void replace_value(std::size_t row, std::size_t column, std::size_t size, bool as_text = false) {
+    std::size_t offset = arena_.size();
+    arena_.commit(size);
+    cells_[row * columns_ + column] = CellRef{
+        static_cast<std::uint32_t>(offset),
+        static_cast<std::uint32_t>(size) | (as_text ? kTextBit : 0)};
+  }
+  // Points cell (row, column) at a copy of `value`. `value` must not point into this batch.
+  void replace_with(std::size_t row, std::size_t column, std::string_view value,
+                    bool as_text = false) {
+    char* out = reserve_value(value.size());
+    if (!value.empty()) std::memcpy(out, value.data(), value.size());
+    replace_value(row, column, value.size(), as_text);
+  }
+  // Marks a non-NULL cell as text that does not fit its column's type (see Cell::as_text).
+  void mark_text(std::size_t row, std::size_t column) {
+    CellRef& ref = cells_[row * columns_ + column];
+    if (!(ref.size_and_flags & kNullBit)) ref.size_and_flags |= kTextBit;
   }
 
   // REQUIRES: row < rows(), column < columns().

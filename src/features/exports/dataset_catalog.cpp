@@ -26,6 +26,50 @@ std::unique_ptr<Source> open_source(const Config& config, const SourceConfig& so
   fail(config, source.line, "sources." + source.name + ".kind", "unsupported kind " + source.kind);
 }
 
+// Compiles [datasets.columns.NAME] against the described columns; output names must differ.
+void compile_transforms(const Config& config, const std::string& key, Dataset& ready) {
+  for (const ColumnTransformConfig& transform : ready.config->transforms) {
+    const std::string column_key = key + ".columns." + transform.column;
+    auto found = std::ranges::find(ready.columns, transform.column, &Column::name);
+    if (found == ready.columns.end()) {
+      fail(config, transform.line, column_key, "the query returns no such column");
+    }
+    try {
+      ready.transforms.add(ColumnTransform(transform, *found));
+    } catch (const ColumnTransformError& error) {
+      fail(config, transform.line, column_key + "." + error.key(), error.what());
+    }
+  }
+  for (const Column& column : ready.columns) {
+    Column output = ready.transforms.output_column(column);
+    auto clash = std::ranges::find(ready.output_columns, output.name, &Column::name);
+    if (clash != ready.output_columns.end()) {
+      const ColumnTransformConfig* renamed = nullptr;
+      for (const ColumnTransformConfig& transform : ready.config->transforms) {
+        if (!transform.rename.empty() &&
+            (transform.column == column.name || transform.rename == output.name)) {
+          renamed = &transform;
+        }
+      }
+      const int line = renamed != nullptr ? renamed->line : ready.config->line;
+      fail(config, line, key + ".columns." + (renamed ? renamed->column : column.name) + ".rename",
+           "two columns would both be written as '" + output.name + "'");
+    }
+    ready.output_columns.push_back(std::move(output));
+  }
+}
+
+// The default order as a request would spell it: output names.
+std::string default_order(const Dataset& dataset) {
+  if (dataset.config->order.empty()) return {};
+  std::string order;
+  for (const OrderKey& key : parse_order(dataset.config->order, dataset.config->sortable)) {
+    order += (order.empty() ? "" : ",") + std::string(key.descending ? "-" : "") +
+             dataset.output_name(key.column);
+  }
+  return order;
+}
+
 }  // namespace
 
 DatasetCatalog::DatasetCatalog(const Config& config) : config_(config) {
@@ -48,6 +92,7 @@ DatasetCatalog::DatasetCatalog(const Config& config) : config_(config) {
       }
       found->type = override_type.second;
     }
+    compile_transforms(config, key, ready);
     for (const FilterConfig& filter : dataset.filters) {
       bool exists = std::any_of(ready.columns.begin(), ready.columns.end(),
                                 [&](const Column& c) { return c.name == filter.column; });
@@ -94,7 +139,7 @@ std::string DatasetCatalog::describe_json() const {
   json::array list;
   for (const Dataset& dataset : datasets_) {
     json::array columns;
-    for (const Column& column : dataset.columns) {
+    for (const Column& column : dataset.output_columns) {
       columns.push_back({{"name", column.name}, {"type", to_string(column.type)}});
     }
     json::array filters;
@@ -102,19 +147,21 @@ std::string DatasetCatalog::describe_json() const {
       json::array operators;
       for (FilterOp op : filter.operators) operators.push_back(json::string(to_string(op)));
       filters.push_back({{"name", filter.name},
-                         {"column", filter.column},
+                         {"column", dataset.output_name(filter.column)},
                          {"type", to_string(filter.type)},
                          {"operators", std::move(operators)}});
     }
     json::array sortable;
-    for (const std::string& column : dataset.config->sortable) sortable.push_back(json::string(column));
+    for (const std::string& column : dataset.config->sortable) {
+      sortable.push_back(json::string(dataset.output_name(column)));
+    }
     const std::string& name = dataset.config->name;
     list.push_back({{"name", name},
                     {"description", dataset.config->description},
                     {"columns", std::move(columns)},
                     {"filters", std::move(filters)},
                     {"sortable", std::move(sortable)},
-                    {"order", dataset.config->order},
+                    {"order", default_order(dataset)},
                     {"formats", {"csv", "tsv", "jsonl", "json"}},
                     {"urls", {{"csv", "/v1/exports/" + name + ".csv"},
                               {"tsv", "/v1/exports/" + name + ".tsv"},

@@ -145,7 +145,7 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
     compressing.emplace(*sink, make_compressor(compression.compression));
     sink = &*compressing;
   }
-  std::unique_ptr<Encoder> encoder = encoder_for(*reader, format, plan.output);
+  std::unique_ptr<Encoder> encoder = encoder_for(*reader, format, plan.output, &dataset->transforms);
   std::string failure;
   try {
     co_await run_pipeline(*reader, first, *encoder, *sink, flush_bytes_for(config.stream_buffer_bytes),

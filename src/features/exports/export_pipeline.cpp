@@ -29,8 +29,12 @@ class Flusher {
 }  // namespace
 
 std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, Format format,
-                                     const OutputOptions& options) {
-  return reader.csv_records() ? make_csv_records_encoder(options) : make_encoder(format, options);
+                                     const OutputOptions& options,
+                                     const ColumnTransforms* transforms) {
+  std::unique_ptr<Encoder> encoder =
+      reader.csv_records() ? make_csv_records_encoder(options) : make_encoder(format, options);
+  if (transforms == nullptr || transforms->empty()) return encoder;
+  return make_transforming_encoder(std::move(encoder), *transforms);
 }
 
 boost::asio::awaitable<PipelineStats> run_pipeline(

@@ -7,6 +7,7 @@
 #include "core/byte_sink.hpp"
 #include "encode/encoder.hpp"
 #include "sources/source.hpp"
+#include "transform/column_transform.hpp"
 
 namespace sluice {
 
@@ -24,8 +25,10 @@ struct PipelineStats {
 // caller aborts the transfer then. Counts rows_sent_total (the HTTP handler counts
 // bytes_sent_total at the socket, after compression).
 // The encoder for `format`, or the pass-through one when the reader delivers CSV records.
+// With `transforms` (may be null or empty), the encoder applies the dataset's column transforms.
 std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, Format format,
-                                     const OutputOptions& options = {});
+                                     const OutputOptions& options = {},
+                                     const ColumnTransforms* transforms = nullptr);
 
 // `before_finish` (optional) sees the final figures before the sink is finished.
 boost::asio::awaitable<PipelineStats> run_pipeline(

@@ -147,25 +147,35 @@ void add_condition(std::vector<Condition>& conditions, Condition condition,
   conditions.push_back(std::move(condition));
 }
 
+// `columns=` names columns as they are written (their output names, after any rename).
 std::vector<Column> select_columns(const Dataset& dataset, std::string_view list) {
   std::vector<Column> selected;
+  std::vector<std::string_view> seen;
   for (std::string_view name : split_commas(list)) {
-    auto found = std::find_if(dataset.columns.begin(), dataset.columns.end(),
-                              [&](const Column& column) { return column.name == name; });
-    if (found == dataset.columns.end()) {
+    const Column* found = dataset.find_by_output_name(name);
+    if (found == nullptr) {
       std::string allowed;
-      for (const Column& column : dataset.columns) allowed += (allowed.empty() ? "" : ", ") + column.name;
+      for (const Column& column : dataset.written_columns()) allowed += (allowed.empty() ? "" : ", ") + column.name;
       reject("unknown_column", "parameter 'columns': unknown column '" +
                                    std::string(name.substr(0, 64)) + "'; allowed: " + allowed);
     }
-    bool duplicate = std::any_of(selected.begin(), selected.end(),
-                                 [&](const Column& column) { return column.name == name; });
-    if (duplicate) {
+    if (std::ranges::find(seen, name) != seen.end()) {
       reject("duplicate_column", "parameter 'columns': '" + std::string(name) + "' is listed twice");
     }
+    seen.push_back(name);
     selected.push_back(*found);
   }
   return selected;
+}
+
+// `order=` names sortable columns by their output names; the keys returned carry the names
+// the query returns.
+std::vector<OrderKey> parse_request_order(const Dataset& dataset, std::string_view text) {
+  std::vector<std::string> sortable;
+  for (const std::string& column : dataset.config->sortable) sortable.push_back(dataset.output_name(column));
+  std::vector<OrderKey> keys = parse_order(text, sortable);
+  for (OrderKey& key : keys) key.column = dataset.find_by_output_name(key.column)->name;
+  return keys;
 }
 
 std::int64_t parse_limit(std::string_view text) {
@@ -292,7 +302,7 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
     }
     if (key == kOrderParam) {
       if (order) reject("duplicate_parameter", "parameter 'order' is given more than once");
-      order = parse_order(value, dataset.config->sortable);
+      order = parse_request_order(dataset, value);
       continue;
     }
     if (is_output_param(key)) {
@@ -330,7 +340,9 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
   if (limit) tail += " LIMIT " + sql.bind(*limit, FilterType::kInt);
   plan.output = output.options();
   // PostgreSQL's own CSV records, when the records encoder can turn them into what was asked.
-  plan.query.csv_records = csv_records_usable(format, plan.output);
+  // Not when a selected column's values are transformed (a rename alone only changes the header).
+  plan.query.csv_records = csv_records_usable(format, plan.output) &&
+                           !dataset.transforms.changes_values(plan.columns);
   plan.query.sql = "SELECT " + select + " FROM (" + dataset.config->query + ") AS sluice_rows" +
                    where + tail;
   return plan;
