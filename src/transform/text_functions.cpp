@@ -199,7 +199,9 @@ std::string_view first_code_points(std::string_view text, std::size_t count) {
 std::size_t mask_email_max_size(std::string_view text) { return text.size() + 3; }
 
 std::size_t mask_email(std::string_view text, char* out) {
-  const std::size_t at = text.rfind('@');
+  const void* found = text.empty() ? nullptr : memrchr(text.data(), '@', text.size());
+  const std::size_t at = found == nullptr ? std::string_view::npos
+                                          : static_cast<std::size_t>(static_cast<const char*>(found) - text.data());
   char* p = out;
   if (at == std::string_view::npos || at == 0) {
     std::memcpy(p, "***", 3);

@@ -43,9 +43,24 @@ int days_in_month(std::int64_t year, int month) {
   return month == 2 && is_leap(year) ? 29 : kDays[static_cast<std::size_t>(month - 1)];
 }
 
-std::int64_t floor_div(std::int64_t a, std::int64_t b) {
-  std::int64_t q = a / b;
-  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+// Floor division by a positive constant (inlined, so the division becomes a multiplication).
+template <std::int64_t kDivisor>
+inline std::int64_t floor_div(std::int64_t a) {
+  static_assert(kDivisor > 0);
+  const std::int64_t q = a / kDivisor;
+  return a % kDivisor < 0 ? q - 1 : q;
+}
+
+// The date `delta` days (-1 or +1) from year-month-day.
+inline void step_day(std::int64_t& year, int& month, int& day, int delta) {
+  day += delta;
+  if (day < 1) {
+    if (--month < 1) month = 12, --year;
+    day = days_in_month(year, month);
+  } else if (day > days_in_month(year, month)) {
+    day = 1;
+    if (++month > 12) month = 1, ++year;
+  }
 }
 
 // Offset suffix: Z, ±HH, ±HHMM, ±HH:MM, ±HH:MM:SS.
@@ -123,7 +138,7 @@ cctz::time_point<cctz::seconds> time_point_of(std::int64_t seconds) {
 std::int64_t days_from_civil(std::int64_t year, int month, int day) {
   // H. Hinnant's algorithm: days of the 400-year era plus days within it.
   year -= month <= 2 ? 1 : 0;
-  const std::int64_t era = floor_div(year, 400);
+  const std::int64_t era = floor_div<400>(year);
   const std::int64_t year_of_era = year - era * 400;
   const std::int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
   const std::int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
@@ -132,7 +147,7 @@ std::int64_t days_from_civil(std::int64_t year, int month, int day) {
 
 void civil_from_days(std::int64_t days, std::int64_t& year, int& month, int& day) {
   days += 719'468;
-  const std::int64_t era = floor_div(days, 146'097);
+  const std::int64_t era = floor_div<146'097>(days);
   const std::int64_t day_of_era = days - era * 146'097;
   const std::int64_t year_of_era =
       (day_of_era - day_of_era / 1460 + day_of_era / 36'524 - day_of_era / 146'096) / 365;
@@ -198,14 +213,16 @@ struct TimestampFormat::Op {
     kDayName, kOffset, kOffsetColon, kZoneAbbr, kUnix,
   };
   Kind kind;
-  int digits = 0;          // kSecondFraction
+  int digits = 0;          // kSecondFraction; kLiteral: its length
   std::string literal;     // kLiteral
+  char small[8] = {};      // kLiteral of at most 8 bytes: stored whole, one 8-byte copy
 };
 
 // A zone's UTC offsets as ranges of instants, from 1900 to 2200; outside that, cctz answers.
 struct TimestampFormat::Zone {
   struct Range {
     std::int64_t start;  // first instant (Unix seconds) of this offset
+    std::int64_t end;    // first instant after it
     int offset;
     std::uint16_t abbr;  // index into abbreviations
   };
@@ -231,15 +248,18 @@ struct TimestampFormat::Zone {
     const std::int64_t begin = unix_seconds(cctz::civil_second(1900, 1, 1, 0, 0, 0));
     table_end = unix_seconds(cctz::civil_second(2200, 1, 1, 0, 0, 0));
     auto first = zone.lookup(time_point_of(begin));
-    ranges.push_back({begin, first.offset, abbreviation_index(first.abbr)});
+    ranges.push_back({begin, 0, first.offset, abbreviation_index(first.abbr)});
     std::int64_t at = begin;
     cctz::time_zone::civil_transition transition;
     while (zone.next_transition(time_point_of(at), &transition)) {
       const std::int64_t instant = zone.lookup(transition.to).trans.time_since_epoch().count();
       if (instant <= at || instant >= table_end) break;
       auto after = zone.lookup(time_point_of(instant));
-      ranges.push_back({instant, after.offset, abbreviation_index(after.abbr)});
+      ranges.push_back({instant, 0, after.offset, abbreviation_index(after.abbr)});
       at = instant;
+    }
+    for (std::size_t i = 0; i < ranges.size(); ++i) {
+      ranges[i].end = i + 1 < ranges.size() ? ranges[i + 1].start : table_end;
     }
     // Beyond the table cctz answers; leave room for any abbreviation it may give.
     longest_abbr = std::max<std::size_t>(longest_abbr, 8);
@@ -257,7 +277,11 @@ struct TimestampFormat::Zone {
     auto in_range = [&](std::size_t i) {
       return ranges[i].start <= instant && (i + 1 == ranges.size() || instant < ranges[i + 1].start);
     };
-    if (!in_range(index)) {
+    if (!in_range(index) && index + 1 < ranges.size() && in_range(index + 1)) {
+      hint = ++index;
+    } else if (!in_range(index) && index > 0 && in_range(index - 1)) {
+      hint = --index;
+    } else if (!in_range(index)) {
       auto next = std::upper_bound(ranges.begin(), ranges.end(), instant,
                                    [](std::int64_t t, const Range& r) { return t < r.start; });
       index = static_cast<std::size_t>(next - ranges.begin()) - 1;
@@ -342,16 +366,54 @@ TimestampFormat::TimestampFormat(std::string_view pattern, const std::string& zo
             "%E*S %E3S %%)");
     }
   }
+  finish_ops();
+}
+
+void TimestampFormat::finish_ops() {
+  for (Op& op : ops_) {
+    if (op.kind != Op::kLiteral) continue;
+    op.digits = static_cast<int>(op.literal.size());
+    if (op.literal.size() <= 8) std::memcpy(op.small, op.literal.data(), op.literal.size());
+  }
+  max_size_ += 8;  // an 8-byte literal store may write past the value's end
 }
 
 TimestampFormat::~TimestampFormat() = default;
 TimestampFormat::TimestampFormat(TimestampFormat&&) noexcept = default;
 TimestampFormat& TimestampFormat::operator=(TimestampFormat&&) noexcept = default;
 
+namespace {
+
+// Days from 1970-01-01 to the first of each month of 1900 to 2199, by table: no arithmetic on
+// the hot path for the dates exports hold.
+constexpr std::int64_t kTableFirstYear = 1900;
+constexpr std::int64_t kTableYears = 300;
+
+struct MonthStarts {
+  std::array<std::int32_t, kTableYears * 12> days{};
+  MonthStarts() {
+    for (std::int64_t y = 0; y < kTableYears; ++y) {
+      for (int m = 1; m <= 12; ++m) {
+        days[static_cast<std::size_t>(y * 12 + m - 1)] =
+            static_cast<std::int32_t>(days_from_civil(kTableFirstYear + y, m, 1));
+      }
+    }
+  }
+};
+
+inline std::int64_t fast_days_from_civil(std::int64_t year, int month, int day) {
+  static const MonthStarts kStarts;
+  const std::int64_t index = (year - kTableFirstYear) * 12 + month - 1;
+  if (index < 0 || index >= kTableYears * 12) return days_from_civil(year, month, day);
+  return kStarts.days[static_cast<std::size_t>(index)] + day - 1;
+}
+
+}  // namespace
+
 std::size_t TimestampFormat::format(std::string_view value, char* out, std::size_t& hint) const {
   ParsedTimestamp parsed;
   if (!parse_timestamp(value, parsed)) return std::string_view::npos;
-  const std::int64_t days = days_from_civil(parsed.year, parsed.month, parsed.day);
+  const std::int64_t days = fast_days_from_civil(parsed.year, parsed.month, parsed.day);
   const std::int64_t local_seconds =
       days * kSecondsPerDay + parsed.hour * 3600 + parsed.minute * 60 + parsed.second;
   std::int64_t instant = local_seconds - parsed.offset_seconds;
@@ -362,16 +424,29 @@ std::size_t TimestampFormat::format(std::string_view value, char* out, std::size
   }
   int offset = 0;
   std::string_view abbr;
-  zone_->lookup(instant, hint, offset, abbr);
+  if (hint < zone_->ranges.size() && zone_->ranges[hint].start <= instant &&
+      instant < zone_->ranges[hint].end) {
+    offset = zone_->ranges[hint].offset;  // the common case: the range of the last value
+    abbr = zone_->abbreviations[zone_->ranges[hint].abbr];
+  } else {
+    zone_->lookup(instant, hint, offset, abbr);
+  }
   // A calendar date is written as it is; an instant is shifted into the output zone.
   std::int64_t year = parsed.year;
   int month = parsed.month, day = parsed.day, hour = 0, minute = 0, second = 0;
   std::int64_t local_days = days;
   if (!parsed.date_only) {
     const std::int64_t local = instant + offset;
-    local_days = floor_div(local, kSecondsPerDay);
+    local_days = floor_div<kSecondsPerDay>(local);
     const std::int64_t of_day = local - local_days * kSecondsPerDay;
-    civil_from_days(local_days, year, month, day);
+    // A zone shift moves the date by a day at most (offsets are under 26 hours): step it rather
+    // than convert the day number back.
+    const std::int64_t moved = local_days - days;
+    if (moved == 1 || moved == -1) {
+      step_day(year, month, day, static_cast<int>(moved));
+    } else if (moved != 0) {
+      civil_from_days(local_days, year, month, day);
+    }
     hour = static_cast<int>(of_day / 3600);
     minute = static_cast<int>(of_day / 60 % 60);
     second = static_cast<int>(of_day % 60);
@@ -379,8 +454,22 @@ std::size_t TimestampFormat::format(std::string_view value, char* out, std::size
   char* p = out;
   for (const Op& op : ops_) {
     switch (op.kind) {
-      case Op::kLiteral: p = write_text(p, op.literal); break;
-      case Op::kYear: p = write_int(p, year, 4); break;
+      case Op::kLiteral:
+        if (op.digits <= 8) {
+          std::memcpy(p, op.small, 8);  // max_size_ keeps 8 bytes of slack for this
+          p += op.digits;
+        } else {
+          p = write_text(p, op.literal);
+        }
+        break;
+      case Op::kYear:
+        if (year >= 0 && year <= 9999) {
+          p = write2(p, static_cast<int>(year / 100));
+          p = write2(p, static_cast<int>(year % 100));
+        } else {
+          p = write_int(p, year, 4);
+        }
+        break;
       case Op::kYear2: p = write2(p, static_cast<int>(((year % 100) + 100) % 100)); break;
       case Op::kMonth: p = write2(p, month); break;
       case Op::kDay: p = write2(p, day); break;

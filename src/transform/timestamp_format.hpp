@@ -65,6 +65,7 @@ class TimestampFormat {
  private:
   struct Op;
   struct Zone;
+  void finish_ops();
   std::vector<Op> ops_;
   std::unique_ptr<Zone> zone_;
   std::unique_ptr<Zone> input_zone_;  // null when UTC
