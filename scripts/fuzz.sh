@@ -14,7 +14,8 @@ cmake --build --preset fuzz
 
 findings=build/fuzz/findings
 mkdir -p "$findings"
-for target in fuzz_export_plan fuzz_config fuzz_pg_decoders fuzz_encoders fuzz_compression; do
+for target in fuzz_export_plan fuzz_config fuzz_pg_decoders fuzz_encoders fuzz_compression \
+    fuzz_transforms; do
   binary="build/fuzz/fuzz/$target"
   shopt -s nullglob
   saved=(fuzz/regressions/"$target"-*)
