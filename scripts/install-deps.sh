@@ -11,7 +11,7 @@ packages=(
   # libraries (see README "Dependencies" for why each one is there)
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev libtomlplusplus-dev libcli11-dev
-  libssl-dev zlib1g-dev libzstd-dev libdeflate-dev libisal-dev libpq-dev libcctz-dev
+  libssl-dev zlib1g-dev libzstd-dev libdeflate-dev libisal-dev libpq-dev libcctz-dev tzdata
   libgtest-dev libgmock-dev libbenchmark-dev
   # test and benchmark peers
   sqlite3 curl procps python3 python3-pytest python3-requests gzip zstd

@@ -254,8 +254,16 @@ FULL_PATTERN = ("%Y-%m-%d %H:%M:%S %Z %z|%Ez|%a %A %b %B|%j|%I %p|%e|%y|%s|%f|%E
 
 def test_timestamptz_formatted_in_berlin_and_new_york(pg_up, start_sluice):
     query = ("SELECT id, c_timestamptz, c_timestamptz AS berlin, c_timestamptz AS ny, "
-             "c_timestamptz AS utc FROM all_types WHERE id <= 300 ORDER BY id")
+             "c_timestamptz AS utc, c_timestamptz::text AS as_text, c_text "
+             "FROM all_types WHERE id <= 300 ORDER BY id")
     body = f"""
+[datasets.columns.as_text]
+format = "{FULL_PATTERN}"
+time_zone = "Europe/Berlin"
+
+[datasets.columns.c_text]
+format = "%F %T"
+
 [datasets.columns.berlin]
 format = "{FULL_PATTERN}"
 time_zone = "Europe/Berlin"
@@ -271,7 +279,8 @@ format = "%d/%m/%Y %T%Ez %Z"
     sluice = start_sluice(config_text(pg_up, query, body))
     got = rows_as_dicts(get_csv(sluice))
     want = baseline(pg_up, query)
-    assert got[0].keys() == {"id", "c_timestamptz", "Zeit (Berlin)", "ny", "utc"}
+    assert got[0].keys() == {"id", "c_timestamptz", "Zeit (Berlin)", "ny", "utc", "as_text",
+                             "c_text"}
     assert [r["id"] for r in got] == [r["id"] for r in want]
     seen_zones = set()
     for mine, theirs in zip(got, want):
@@ -280,6 +289,9 @@ format = "%d/%m/%Y %T%Ez %Z"
         assert mine["Zeit (Berlin)"] == expected_format(raw, FULL_PATTERN, "Europe/Berlin"), raw
         assert mine["ny"] == expected_format(raw, FULL_PATTERN, "America/New_York"), raw
         assert mine["utc"] == expected_format(raw, "%d/%m/%Y %T%Ez %Z"), raw
+        # The same spelling in a text column is formatted the same; other text passes.
+        assert mine["as_text"] == mine["Zeit (Berlin)"], raw
+        assert mine["c_text"] == theirs["c_text"]
         if raw is not None and PG_TIMESTAMP.match(raw):
             seen_zones.add(mine["Zeit (Berlin)"].split(" ")[2])
             seen_zones.add(mine["ny"].split(" ")[2])
@@ -300,6 +312,13 @@ format = "%d/%m/%Y %T%Ez %Z"
         assert by_raw[special]["ny"] == special
         assert by_raw[special]["utc"] == special
     assert by_raw[None]["ny"] is None
+    # JSON Lines: formatted values are strings, NULL stays null.
+    _, objects = get_jsonl(sluice)
+    assert [(o["Zeit (Berlin)"], o["ny"], o["utc"]) for o in objects] == [
+        (r["Zeit (Berlin)"], r["ny"], r["utc"]) for r in got]
+    types = {c["name"]: c["type"] for c in
+             get_ok(f"{sluice.url}/v1/datasets").json()["datasets"][0]["columns"]}
+    assert types["Zeit (Berlin)"] == types["ny"] == "text" and types["c_timestamptz"] == "timestamp"
 
 
 def test_timestamp_without_zone_and_input_time_zone(pg_up, start_sluice):
@@ -535,6 +554,47 @@ null_text = "-"
     assert types["c_bool"] == "text" and types["odd"] == "text", types
 
 
+def test_many_batches_of_big(pg_up, start_sluice, monkeypatch):
+    """Every kind of transform at once over 20000 rows of `big` (many batches)."""
+    monkeypatch.setenv("SLUICE_TEST_BIG_KEY", "big-table-secret-key")
+    query = "SELECT id, k, payload, amount, ts, note FROM big ORDER BY id LIMIT 20000"
+    body = """
+[datasets.columns.k]
+map = { "0" = "zero", "1" = "one" }
+default = "many"
+[datasets.columns.payload]
+hash = "hmac-sha256"
+secret_env = "SLUICE_TEST_BIG_KEY"
+rename = "Payload HMAC"
+[datasets.columns.amount]
+places = 1
+[datasets.columns.ts]
+format = "%a %d %b %Y %I:%M:%E3S %p %Z"
+time_zone = "America/New_York"
+rename = "Time (New York)"
+[datasets.columns.note]
+null_text = "(null)"
+case = "upper"
+truncate = 4
+"""
+    sluice = start_sluice(config_text(pg_up, query, body))
+    want = baseline(pg_up, query)
+    table = get_csv(sluice)
+    assert table.header == ["id", "k", "Payload HMAC", "amount", "Time (New York)", "note"]
+    assert len(table.rows) == len(want) == 20000
+    key = b"big-table-secret-key"
+    pattern = "%a %d %b %Y %I:%M:%E3S %p %Z"
+    for row, t in zip(table.rows, want):
+        assert row == [
+            t["id"], {"0": "zero", "1": "one"}.get(t["k"], "many"),
+            hmac.new(key, t["payload"].encode(), hashlib.sha256).hexdigest(),
+            expected_places(t["amount"], 1),
+            expected_format(t["ts"], pattern, "America/New_York"),
+            "(null)" if t["note"] is None else t["note"].upper()[:4],
+        ], t
+    assert table.rows[0][4] == "Tue 31 Dec 2019 07:00:01.001 PM EST"
+
+
 # --------------------------------------------------------------------------------------------
 # Masks, HMAC, map, case, truncate
 # --------------------------------------------------------------------------------------------
@@ -584,9 +644,12 @@ def test_hmac_sha256_matches_python(pg_up, start_sluice, monkeypatch):
     long_key = "k" * 40 + "ß€" * 20                     # > 64 bytes: hashed first (RFC 2104)
     monkeypatch.setenv("SLUICE_TEST_HMAC_SHORT", short_key)
     monkeypatch.setenv("SLUICE_TEST_HMAC_LONG", long_key)
-    query = ("SELECT id, c_text, c_text AS c_text_long_key, c_int8, c_timestamptz, c_bytea, "
-             "c_numeric FROM all_types WHERE id <= 300 ORDER BY id")
-    columns = ["c_text", "c_text_long_key", "c_int8", "c_timestamptz", "c_bytea", "c_numeric"]
+    columns = ["c_text", "c_text_long_key", "c_int8", "c_timestamptz", "c_bytea", "c_numeric",
+               "c_float4", "c_float8", "c_bool", "c_date", "c_interval", "c_uuid", "c_jsonb",
+               "c_text_arr"]
+    query = (f"SELECT id, c_text AS c_text_long_key, "
+             f"{', '.join(c for c in columns if c != 'c_text_long_key')} "
+             "FROM all_types WHERE id <= 300 ORDER BY id")
     body = "".join(
         f'[datasets.columns.{c}]\nhash = "hmac-sha256"\n'
         f'secret_env = "{"SLUICE_TEST_HMAC_LONG" if c == "c_text_long_key" else "SLUICE_TEST_HMAC_SHORT"}"\n'
