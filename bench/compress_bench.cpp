@@ -50,7 +50,7 @@ asio::awaitable<void> export_csv(const Dataset& dataset, std::string& out) {
   auto executor = co_await asio::this_coro::executor;
   auto reader = co_await dataset.source->open(std::move(plan.query), read_budget_for(256 * 1024),
                                               executor, plan.columns);
-  const RowBatch* first = co_await reader->next();
+  RowBatch* first = co_await reader->next();
   auto encoder = encoder_for(*reader, Format::kCsv);
   StringSink sink(out);
   co_await run_pipeline(*reader, first, *encoder, sink, 64 * 1024);

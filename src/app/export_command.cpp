@@ -66,9 +66,10 @@ asio::awaitable<PipelineStats> run_export(const Dataset& dataset, ExportPlan pla
   auto executor = co_await asio::this_coro::executor;
   auto reader = co_await dataset.source->open(std::move(plan.query), read_budget_for(256 * 1024),
                                               executor, plan.columns);
-  const RowBatch* first = co_await reader->next();
-  auto encoder = encoder_for(*reader, plan.format, plan.output, &dataset.transforms);
-  co_return co_await run_pipeline(*reader, first, *encoder, sink, flush_bytes_for(256 * 1024));
+  RowBatch* first = co_await reader->next();
+  auto encoder = encoder_for(*reader, plan.format, plan.output);
+  co_return co_await run_pipeline(*reader, first, *encoder, sink, flush_bytes_for(256 * 1024), {},
+                                  &dataset.transforms);
 }
 
 }  // namespace

@@ -83,7 +83,7 @@ class PgReader final : public BatchReader {
 
   const std::vector<Column>& columns() const override { return columns_; }
 
-  asio::awaitable<const RowBatch*> next() override {
+  asio::awaitable<RowBatch*> next() override {
     if (done_) co_return nullptr;
     const std::size_t cells_per_row = mode_ == CopyMode::kCsvRecords ? 1 : columns_.size();
     batch_.reset(cells_per_row);

@@ -88,8 +88,7 @@ class RowBatch {
                              static_cast<std::uint32_t>(size) | (as_text ? kTextBit : 0)});
   }
 
-  // Makes this batch a copy of `other` (same cells, same values), keeping this batch's memory:
-  // two block copies, however many cells. Transforms then replace the cells they change.
+  // Makes this batch a copy of `other` (same cells, same values), keeping this batch's memory.
   void copy_from(const RowBatch& other) {
     columns_ = other.columns_;
     cells_.assign(other.cells_.begin(), other.cells_.end());
@@ -105,12 +104,17 @@ class RowBatch {
         static_cast<std::uint32_t>(offset),
         static_cast<std::uint32_t>(size) | (as_text ? kTextBit : 0)};
   }
-  // Points cell (row, column) at a copy of `value`. `value` must not point into this batch.
+  // Points cell (row, column) at a copy of `value`, which must not point into this batch.
   void replace_with(std::size_t row, std::size_t column, std::string_view value,
                     bool as_text = false) {
     char* out = reserve_value(value.size());
     if (!value.empty()) std::memcpy(out, value.data(), value.size());
     replace_value(row, column, value.size(), as_text);
+  }
+  // Keeps the first `size` bytes of a non-NULL cell's value. REQUIRES: size <= its size.
+  void shorten_value(std::size_t row, std::size_t column, std::size_t size) {
+    CellRef& ref = cells_[row * columns_ + column];
+    ref.size_and_flags = (ref.size_and_flags & ~kSizeMask) | static_cast<std::uint32_t>(size);
   }
   // Marks a non-NULL cell as text that does not fit its column's type (see Cell::as_text).
   void mark_text(std::size_t row, std::size_t column) {

@@ -33,9 +33,10 @@ class BatchReader {
  public:
   virtual ~BatchReader() = default;
   virtual const std::vector<Column>& columns() const = 0;
-  // The next batch, or nullptr at the end of the result. The batch stays valid until the next
-  // call to next() or the reader's destruction. Throws SourceError when the query fails.
-  virtual boost::asio::awaitable<const RowBatch*> next() = 0;
+  // The next batch, or nullptr at the end of the result. The batch is the caller's until the
+  // next call to next() or the reader's destruction: it may rewrite cells and append to it
+  // (column transforms do). Throws SourceError when the query fails.
+  virtual boost::asio::awaitable<RowBatch*> next() = 0;
   // True when next() will complete without waiting for the database: a pipeline flushes what
   // it holds before it waits, so a slow query still delivers its rows as they come.
   virtual bool ready() const = 0;

@@ -101,7 +101,7 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
     schedule_locked();
   }
 
-  asio::awaitable<const RowBatch*> next() {
+  asio::awaitable<RowBatch*> next() {
     for (;;) {
       {
         std::lock_guard lock(mutex_);
@@ -308,7 +308,7 @@ class SqliteReader final : public BatchReader {
   ~SqliteReader() override { state_->cancel(); }
 
   const std::vector<Column>& columns() const override { return state_->columns(); }
-  asio::awaitable<const RowBatch*> next() override { return state_->next(); }
+  asio::awaitable<RowBatch*> next() override { return state_->next(); }
   bool ready() const override { return state_->ready(); }
   void cancel() noexcept override { state_->cancel(); }
 

@@ -170,7 +170,7 @@ class SqliteSourceTest : public ::testing::Test {
     return std::move(opened.value);
   }
 
-  Outcome<const RowBatch*> next(BatchReader& reader, std::chrono::milliseconds timeout = 20s) {
+  Outcome<RowBatch*> next(BatchReader& reader, std::chrono::milliseconds timeout = 20s) {
     return run(io_, reader.next(), timeout);
   }
 
@@ -178,7 +178,7 @@ class SqliteSourceTest : public ::testing::Test {
   std::vector<std::vector<Value>> read_all(BatchReader& reader) {
     std::vector<std::vector<Value>> rows;
     for (;;) {
-      Outcome<const RowBatch*> batch = next(reader);
+      Outcome<RowBatch*> batch = next(reader);
       if (!batch.done) {
         ADD_FAILURE() << "next() did not complete";
         return rows;
@@ -292,7 +292,7 @@ TEST_F(SqliteSourceTest, ReadsEveryRowInOrderWithinTheBudget) {
   std::size_t last_arena = 0;
   std::size_t last_rows = 0;
   for (;;) {
-    Outcome<const RowBatch*> got = next(*reader);
+    Outcome<RowBatch*> got = next(*reader);
     ASSERT_TRUE(got.done) << "next() did not complete";
     ASSERT_FALSE(got.error) << message_of(got.error);
     const RowBatch* batch = got.value;
@@ -339,7 +339,7 @@ TEST_F(SqliteSourceTest, ReadsEveryRowInOrderWithinTheBudget) {
   EXPECT_TRUE(reader->ready());
 
   // The end stays the end.
-  Outcome<const RowBatch*> again = next(*reader);
+  Outcome<RowBatch*> again = next(*reader);
   ASSERT_TRUE(again.done);
   EXPECT_FALSE(again.error);
   EXPECT_EQ(again.value, nullptr);
@@ -354,7 +354,7 @@ TEST_F(SqliteSourceTest, NullAndEmptyStringStayApartAndTextInNumericColumnsIsMar
       open("SELECT num, txt, raw FROM mixed ORDER BY pos", {}, ReadBudget{}, columns);
   ASSERT_NE(reader, nullptr);
 
-  Outcome<const RowBatch*> got = next(*reader);
+  Outcome<RowBatch*> got = next(*reader);
   ASSERT_TRUE(got.done);
   ASSERT_FALSE(got.error) << message_of(got.error);
   const RowBatch* batch = got.value;
@@ -381,7 +381,7 @@ TEST_F(SqliteSourceTest, NullAndEmptyStringStayApartAndTextInNumericColumnsIsMar
   EXPECT_FALSE(batch->cell(1, 2).as_text);
   EXPECT_FALSE(batch->cell(2, 2).null);  // X'' is an empty blob, not NULL
 
-  Outcome<const RowBatch*> end = next(*reader);
+  Outcome<RowBatch*> end = next(*reader);
   ASSERT_TRUE(end.done);
   EXPECT_EQ(end.value, nullptr);
 }
@@ -413,7 +413,7 @@ TEST_F(SqliteSourceTest, RuntimeErrorIsThrownFromNext) {
   std::unique_ptr<BatchReader> reader =
       open("SELECT abs(-9223372036854775808)", {}, ReadBudget{}, {{"x", LogicalType::kInt}});
   ASSERT_NE(reader, nullptr);
-  Outcome<const RowBatch*> got = next(*reader);
+  Outcome<RowBatch*> got = next(*reader);
   ASSERT_TRUE(got.done);
   ASSERT_TRUE(got.error) << "no error";
   EXPECT_EQ(message_of(got.error), "SourceError: integer overflow");
@@ -427,7 +427,7 @@ TEST_F(SqliteSourceTest, ErrorAfterSomeRowsEndsTheStreamWithAnError) {
   ASSERT_NE(reader, nullptr);
   std::int64_t rows = 0;
   for (;;) {
-    Outcome<const RowBatch*> got = next(*reader);
+    Outcome<RowBatch*> got = next(*reader);
     ASSERT_TRUE(got.done);
     if (got.error) {
       EXPECT_EQ(message_of(got.error), "SourceError: integer overflow");
@@ -446,7 +446,7 @@ TEST_F(SqliteSourceTest, QueryThatDoesNotPrepareFailsInNext) {
   std::unique_ptr<BatchReader> reader =
       open("SELECT nope FROM nowhere", {}, ReadBudget{}, {{"nope", LogicalType::kText}});
   ASSERT_NE(reader, nullptr);
-  Outcome<const RowBatch*> got = next(*reader);
+  Outcome<RowBatch*> got = next(*reader);
   ASSERT_TRUE(got.done);
   ASSERT_TRUE(got.error);
   EXPECT_EQ(message_of(got.error), "SourceError: query does not prepare: no such table: nowhere");
@@ -477,7 +477,7 @@ TEST_F(SqliteSourceTest, CancelInsideALongStepInterruptsIt) {
 
   auto cancelled_at = std::chrono::steady_clock::now();
   reader->cancel();
-  Outcome<const RowBatch*> got = next(*reader, 10s);
+  Outcome<RowBatch*> got = next(*reader, 10s);
   ASSERT_TRUE(got.done) << "next() hangs after cancel()";
   ASSERT_TRUE(got.error) << "the count completed";
   EXPECT_EQ(message_of(got.error), "SourceError: query cancelled");
@@ -487,7 +487,7 @@ TEST_F(SqliteSourceTest, CancelInsideALongStepInterruptsIt) {
   EXPECT_EQ(metrics().rows_read_total.load(), read_before);
 
   // Asking again repeats the error; nothing restarts the query.
-  Outcome<const RowBatch*> again = next(*reader, 10s);
+  Outcome<RowBatch*> again = next(*reader, 10s);
   ASSERT_TRUE(again.done);
   ASSERT_TRUE(again.error);
   EXPECT_EQ(message_of(again.error), "SourceError: query cancelled");
@@ -508,7 +508,7 @@ TEST_F(SqliteSourceTest, DestroyingAReaderWhileItStepsStopsTheQuery) {
   const ReadBudget budget{16 * 1024 * 1024, 3, 16};
   std::unique_ptr<BatchReader> reader = open(kEndless, {}, budget, {{"x", LogicalType::kInt}});
   ASSERT_NE(reader, nullptr);
-  Outcome<const RowBatch*> first = next(*reader);
+  Outcome<RowBatch*> first = next(*reader);
   ASSERT_TRUE(first.done);
   ASSERT_NE(first.value, nullptr);
   EXPECT_EQ(metrics().busy_source_threads.load(), 1);
@@ -525,7 +525,7 @@ TEST_F(SqliteSourceTest, DestroyingAParkedReaderReleasesIt) {
   std::unique_ptr<BatchReader> reader =
       open(kEndless, {}, ReadBudget{4096, 3, 16}, {{"x", LogicalType::kInt}});
   ASSERT_NE(reader, nullptr);
-  Outcome<const RowBatch*> first = next(*reader);
+  Outcome<RowBatch*> first = next(*reader);
   ASSERT_TRUE(first.done);
   ASSERT_NE(first.value, nullptr);
   ASSERT_TRUE(eventually([&] { return reader->ready(); }));

@@ -58,39 +58,49 @@ class Worker final : public ColumnTransform::Worker {
         numeric_output_(is_numeric(output_type)),
         hmac_(compiled.hmac ? compiled.hmac->clone() : nullptr) {}
 
-  void apply(Cell in, RowBatch& out, std::size_t row, std::size_t column) override {
+  void apply(RowBatch& batch, std::size_t row, std::size_t column) override {
+    Cell in = batch.cell(row, column);
     if (in.null) {
-      if (config_.null_text) out.replace_with(row, column, *config_.null_text, true);
+      if (config_.null_text) batch.replace_with(row, column, *config_.null_text, true);
       return;
     }
-    // The value transform writes into the batch when it is the last writer (no `case`), else
-    // into scratch space that `case` reads; truncation only shortens what is there.
+    // The arena may move when it grows, and `in` points into it: reserve everything this cell
+    // can need first, then read the cell again. Later reserve_value() calls ask for no more.
     const bool case_follows = config_.letter_case != LetterCase::kNone;
+    const std::size_t value_room = compiled_.kind == ValueKind::kNone ? 0 : max_size(in.value);
+    const std::size_t room =
+        case_follows ? change_case_max_size(std::max(value_room, in.value.size()))
+                     : value_room;
+    if (room > 0) {
+      batch.reserve_value(room);
+      in = batch.cell(row, column);
+    }
+    // The value transform writes at the arena's end when it is the last writer (no `case`),
+    // else into scratch space that `case` reads; truncation only shortens what is there.
     std::string_view current = in.value;
-    bool in_batch = false;  // current sits uncommitted at the batch's reserve_value() pointer
+    bool at_end = false;  // current sits uncommitted at the arena's end
     if (compiled_.kind != ValueKind::kNone) {
-      const std::size_t room = max_size(in.value);
-      char* dest = case_follows ? scratch(room) : out.reserve_value(room);
+      char* dest = case_follows ? scratch(value_room) : batch.reserve_value(value_room);
       const std::size_t size = write_value(in.value, dest);
       if (size != std::string_view::npos) {
         current = std::string_view(dest, size);
-        in_batch = !case_follows;
+        at_end = !case_follows;
       } else if (numeric_output_) {
-        out.mark_text(row, column);  // passed on as it came, so not a number
+        batch.mark_text(row, column);  // passed on as it came, so not a number
       }
     }
     if (config_.truncate) current = first_code_points(current, *config_.truncate);
     if (case_follows) {
-      char* dest = out.reserve_value(change_case_max_size(current));
+      char* dest = batch.reserve_value(change_case_max_size(current));
       const std::size_t size = config_.letter_case == LetterCase::kUpper ? to_upper(current, dest)
                                                                           : to_lower(current, dest);
-      out.replace_value(row, column, size);
+      batch.replace_value(row, column, size);
       return;
     }
-    if (in_batch) {
-      out.replace_value(row, column, current.size());
+    if (at_end) {
+      batch.replace_value(row, column, current.size());
     } else if (current.size() != in.value.size()) {
-      out.replace_with(row, column, current, in.as_text);  // truncated, else untouched
+      batch.shorten_value(row, column, current.size());  // a truncated, otherwise untouched value
     }
   }
 
@@ -299,64 +309,23 @@ bool ColumnTransforms::changes_values(std::span<const Column> columns) const {
   });
 }
 
-namespace {
-
-class TransformingEncoder final : public Encoder {
- public:
-  TransformingEncoder(std::unique_ptr<Encoder> inner, const ColumnTransforms& transforms)
-      : inner_(std::move(inner)), transforms_(transforms) {}
-
-  void begin(std::span<const Column> columns, ByteBuffer& out) override {
-    std::vector<Column> output;
-    output.reserve(columns.size());
-    for (std::size_t i = 0; i < columns.size(); ++i) {
-      output.push_back(transforms_.output_column(columns[i]));
-      const ColumnTransform* transform = transforms_.find(columns[i].name);
-      if (transform != nullptr && transform->changes_values()) {
-        workers_.push_back({i, transform->start()});
-      }
-    }
-    inner_->begin(output, out);
+RowTransformer::RowTransformer(const ColumnTransforms& transforms, std::span<const Column> columns) {
+  output_.reserve(columns.size());
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    output_.push_back(transforms.output_column(columns[i]));
+    const ColumnTransform* transform = transforms.find(columns[i].name);
+    if (transform != nullptr && transform->changes_values()) workers_.push_back({i, transform->start()});
   }
+}
 
-  void encode(const RowBatch& batch, ByteBuffer& out) override {
-    if (workers_.empty()) {
-      inner_->encode(batch, out);
-      return;
-    }
-    work_.copy_from(batch);
-    const std::size_t rows = batch.rows();
-    for (std::size_t row = 0; row < rows; ++row) {
-      for (ColumnWorker& worker : workers_) {
-        worker.worker->apply(batch.cell(row, worker.column), work_, row, worker.column);
-      }
-    }
-    inner_->encode(work_, out);
-    // One unusually large batch must not pin its memory for the rest of the stream.
-    work_.shrink_to(kKeepArenaBytes, kKeepCells);
+RowTransformer::~RowTransformer() = default;
+
+void RowTransformer::apply(RowBatch& batch) {
+  if (workers_.empty()) return;
+  const std::size_t rows = batch.rows();
+  for (std::size_t row = 0; row < rows; ++row) {
+    for (ColumnWorker& worker : workers_) worker.worker->apply(batch, row, worker.column);
   }
-
-  void finish(ByteBuffer& out) override { inner_->finish(out); }
-
- private:
-  static constexpr std::size_t kKeepArenaBytes = 1 << 20;
-  static constexpr std::size_t kKeepCells = 1 << 16;
-
-  struct ColumnWorker {
-    std::size_t column;
-    std::unique_ptr<ColumnTransform::Worker> worker;
-  };
-  std::unique_ptr<Encoder> inner_;
-  const ColumnTransforms& transforms_;
-  std::vector<ColumnWorker> workers_;
-  RowBatch work_;
-};
-
-}  // namespace
-
-std::unique_ptr<Encoder> make_transforming_encoder(std::unique_ptr<Encoder> inner,
-                                                   const ColumnTransforms& transforms) {
-  return std::make_unique<TransformingEncoder>(std::move(inner), transforms);
 }
 
 }  // namespace sluice

@@ -3,7 +3,7 @@
 // Column transforms ([datasets.columns.NAME] in the config): rename, timestamp and decimal
 // formats, boolean words, NULL text, masks, keyed hashes, value maps, case and truncation.
 // Compiled once per dataset when the catalog opens (every problem found then, with its key);
-// applied per stream by an Encoder wrapper that rewrites only the cells it changes.
+// applied per stream by a RowTransformer that rewrites the cells it changes in place.
 
 #include <memory>
 #include <span>
@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "core/config.hpp"
-#include "encode/encoder.hpp"
 #include "sources/row_batch.hpp"
 
 namespace sluice {
@@ -51,8 +50,9 @@ class ColumnTransform {
   class Worker {
    public:
     virtual ~Worker() = default;
-    // Rewrites cell (row, column) of `out`, which holds a copy of the cell `in`.
-    virtual void apply(Cell in, RowBatch& out, std::size_t row, std::size_t column) = 0;
+    // Rewrites cell (row, column) of `batch` in place: a new value is appended to the batch's
+    // arena and the cell pointed at it (a truncation only shortens the cell).
+    virtual void apply(RowBatch& batch, std::size_t row, std::size_t column) = 0;
   };
   std::unique_ptr<Worker> start() const;
 
@@ -79,10 +79,30 @@ class ColumnTransforms {
   std::vector<ColumnTransform> transforms_;
 };
 
-// Wraps `inner`: begin() hands it the output names and types; encode() hands it each batch
-// with the transformed cells rewritten (a batch is passed through untouched when no selected
-// column changes values). `transforms` must outlive the encoder.
-std::unique_ptr<Encoder> make_transforming_encoder(std::unique_ptr<Encoder> inner,
-                                                   const ColumnTransforms& transforms);
+// Applies a dataset's transforms to the batches of one stream, in place: the batch a reader
+// handed out is rewritten before it is encoded, so untouched cells are never copied.
+// Not thread-safe: one per stream. `transforms` must outlive it.
+class RowTransformer {
+ public:
+  // `columns`: the columns the batches hold (the reader's, in order).
+  RowTransformer(const ColumnTransforms& transforms, std::span<const Column> columns);
+  ~RowTransformer();
+  RowTransformer(const RowTransformer&) = delete;
+  RowTransformer& operator=(const RowTransformer&) = delete;
+
+  // The columns as written: output names and types (what encoders' begin() gets).
+  const std::vector<Column>& output_columns() const { return output_; }
+  // False when no column's values change (renames only): apply() does nothing then.
+  bool changes_values() const { return !workers_.empty(); }
+  void apply(RowBatch& batch);
+
+ private:
+  struct ColumnWorker {
+    std::size_t column;
+    std::unique_ptr<ColumnTransform::Worker> worker;
+  };
+  std::vector<Column> output_;
+  std::vector<ColumnWorker> workers_;
+};
 
 }  // namespace sluice

@@ -39,7 +39,8 @@ std::size_t mask_keep_last(std::string_view text, std::size_t keep, char* out);
 // invalid UTF-8 bytes are copied as they are. Writes at most change_case_max_size() bytes.
 std::size_t to_upper(std::string_view text, char* out);
 std::size_t to_lower(std::string_view text, char* out);
-inline std::size_t change_case_max_size(std::string_view text) { return text.size() * 3 / 2 + 4; }
+inline std::size_t change_case_max_size(std::size_t bytes) { return bytes * 3 / 2 + 4; }
+inline std::size_t change_case_max_size(std::string_view text) { return change_case_max_size(text.size()); }
 
 // HMAC-SHA-256 (RFC 2104) with a fixed key, written as 64 lowercase hex digits. The key's
 // inner and outer pads are hashed once; each value then costs two SHA-256 finishes.

@@ -161,8 +161,9 @@ void civil_from_days(std::int64_t days, std::int64_t& year, int& month, int& day
 bool parse_timestamp(std::string_view text, ParsedTimestamp& out) {
   out = ParsedTimestamp{};
   std::size_t pos = 0;
-  while (pos < text.size() && is_digit(text[pos]) && pos < 7) ++pos;
-  if (pos < 4 || pos > 6) return false;  // 4 to 6 year digits; BC and signed years are not read
+  while (pos < text.size() && is_digit(text[pos]) && pos < 8) ++pos;
+  // 4 to 7 year digits (PostgreSQL's dates reach 5874897); BC and signed years are not read.
+  if (pos < 4 || pos > 7) return false;
   std::int64_t year = 0;
   for (std::size_t i = 0; i < pos; ++i) year = year * 10 + (text[i] - '0');
   int month = 0, day = 0;

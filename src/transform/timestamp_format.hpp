@@ -21,7 +21,7 @@ class TimestampFormatError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A timestamp as sources render it: `YYYY-MM-DD`, optionally followed by `T` or a space and
+// A timestamp as sources render it: `YYYY-MM-DD` (4 to 7 year digits), optionally followed by `T` or a space and
 // `HH:MM[:SS[.fraction]]`, optionally followed by an offset `Z`, `±HH`, `±HHMM`, `±HH:MM` or
 // `±HH:MM:SS` (PostgreSQL, ISO 8601, SQLite's date functions all produce this).
 struct ParsedTimestamp {

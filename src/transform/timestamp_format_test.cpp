@@ -34,6 +34,9 @@ TEST(ParseTimestamp, AcceptsWhatSourcesWrite) {
   EXPECT_TRUE(t.date_only);
   ASSERT_TRUE(parse_timestamp("12026-01-01 00:00:00", t));
   EXPECT_EQ(t.year, 12026);
+  ASSERT_TRUE(parse_timestamp("5874897-12-31", t));  // PostgreSQL's largest date
+  EXPECT_EQ(t.year, 5'874'897);
+  EXPECT_FALSE(parse_timestamp("12345678-01-01", t));
 }
 
 TEST(ParseTimestamp, RefusesWhatIsNotATimestamp) {

@@ -94,7 +94,7 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
   // proper status and JSON body; it is small, so the first bytes leave at once.
   std::unique_ptr<BatchReader> reader;
   ClientGoneHook hook{responder};  // declared after `reader`: unhooked before it is destroyed
-  const RowBatch* first = nullptr;
+  RowBatch* first = nullptr;
   bool failed_for_gone_client = false;
   try {
     reader = co_await dataset->source->open(std::move(plan.query),
@@ -145,11 +145,12 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
     compressing.emplace(*sink, make_compressor(compression.compression));
     sink = &*compressing;
   }
-  std::unique_ptr<Encoder> encoder = encoder_for(*reader, format, plan.output, &dataset->transforms);
+  std::unique_ptr<Encoder> encoder = encoder_for(*reader, format, plan.output);
   std::string failure;
   try {
     co_await run_pipeline(*reader, first, *encoder, *sink, flush_bytes_for(config.stream_buffer_bytes),
-                          [&rows](const PipelineStats& stats) { rows = stats.rows; });
+                          [&rows](const PipelineStats& stats) { rows = stats.rows; },
+                          &dataset->transforms);
   } catch (const std::exception& error) {
     failure = error.what();
   }

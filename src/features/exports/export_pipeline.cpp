@@ -1,5 +1,7 @@
 #include "features/exports/export_pipeline.hpp"
 
+#include <optional>
+
 #include "core/metrics.hpp"
 
 namespace sluice {
@@ -29,24 +31,26 @@ class Flusher {
 }  // namespace
 
 std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, Format format,
-                                     const OutputOptions& options,
-                                     const ColumnTransforms* transforms) {
-  std::unique_ptr<Encoder> encoder =
-      reader.csv_records() ? make_csv_records_encoder(options) : make_encoder(format, options);
-  if (transforms == nullptr || transforms->empty()) return encoder;
-  return make_transforming_encoder(std::move(encoder), *transforms);
+                                     const OutputOptions& options) {
+  return reader.csv_records() ? make_csv_records_encoder(options) : make_encoder(format, options);
 }
 
 boost::asio::awaitable<PipelineStats> run_pipeline(
-    BatchReader& reader, const RowBatch* first, Encoder& encoder, ByteSink& sink,
-    std::size_t flush_bytes, const std::function<void(const PipelineStats&)>& before_finish) {
+    BatchReader& reader, RowBatch* first, Encoder& encoder, ByteSink& sink,
+    std::size_t flush_bytes, const std::function<void(const PipelineStats&)>& before_finish,
+    const ColumnTransforms* transforms) {
   PipelineStats stats;
   ByteBuffer buffer(flush_bytes);  // grows only if one batch encodes larger
   Flusher flusher(sink, buffer, stats);
-  encoder.begin(reader.columns(), buffer);
+  std::optional<RowTransformer> transformer;
+  if (transforms != nullptr && !transforms->empty()) transformer.emplace(*transforms, reader.columns());
+  encoder.begin(transformer ? std::span<const Column>(transformer->output_columns())
+                            : std::span<const Column>(reader.columns()),
+                buffer);
   std::uint64_t pending_rows = 0;
   bool first_write = true;
-  for (const RowBatch* batch = first; batch != nullptr;) {
+  for (RowBatch* batch = first; batch != nullptr;) {
+    if (transformer) transformer->apply(*batch);
     encoder.encode(*batch, buffer);
     pending_rows += batch->rows();
     // The first rows leave at once; after that, write when the buffer is full or when the

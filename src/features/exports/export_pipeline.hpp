@@ -25,14 +25,15 @@ struct PipelineStats {
 // caller aborts the transfer then. Counts rows_sent_total (the HTTP handler counts
 // bytes_sent_total at the socket, after compression).
 // The encoder for `format`, or the pass-through one when the reader delivers CSV records.
-// With `transforms` (may be null or empty), the encoder applies the dataset's column transforms.
 std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, Format format,
-                                     const OutputOptions& options = {},
-                                     const ColumnTransforms* transforms = nullptr);
+                                     const OutputOptions& options = {});
 
 // `before_finish` (optional) sees the final figures before the sink is finished.
+// `transforms` (optional, may be empty): the dataset's column transforms, applied to each batch
+// in place before it is encoded; the encoder's header gets the output names.
 boost::asio::awaitable<PipelineStats> run_pipeline(
-    BatchReader& reader, const RowBatch* first, Encoder& encoder, ByteSink& sink,
-    std::size_t flush_bytes, const std::function<void(const PipelineStats&)>& before_finish = {});
+    BatchReader& reader, RowBatch* first, Encoder& encoder, ByteSink& sink,
+    std::size_t flush_bytes, const std::function<void(const PipelineStats&)>& before_finish = {},
+    const ColumnTransforms* transforms = nullptr);
 
 }  // namespace sluice
