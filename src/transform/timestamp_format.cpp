@@ -217,6 +217,8 @@ struct TimestampFormat::Op {
   int digits = 0;          // kSecondFraction; kLiteral: its length
   std::string literal;     // kLiteral
   char small[8] = {};      // kLiteral of at most 8 bytes: stored whole, one 8-byte copy
+  char suffix[8] = {};     // a short literal that follows a conversion, folded into it
+  std::uint8_t suffix_size = 0;
 };
 
 // A zone's UTC offsets as ranges of instants, from 1900 to 2200; outside that, cctz answers.
@@ -371,6 +373,20 @@ TimestampFormat::TimestampFormat(std::string_view pattern, const std::string& zo
 }
 
 void TimestampFormat::finish_ops() {
+  // A literal of up to 8 bytes after a conversion ("." in "%d.%m") becomes that conversion's
+  // suffix: one 8-byte store instead of another trip round the loop.
+  std::vector<Op> folded;
+  for (Op& op : ops_) {
+    const bool foldable = op.kind == Op::kLiteral && op.literal.size() <= 8 && !folded.empty() &&
+                          folded.back().kind != Op::kLiteral && folded.back().suffix_size == 0;
+    if (foldable) {
+      std::memcpy(folded.back().suffix, op.literal.data(), op.literal.size());
+      folded.back().suffix_size = static_cast<std::uint8_t>(op.literal.size());
+      continue;
+    }
+    folded.push_back(std::move(op));
+  }
+  ops_ = std::move(folded);
   for (Op& op : ops_) {
     if (op.kind != Op::kLiteral) continue;
     op.digits = static_cast<int>(op.literal.size());
@@ -519,6 +535,8 @@ std::size_t TimestampFormat::format(std::string_view value, char* out, std::size
       case Op::kZoneAbbr: p = write_text(p, abbr); break;
       case Op::kUnix: p = write_int(p, instant, 1); break;
     }
+    std::memcpy(p, op.suffix, 8);  // the slack covers it; only suffix_size bytes count
+    p += op.suffix_size;
   }
   return static_cast<std::size_t>(p - out);
 }
