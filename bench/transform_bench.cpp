@@ -15,6 +15,7 @@
 #include "encode/encoder.hpp"
 #include "order_batches.hpp"
 #include "transform/column_transform.hpp"
+#include "transform/timestamp_format.hpp"
 
 namespace sluice {
 namespace {
@@ -160,6 +161,22 @@ void BM_CsvNullTextOnly(benchmark::State& state) {
   run(state, Format::kCsv, &transforms);
 }
 
+// One timestamp value through parse + zone + pattern, without batches or encoders.
+void BM_TimestampFormatValue(benchmark::State& state) {
+  const TimestampFormat format("%d.%m.%Y %H:%M", "Europe/Berlin", "UTC");
+  const std::vector<RowBatch> batches = order_batches();
+  std::vector<std::string> values;
+  for (std::size_t row = 0; row < kRowsPerBatch; ++row) values.emplace_back(batches[0].cell(row, 1).value);
+  std::string out(format.max_size(), '\0');
+  std::size_t hint = 0, next = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(format.format(values[next], out.data(), hint));
+    next = next + 1 == values.size() ? 0 : next + 1;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+BENCHMARK(BM_TimestampFormatValue);
 BENCHMARK(BM_CsvServedNoTransforms)->UseManualTime();
 BENCHMARK(BM_CsvServedThreeTransforms)->UseManualTime();
 BENCHMARK(BM_JsonlServedNoTransforms)->UseManualTime();
