@@ -216,6 +216,7 @@ def test_datasets_lists_output_names_and_types(shaped):
     assert types["amount"] == "decimal"
     assert types["quantity"] == "text"
     assert dataset["sortable"] == ["Order number", "Created (Berlin)"]
+    assert dataset["compressions"] == ["gz", "zst"]
 
 
 def test_gzip_and_cli_give_the_same_bytes(shaped, demo, tmp_path):

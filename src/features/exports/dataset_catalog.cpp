@@ -163,6 +163,7 @@ std::string DatasetCatalog::describe_json() const {
                     {"sortable", std::move(sortable)},
                     {"order", default_order(dataset)},
                     {"formats", {"csv", "tsv", "jsonl", "json"}},
+                    {"compressions", {"gz", "zst"}},
                     {"urls", {{"csv", "/v1/exports/" + name + ".csv"},
                               {"tsv", "/v1/exports/" + name + ".tsv"},
                               {"jsonl", "/v1/exports/" + name + ".jsonl"},
