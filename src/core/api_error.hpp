@@ -25,10 +25,18 @@ class ApiError : public std::runtime_error {
   const std::string& code() const { return code_; }
   const Fields& fields() const { return fields_; }
 
+  // Extra response headers, e.g. {"Vary", "Accept-Encoding"} on a 406 from negotiation.
+  ApiError& with_header(std::string name, std::string value) {
+    headers_.emplace_back(std::move(name), std::move(value));
+    return *this;
+  }
+  const Fields& headers() const { return headers_; }
+
  private:
   int status_;
   std::string code_;
   Fields fields_;
+  Fields headers_;
 };
 
 // A source (database) failed: query error, lost connection, interrupted.

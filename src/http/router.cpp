@@ -54,6 +54,7 @@ boost::asio::awaitable<void> Router::dispatch(const HttpRequest& request,
   std::string code;
   std::string message;
   ApiError::Fields fields;
+  ApiError::Fields extra_headers;
   try {
     co_await route->handler(request, responder);
   } catch (const ApiError& error) {
@@ -61,6 +62,7 @@ boost::asio::awaitable<void> Router::dispatch(const HttpRequest& request,
     code = error.code();
     message = error.what();
     fields = error.fields();
+    extra_headers = error.headers();
   } catch (const std::exception& error) {
     // The details go to the log, not to the client.
     status = 500;
@@ -75,6 +77,7 @@ boost::asio::awaitable<void> Router::dispatch(const HttpRequest& request,
   }
   Headers headers{{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
   if (status == 503) headers.emplace_back("Retry-After", "1");
+  for (auto& header : extra_headers) headers.push_back(std::move(header));
   co_await responder.send(status, std::move(headers),
                           json_error_body(code, message, request.request_id, fields));
 }

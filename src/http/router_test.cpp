@@ -278,6 +278,19 @@ TEST_F(RouterTest, ServiceUnavailableCarriesRetryAfter) {
   EXPECT_EQ(error_body(responder).at("code"), "too_many_streams");
 }
 
+TEST_F(RouterTest, ApiErrorHeadersReachTheResponse) {
+  router_.add("GET", {"picky"}, [](const HttpRequest&, HttpResponder&) -> asio::awaitable<void> {
+    throw ApiError(406, "not_acceptable", "no coding").with_header("Vary", "Accept-Encoding");
+    co_return;
+  });
+  FakeResponder responder;
+  dispatch(request("GET", {"picky"}), responder);
+  ASSERT_EQ(responder.sent.size(), 1u);
+  EXPECT_EQ(responder.sent[0].status, 406);
+  EXPECT_EQ(responder.header("Vary"), "Accept-Encoding");
+  EXPECT_EQ(responder.header("Content-Type"), "application/json");
+}
+
 TEST_F(RouterTest, OtherExceptionsBecome500) {
   router_.add("GET", {"bug"}, [](const HttpRequest&, HttpResponder&) -> asio::awaitable<void> {
     throw std::runtime_error("boom");

@@ -169,6 +169,7 @@ def test_nothing_acceptable_is_406_before_the_query(server):
         response = requests.get(f"{server.url}/v1/exports/orders.csv", timeout=10,
                                 headers={"Accept-Encoding": accept})
         assert_json_error(response, 406, "not_acceptable")
+        assert response.headers["Vary"] == "Accept-Encoding"  # caches key the 406 on it
     # The same refusal with a coding Sluice has is fine.
     response = requests.get(f"{server.url}/v1/exports/orders.csv?limit=5", timeout=10,
                             headers={"Accept-Encoding": "zstd, identity;q=0"})

@@ -21,8 +21,10 @@ ExportCompression choose_export_compression(Compression suffix, const HttpReques
   static constexpr std::array<std::string_view, 2> kOffered{"gzip", "zstd"};
   std::optional<std::string_view> coding = choose_content_coding(request, kOffered);
   if (!coding) {
+    // The answer depends on Accept-Encoding, so caches must key the 406 on it too.
     throw ApiError(406, "not_acceptable",
-                   "Accept-Encoding refuses identity and accepts neither gzip nor zstd");
+                   "Accept-Encoding refuses identity and accepts neither gzip nor zstd")
+        .with_header("Vary", "Accept-Encoding");
   }
   std::optional<Compression> compression = parse_compression(*coding);
   return {compression.value_or(Compression::kNone), false};
