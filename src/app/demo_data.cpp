@@ -418,6 +418,41 @@ std::string config_text(const std::string& listen) {
   column("id", "int");
   column("amount", "decimal");
   column("created_at", "timestamp");
+  // The orders as a person reads them: every kind of column transform that needs no secret.
+  dataset("orders_report", kOrdersQuery,
+          "The orders for people: Berlin time in German notation, masked emails, country names,"
+          " two decimals, short notes (column transforms)");
+  out << R"(sortable = ["id", "created_at"])" << "\n";
+  filter("country", "text", kEqIn);
+  out << R"toml(
+[datasets.columns.id]
+rename = "Order"
+
+[datasets.columns.created_at]
+type = "timestamp"
+rename = "Ordered (Berlin)"
+format = "%d.%m.%Y %H:%M"
+time_zone = "Europe/Berlin"
+
+[datasets.columns.email]
+mask = "email"
+null_text = ""
+
+[datasets.columns.country]
+map = { DE = "Germany", US = "United States", FR = "France", GB = "United Kingdom", NL = "Netherlands", ES = "Spain", IT = "Italy", PL = "Poland" }
+default = "Other"
+
+[datasets.columns.status]
+case = "upper"
+
+[datasets.columns.amount]
+type = "decimal"
+places = 2
+
+[datasets.columns.note]
+truncate = 40
+null_text = ""
+)toml";
   dataset("countries", kCountriesQuery, "Number of orders and revenue per country");
   out << R"(sortable = ["country", "orders", "revenue"])" << "\norder = \"-revenue\"\n";
   column("orders", "int");

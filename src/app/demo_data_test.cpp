@@ -223,12 +223,15 @@ TEST_F(DemoDataTest, WritesAConfigWhoseQueriesRun) {
   EXPECT_EQ(config["sources"]["demo"]["path"].value_or(std::string()), "orders.db");
   const toml::array* datasets = config["datasets"].as_array();
   ASSERT_NE(datasets, nullptr);
-  ASSERT_EQ(datasets->size(), 3u);
+  ASSERT_EQ(datasets->size(), 4u);
   const toml::table& orders = *datasets->at(0).as_table();
   const toml::table& big = *datasets->at(1).as_table();
-  const toml::table& countries = *datasets->at(2).as_table();
+  const toml::table& report = *datasets->at(2).as_table();
+  const toml::table& countries = *datasets->at(3).as_table();
   EXPECT_EQ(orders["name"].value_or(std::string()), "orders");
   EXPECT_EQ(big["name"].value_or(std::string()), "orders_big");
+  EXPECT_EQ(report["name"].value_or(std::string()), "orders_report");
+  EXPECT_EQ(report["columns"]["created_at"]["time_zone"].value_or(std::string()), "Europe/Berlin");
   EXPECT_EQ(countries["name"].value_or(std::string()), "countries");
   EXPECT_EQ(orders["filters"]["created_at"]["type"].value_or(std::string()), "timestamp");
   EXPECT_EQ(orders["filters"]["quantity"]["operators"].as_array()->size(), 6u);

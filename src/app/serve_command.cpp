@@ -62,6 +62,7 @@ int demo_command(const DemoCommandOptions& options) {
   return serve_command(config, options.listen,
                        {"/v1/datasets", "/v1/exports/orders.csv", "/v1/exports/orders.jsonl?country=DE,FR",
                         "/v1/exports/orders.csv?status=paid&columns=id,email,amount&limit=100",
+                        "/v1/exports/orders_report.csv?country=DE&limit=100",
                         "/v1/exports/countries.jsonl", "/metrics", "/healthz"});
 }
 

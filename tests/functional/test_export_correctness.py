@@ -208,7 +208,7 @@ def test_dataset_listing(demo, server):
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/json")
     datasets = {d["name"]: d for d in response.json()["datasets"]}
-    assert set(datasets) == {"orders", "orders_big", "countries"}
+    assert set(datasets) == {"orders", "orders_big", "orders_report", "countries"}
     assert [c["name"] for c in datasets["orders"]["columns"]] == ORDERS_COLUMNS
     filters = {f["name"]: f for f in datasets["orders"]["filters"]}
     assert set(filters) == {"country", "status", "id", "quantity", "created_at"}

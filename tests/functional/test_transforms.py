@@ -268,3 +268,24 @@ def test_check_config_names_key_and_line(demo, tmp_path, columns, key, problem):
     assert text.splitlines()[line - 1].startswith(("[datasets.columns", "format", "time_zone",
                                                      "map", "mask", "true_text", "secret_env",
                                                      "rename", "places")), (line, message)
+
+
+def test_demo_report_dataset(demo):
+    """The demo's orders_report shows the transforms to a first-time user; its first rows must
+    be right too."""
+    response = requests.get(f"{demo.url}/v1/exports/orders_report.csv?limit=50", timeout=30)
+    assert response.status_code == 200, response.text[:300]
+    rows = list(csv.reader(io.StringIO(response.text, newline="")))
+    assert rows[0] == ["Order", "Ordered (Berlin)", "email", "country", "status", "amount",
+                       "quantity", "note"]
+    source = sqlite_rows(demo.db, "SELECT id, created_at, email, amount, note FROM orders "
+                                  "WHERE id <= 50 ORDER BY id")
+    assert len(rows) - 1 == len(source) == 50
+    for got, (order_id, created_at, email, amount, note) in zip(rows[1:], source):
+        berlin = datetime.fromisoformat(created_at.replace("Z", "+00:00")).astimezone(BERLIN)
+        assert got[0] == str(order_id)
+        assert got[1] == berlin.strftime("%d.%m.%Y %H:%M")
+        assert got[2] == ("" if email is None else email[0] + "***@" + email.rsplit("@", 1)[1])
+        assert got[5] == str(Decimal(number_text(amount)).quantize(Decimal("0.01"),
+                                                                    rounding=ROUND_HALF_UP))
+        assert unguard(got[7]) == ("" if note is None else note[:40])
