@@ -233,6 +233,7 @@ asio::awaitable<void> PgConnection::finish_copy() {
 }
 
 void PgConnection::cancel() noexcept {
+  if (!broken_) cancelled_ = true;
   broken_ = true;
   if (!busy_) return;
   PGcancel* handle = PQgetCancel(conn_);
@@ -252,6 +253,12 @@ void PgConnection::bind_to(const asio::any_io_executor& executor) {
   if (socket_->descriptor.get_executor() == executor) return;
   socket_ = std::make_unique<Socket>(Socket{stream_descriptor(executor, ::dup(PQsocket(conn_)))});
 }
+
+bool PgConnection::cancelled_healthy() const {
+  return cancelled_ && PQstatus(conn_) == CONNECTION_OK;
+}
+
+asio::any_io_executor PgConnection::executor() const { return socket_->descriptor.get_executor(); }
 
 bool PgConnection::reusable() const {
   return !broken_ && !busy_ && PQstatus(conn_) == CONNECTION_OK &&

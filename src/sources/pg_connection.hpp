@@ -76,6 +76,11 @@ class PgConnection {
   void cancel() noexcept;
   // False once anything went wrong, or while a result or COPY is unfinished.
   bool reusable() const;
+  // True when cancel() ended it while the server was fine (not a lost connection or an error):
+  // the pool then opens a replacement at once rather than on the next request.
+  bool cancelled_healthy() const;
+  // The executor its socket waits on (the thread of the request that last used it).
+  boost::asio::any_io_executor executor() const;
   // Moves the socket's readiness waits to `executor` (the caller's): a pooled connection taken
   // by a request on another I/O thread then wakes that thread, not the one it was opened on.
   // REQUIRES: no wait in progress.
@@ -95,6 +100,7 @@ class PgConnection {
   struct Socket;
   std::unique_ptr<Socket> socket_;
   bool broken_ = false;
+  bool cancelled_ = false;  // broken_ by cancel() alone
   bool busy_ = false;  // a query or COPY is in flight
 };
 

@@ -1,6 +1,8 @@
 #include "sources/pg_pool.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -89,6 +91,17 @@ asio::awaitable<PgLease> PgPool::open_new() {
   }
 }
 
+asio::awaitable<void> PgPool::replace(std::shared_ptr<PgPool> self) {
+  std::unique_ptr<PgConnection> connection;
+  try {
+    connection =
+        co_await PgConnection::connect(self->options_.conninfo, self->options_.connect_timeout);
+  } catch (const std::exception&) {
+    // The server is gone after all: give the slot back; the next request tries again.
+  }
+  self->release(std::move(connection));
+}
+
 void PgPool::discard_idle() {
   std::vector<std::unique_ptr<PgConnection>> stale;
   {
@@ -107,8 +120,21 @@ void PgPool::close() {
 }
 
 void PgPool::release(std::unique_ptr<PgConnection> connection) {
-  std::lock_guard lock(mutex_);
-  if (connection && (closed_ || !connection->reusable())) connection.reset();
+  std::unique_lock lock(mutex_);
+  if (connection && (closed_ || !connection->reusable())) {
+    if (!closed_ && waiters_.empty() && connection->cancelled_healthy()) {
+      // Keep the slot (open_ unchanged) for a replacement opened on the same thread, started
+      // outside the lock (a connect that fails at once hands the slot back through release()).
+      asio::any_io_executor executor = connection->executor();
+      lock.unlock();
+      connection.reset();
+      asio::post(executor, [self = shared_from_this(), executor] {
+        asio::co_spawn(executor, replace(self), asio::detached);
+      });
+      return;
+    }
+    connection.reset();
+  }
   if (!waiters_.empty()) {
     std::shared_ptr<Waiter> waiter = std::move(waiters_.front());
     waiters_.pop_front();

@@ -50,7 +50,9 @@ class PgLease {
 
 // At most `max_size` connections to one server, opened on demand, shared by all requests.
 // Waiters are served first come, first served. A connection that broke (server restart) is
-// discarded, never reused, so the pool heals by itself once the server is back.
+// discarded, never reused, so the pool heals by itself once the server is back. One closed
+// because its query was cancelled (a client left mid-download) is replaced at once, in the
+// background, so the next download finds a connection ready.
 // Thread-safe. Create with make_shared.
 class PgPool : public std::enable_shared_from_this<PgPool> {
  public:
@@ -72,6 +74,9 @@ class PgPool : public std::enable_shared_from_this<PgPool> {
   struct Waiter;
 
   void release(std::unique_ptr<PgConnection> connection);
+  // Opens a connection into the idle list for a slot that stays counted in open_ (after a
+  // cancelled one was closed), so the next request does not wait for the connect.
+  static boost::asio::awaitable<void> replace(std::shared_ptr<PgPool> self);
   void grant_locked(std::shared_ptr<Waiter> waiter, std::unique_ptr<PgConnection> connection);
   boost::asio::awaitable<PgLease> open_new();
 
