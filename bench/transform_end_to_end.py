@@ -6,13 +6,15 @@ Europe/Berlin, email masked, id renamed), side by side in one run.
   plain  : curl -s -o /dev/null http://127.0.0.1:PORT/v1/exports/orders_plain.csv
   shaped : curl -s -o /dev/null http://127.0.0.1:PORT/v1/exports/orders_shaped.csv
 
-on the 2M-row demo (20M with --big), interleaved (plain, shaped, shaped, plain, ...) after one
+on the 2M-row demo (20M with --big), or with --postgres CONNINFO on the `orders` table that
+bench/pg_setup.py makes (10M rows), interleaved (plain, shaped, shaped, plain, ...) after one
 untimed pass each. Both datasets run the same query on the same server; the server's CPU per
 export is read from /proc/PID/stat. Ratio = median wall of shaped / of plain (1.0 = the
 transforms cost nothing end to end); the issue's ≤ 1.25 target is for the encoder
 micro-benchmark, this shows what a download sees.
 
     bench/transform_end_to_end.py [--big] [--runs 5] [--work /tmp/sluice-bench]
+    bench/transform_end_to_end.py --postgres "host=/tmp/sluice-pg-bench/pg port=P user=postgres dbname=bench"
 """
 
 import argparse
@@ -48,9 +50,12 @@ mask = "email"
 """
 
 
-def config_text(folder):
-    return (f'[server]\nlisten = "127.0.0.1:0"\n\n[sources.demo]\nkind = "sqlite"\n'
-            f'path = "{folder / "orders.db"}"\n' + DATASETS.format(sql=common.ORDERS_SQL))
+def config_text(folder=None, conninfo=None):
+    if conninfo:
+        source = f'[sources.demo]\nkind = "postgres"\nurl = "{conninfo}"\n'
+    else:
+        source = f'[sources.demo]\nkind = "sqlite"\npath = "{folder / "orders.db"}"\n'
+    return '[server]\nlisten = "127.0.0.1:0"\n\n' + source + DATASETS.format(sql=common.ORDERS_SQL)
 
 
 def timed_download(url):
@@ -68,12 +73,21 @@ def main():
     parser.add_argument("--big", action="store_true", help="20M rows instead of 2M")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--work", default=str(common.DEFAULT_WORK))
+    parser.add_argument("--postgres", metavar="CONNINFO",
+                        help="export bench/pg_setup.py's orders table from this server instead")
+    parser.add_argument("--pg-rows", type=int, default=10_000_000,
+                        help="rows of that table (for the rows/s column)")
     args = parser.parse_args()
     sluice = common.binary()
-    rows = 20_000_000 if args.big else 2_000_000
-    folder = common.ensure_demo(sluice, rows, args.work)
     config = Path(args.work) / "transform_end_to_end.toml"
-    config.write_text(config_text(folder), "utf-8")
+    config.parent.mkdir(parents=True, exist_ok=True)
+    if args.postgres:
+        rows = args.pg_rows
+        config.write_text(config_text(conninfo=args.postgres), "utf-8")
+    else:
+        rows = 20_000_000 if args.big else 2_000_000
+        folder = common.ensure_demo(sluice, rows, args.work)
+        config.write_text(config_text(folder=folder), "utf-8")
     with common.Server(sluice, ["serve", "--config", str(config)],
                        log_file=Path(args.work) / "transform_end_to_end.log") as server:
         kinds = ["plain", "shaped"]
@@ -105,7 +119,8 @@ def main():
     ratio = statistics.median(walls["shaped"]) / statistics.median(walls["plain"])
     cpu_ratio = statistics.median(cpus["shaped"]) / statistics.median(cpus["plain"])
     print(f"RESULT transform_end_to_end: shaped/plain wall x{ratio:.2f}, server CPU "
-          f"x{cpu_ratio:.2f} ({rows:,} rows, {args.runs} runs each)")
+          f"x{cpu_ratio:.2f} ({rows:,} rows, {'PostgreSQL' if args.postgres else 'SQLite'}, "
+          f"{args.runs} runs each)")
 
 
 if __name__ == "__main__":
