@@ -82,10 +82,7 @@ class RowBatch {
   // the returned pointer, then commit_value() with the bytes written. Valid until the next add.
   char* reserve_value(std::size_t max_size) { return arena_.tail(max_size); }
   void commit_value(std::size_t size, bool as_text = false) {
-    std::size_t offset = arena_.size();
-    arena_.commit(size);
-    cells_.push_back(CellRef{static_cast<std::uint32_t>(offset),
-                             static_cast<std::uint32_t>(size) | (as_text ? kTextBit : 0)});
+    cells_.push_back(commit_reserved(size, as_text));
   }
 
   // Makes this batch a copy of `other` (same cells, same values), keeping this batch's memory.
@@ -98,11 +95,7 @@ class RowBatch {
   // Points cell (row, column) at `size` bytes written at reserve_value()'s pointer.
   // REQUIRES: row < rows(), column < columns().
   void replace_value(std::size_t row, std::size_t column, std::size_t size, bool as_text = false) {
-    std::size_t offset = arena_.size();
-    arena_.commit(size);
-    cells_[row * columns_ + column] = CellRef{
-        static_cast<std::uint32_t>(offset),
-        static_cast<std::uint32_t>(size) | (as_text ? kTextBit : 0)};
+    cells_[row * columns_ + column] = commit_reserved(size, as_text);
   }
   // Points cell (row, column) at a copy of `value`, which must not point into this batch.
   void replace_with(std::size_t row, std::size_t column, std::string_view value,
@@ -153,6 +146,14 @@ class RowBatch {
     std::uint32_t offset;
     std::uint32_t size_and_flags;
   };
+
+  // Commits `size` bytes written at reserve_value()'s pointer; the ref that points at them.
+  CellRef commit_reserved(std::size_t size, bool as_text) {
+    const std::size_t offset = arena_.size();
+    arena_.commit(size);
+    return CellRef{static_cast<std::uint32_t>(offset),
+                   static_cast<std::uint32_t>(size) | (as_text ? kTextBit : 0)};
+  }
 
   std::size_t columns_ = 0;
   std::vector<CellRef> cells_;
