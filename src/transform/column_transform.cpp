@@ -246,20 +246,14 @@ ColumnTransform::ColumnTransform(const ColumnTransformConfig& config, const Colu
   if (config.changes_values()) output_.source_type = 0;  // no longer the source's own encoding
   switch (compiled_->kind) {
     case ValueKind::kFormat:
-      try {  // the pattern's own problems first, then each zone's
-        TimestampFormat pattern_only(config.format, "UTC", "UTC");
-      } catch (const TimestampFormatError& error) {
-        throw ColumnTransformError("format", error.what());
-      }
-      try {
-        TimestampFormat zone_only("%F", config.time_zone, "UTC");
-      } catch (const TimestampFormatError& error) {
-        throw ColumnTransformError("time_zone", error.what());
-      }
       try {
         compiled_->timestamp.emplace(config.format, config.time_zone, config.input_time_zone);
       } catch (const TimestampFormatError& error) {
-        throw ColumnTransformError("input_time_zone", error.what());
+        using Part = TimestampFormatError::Part;
+        throw ColumnTransformError(error.part() == Part::kPattern ? "format"
+                                   : error.part() == Part::kZone  ? "time_zone"
+                                                                  : "input_time_zone",
+                                   error.what());
       }
       break;
     case ValueKind::kHash:
@@ -294,12 +288,7 @@ const ColumnTransform* ColumnTransforms::find(std::string_view source_name) cons
 
 Column ColumnTransforms::output_column(const Column& source) const {
   const ColumnTransform* transform = find(source.name);
-  if (transform == nullptr) return source;
-  Column output = source;
-  output.name = transform->output_name();
-  output.type = transform->output_type();
-  if (transform->changes_values()) output.source_type = 0;
-  return output;
+  return transform == nullptr ? source : transform->output();
 }
 
 bool ColumnTransforms::changes_values(std::span<const Column> columns) const {

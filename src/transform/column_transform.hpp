@@ -40,8 +40,8 @@ class ColumnTransform {
   ColumnTransform& operator=(ColumnTransform&&) noexcept;
 
   const std::string& source_name() const { return config_.column; }
-  const std::string& output_name() const { return output_.name; }
-  LogicalType output_type() const { return output_.type; }
+  // The column as written: renamed, with its output type (source_type 0 once values change).
+  const Column& output() const { return output_; }
   bool changes_values() const { return config_.changes_values(); }
   const ColumnTransformConfig& config() const { return config_; }
 

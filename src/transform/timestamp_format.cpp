@@ -243,10 +243,10 @@ struct TimestampFormat::Zone {
     return static_cast<std::uint16_t>(abbreviations.size() - 1);
   }
 
-  explicit Zone(const std::string& name) {
-    if (!cctz::load_time_zone(name, &zone) ) {
-      throw TimestampFormatError("unknown time zone '" + name +
-                                 "' (expected an IANA name such as UTC or Europe/Berlin)");
+  Zone(const std::string& name, TimestampFormatError::Part part) {
+    if (!cctz::load_time_zone(name, &zone)) {
+      throw TimestampFormatError(part, "unknown time zone '" + name +
+                                           "' (expected an IANA name such as UTC or Europe/Berlin)");
     }
     const std::int64_t begin = unix_seconds(cctz::civil_second(1900, 1, 1, 0, 0, 0));
     table_end = unix_seconds(cctz::civil_second(2200, 1, 1, 0, 0, 0));
@@ -297,9 +297,9 @@ struct TimestampFormat::Zone {
 
 TimestampFormat::TimestampFormat(std::string_view pattern, const std::string& zone,
                                  const std::string& input_zone)
-    : zone_(std::make_unique<Zone>(zone)) {
-  if (input_zone != "UTC") input_zone_ = std::make_unique<Zone>(input_zone);
-  if (pattern.empty()) throw TimestampFormatError("the pattern is empty");
+{
+  using Part = TimestampFormatError::Part;
+  if (pattern.empty()) throw TimestampFormatError(Part::kPattern, "the pattern is empty");
   auto add = [this](Op::Kind kind, std::size_t size, int digits = 0) {
     ops_.push_back(Op{kind, digits, {}});
     max_size_ += size;
@@ -314,7 +314,9 @@ TimestampFormat::TimestampFormat(std::string_view pattern, const std::string& zo
       add_literal(pattern.substr(i, 1));
       continue;
     }
-    if (++i == pattern.size()) throw TimestampFormatError("the pattern ends in a lone '%'");
+    if (++i == pattern.size()) {
+      throw TimestampFormatError(Part::kPattern, "the pattern ends in a lone '%'");
+    }
     const char c = pattern[i];
     switch (c) {
       case 'Y': add(Op::kYear, 8); break;
@@ -334,7 +336,7 @@ TimestampFormat::TimestampFormat(std::string_view pattern, const std::string& zo
       case 'a': add(Op::kDayAbbr, 3); break;
       case 'A': add(Op::kDayName, 9); break;
       case 'z': add(Op::kOffset, 5); break;
-      case 'Z': add(Op::kZoneAbbr, zone_->longest_abbr); break;
+      case 'Z': add(Op::kZoneAbbr, 0); break;  // sized below, once the zone is loaded
       case 's': add(Op::kUnix, 21); break;
       case '%': add_literal("%"); break;
       case 'F':
@@ -357,17 +359,23 @@ TimestampFormat::TimestampFormat(std::string_view pattern, const std::string& zo
           add(Op::kSecondFraction, 3 + static_cast<std::size_t>(rest[0] - '0'), rest[0] - '0');
           i += 2;
         } else {
-          throw TimestampFormatError("unknown conversion '%E" + std::string(rest.substr(0, 2)) +
-                                     "' (known: %Ez, %E*S, %E1S to %E9S)");
+          throw TimestampFormatError(Part::kPattern, "unknown conversion '%E" +
+                                                         std::string(rest.substr(0, 2)) +
+                                                         "' (known: %Ez, %E*S, %E1S to %E9S)");
         }
         break;
       }
       default:
         throw TimestampFormatError(
-            "unknown conversion '%" + std::string(1, c) +
+            Part::kPattern, "unknown conversion '%" + std::string(1, c) +
             "' (known: %Y %y %m %d %e %j %H %I %p %M %S %f %b %B %a %A %F %T %R %z %Ez %Z %s "
             "%E*S %E3S %%)");
     }
+  }
+  zone_ = std::make_unique<Zone>(zone, Part::kZone);
+  if (input_zone != "UTC") input_zone_ = std::make_unique<Zone>(input_zone, Part::kInputZone);
+  for (const Op& op : ops_) {
+    if (op.kind == Op::kZoneAbbr) max_size_ += zone_->longest_abbr;
   }
   finish_ops();
 }

@@ -18,7 +18,14 @@ namespace sluice {
 // A pattern or time zone that cannot be used; what() says why.
 class TimestampFormatError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  // Which argument of the constructor is at fault.
+  enum class Part : std::uint8_t { kPattern, kZone, kInputZone };
+  TimestampFormatError(Part part, const std::string& problem)
+      : std::runtime_error(problem), part_(part) {}
+  Part part() const { return part_; }
+
+ private:
+  Part part_;
 };
 
 // A timestamp as sources render it: `YYYY-MM-DD` (4 to 7 year digits), optionally followed by `T` or a space and
@@ -47,7 +54,8 @@ class TimestampFormat {
   // seconds) %f (microseconds, 6 digits) %E3S / %E6S / %E9S (seconds with that many
   // fraction digits) %E*S (seconds with the fraction digits needed, none when whole) %%.
   // `zone`: the IANA zone written ("UTC", "Europe/Berlin"); `input_zone`: the zone of values
-  // that carry no offset. Throws TimestampFormatError naming the problem.
+  // that carry no offset. Throws TimestampFormatError naming the problem and its part, the
+  // pattern checked first, then the zone, then the input zone.
   TimestampFormat(std::string_view pattern, const std::string& zone, const std::string& input_zone);
   ~TimestampFormat();
   TimestampFormat(TimestampFormat&&) noexcept;

@@ -149,5 +149,22 @@ TEST(TimestampFormat, RejectsBadPatternsAndZones) {
   }
 }
 
+TEST(TimestampFormat, ErrorsSayWhichPartIsWrong) {
+  using Part = TimestampFormatError::Part;
+  auto part_of = [](std::string_view pattern, const std::string& zone, const std::string& input) {
+    try {
+      TimestampFormat format(pattern, zone, input);
+    } catch (const TimestampFormatError& error) {
+      return static_cast<int>(error.part());
+    }
+    return -1;
+  };
+  // The pattern is checked first, then the zone, then the input zone.
+  EXPECT_EQ(part_of("%Q", "Mars/Olympus", "Nowhere/At_All"), static_cast<int>(Part::kPattern));
+  EXPECT_EQ(part_of("%F", "Mars/Olympus", "Nowhere/At_All"), static_cast<int>(Part::kZone));
+  EXPECT_EQ(part_of("%F", "UTC", "Nowhere/At_All"), static_cast<int>(Part::kInputZone));
+  EXPECT_EQ(part_of("%F %Z", "Europe/Berlin", "UTC"), -1);
+}
+
 }  // namespace
 }  // namespace sluice
