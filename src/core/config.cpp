@@ -109,12 +109,7 @@ void read_postgres_source(const Reader& reader, const toml::table& table, std::s
   if (url != nullptr) {
     source.url = url->get();
   } else {
-    const char* value = std::getenv(url_env->get().c_str());
-    if (value == nullptr || *value == '\0') {
-      reader.fail(*url_env, key_child(path, "url_env"),
-                  "environment variable " + quote_text(url_env->get()) + " is not set");
-    }
-    source.url = value;
+    source.url = reader.environment(*url_env, key_child(path, "url_env"));
   }
   if (auto size = reader.optional_int(table, path, "pool_size", 1, 10'000)) {
     source.pool_size = static_cast<std::size_t>(*size);

@@ -4,8 +4,6 @@
 // opened (features/exports/dataset_catalog.cpp), also with the key and line.
 
 #include <array>
-#include <cstdlib>
-#include <cstring>
 
 #include "core/config_reader.hpp"
 
@@ -72,17 +70,13 @@ void read_hash(const Reader& reader, const toml::table& table, std::string_view 
     reader.fail(*hash, key_child(path, "secret_env"),
                 "missing: name the environment variable that holds the HMAC key");
   }
-  const char* value = std::getenv(env->get().c_str());
-  if (value == nullptr || *value == '\0') {
-    reader.fail(*env, key_child(path, "secret_env"),
-                "environment variable " + quote_text(env->get()) + " is not set");
-  }
-  if (std::strlen(value) < kMinSecretBytes) {
+  std::string value = reader.environment(*env, key_child(path, "secret_env"));
+  if (value.size() < kMinSecretBytes) {
     reader.fail(*env, key_child(path, "secret_env"),
                 "the key in " + quote_text(env->get()) + " is shorter than 16 bytes; use at " +
                     "least 32 random bytes (for example `openssl rand -hex 32`)");
   }
-  column.hash_key = value;
+  column.hash_key = std::move(value);
 }
 
 void read_map(const Reader& reader, const toml::table& table, std::string_view path,

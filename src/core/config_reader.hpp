@@ -6,6 +6,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <filesystem>
 #include <limits>
@@ -105,6 +106,16 @@ class Reader {
     if (value->get() > max)
       fail(*value, key_child(path, key), "must be at most " + std::to_string(max));
     return value->get();
+  }
+
+  // The value of the environment variable that `name` (at `key`) names; a variable that is
+  // unset or empty is an error at that key.
+  std::string environment(const TomlString& name, std::string_view key) const {
+    const char* value = std::getenv(name.get().c_str());
+    if (value == nullptr || *value == '\0') {
+      fail(name, key, "environment variable " + quote_text(name.get()) + " is not set");
+    }
+    return value;
   }
 
   void check_keys(const toml::table& table, std::string_view path,
