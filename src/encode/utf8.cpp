@@ -171,6 +171,12 @@ bool is_ascii(std::string_view text) {
   return true;
 }
 
+std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
+  std::size_t bad = 0;
+  return sequence_length(reinterpret_cast<const std::uint8_t*>(text.data()) + i, text.size() - i,
+                         bad);
+}
+
 bool valid_utf8(std::string_view text) {
   const auto* s = reinterpret_cast<const std::uint8_t*>(text.data());
   const std::size_t n = text.size();

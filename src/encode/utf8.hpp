@@ -25,6 +25,9 @@ class Utf8Error : public std::runtime_error {
 bool is_ascii(std::string_view text);
 // RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
 bool valid_utf8(std::string_view text);
+// The length (1 to 4) of the valid sequence that starts at text[i], or 0 when none does (the
+// same rules). REQUIRES: i < text.size().
+std::size_t utf8_sequence_length(std::string_view text, std::size_t i);
 // Writes `text` with each maximal invalid subpart (the WHATWG / Unicode "best practice" unit)
 // replaced by U+FFFD (EF BF BD). REQUIRES: room for 3 * text.size() bytes at `out`.
 // Returns the end of what was written.

@@ -1,5 +1,7 @@
 #include "transform/text_functions.hpp"
 
+#include "encode/utf8.hpp"
+
 #include <locale.h>
 #include <openssl/evp.h>
 
@@ -14,20 +16,6 @@ namespace {
 constexpr int kMaxExponent = 400;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-// Length of the UTF-8 sequence starting at text[i], or 0 when none valid starts there.
-std::size_t sequence_length(std::string_view text, std::size_t i) {
-  const auto lead = static_cast<unsigned char>(text[i]);
-  std::size_t length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2
-                                   : lead >= 0xe0 && lead <= 0xef   ? 3
-                                   : lead >= 0xf0 && lead <= 0xf4   ? 4
-                                                                    : 0;
-  if (length <= 1 || i + length > text.size()) return length == 1 ? 1 : 0;
-  for (std::size_t k = 1; k < length; ++k) {
-    if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return 0;
-  }
-  return length;
-}
 
 // Decodes the code point of a valid sequence of `length` bytes.
 char32_t decode(std::string_view text, std::size_t i, std::size_t length) {
@@ -83,7 +71,7 @@ std::size_t change_case(std::string_view text, char* out) {
       ++i;
       continue;
     }
-    const std::size_t length = sequence_length(text, i);
+    const std::size_t length = utf8_sequence_length(text, i);
     if (length == 0 || locale == nullptr) {
       *p++ = c;
       ++i;
@@ -181,7 +169,7 @@ std::size_t round_decimal(std::string_view text, int places, char* out) {
 std::size_t count_code_points(std::string_view text) {
   std::size_t count = 0;
   for (std::size_t i = 0; i < text.size(); ++count) {
-    const std::size_t length = sequence_length(text, i);
+    const std::size_t length = utf8_sequence_length(text, i);
     i += length == 0 ? 1 : length;
   }
   return count;
@@ -190,7 +178,7 @@ std::size_t count_code_points(std::string_view text) {
 std::string_view first_code_points(std::string_view text, std::size_t count) {
   std::size_t i = 0;
   for (std::size_t n = 0; n < count && i < text.size(); ++n) {
-    const std::size_t length = sequence_length(text, i);
+    const std::size_t length = utf8_sequence_length(text, i);
     i += length == 0 ? 1 : length;
   }
   return text.substr(0, i);

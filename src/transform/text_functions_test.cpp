@@ -56,6 +56,10 @@ TEST(CodePoints, CountAndCutOnBoundaries) {
   // An invalid byte counts as one character and is never split from nothing.
   EXPECT_EQ(count_code_points("a\xff" "b"), 3u);
   EXPECT_EQ(first_code_points("\xe2\x82", 1), "\xe2");
+  // The project's UTF-8 rules (encode/utf8): an overlong form or a surrogate is no character.
+  EXPECT_EQ(count_code_points("\xe0\x80\x80"), 3u);
+  EXPECT_EQ(count_code_points("\xed\xa0\x80"), 3u);
+  EXPECT_EQ(count_code_points("\xf4\x90\x80\x80"), 4u);  // above U+10FFFF
 }
 
 std::string masked_email(std::string_view text) {
