@@ -18,15 +18,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import (
-    ChunkedReader,
-    assert_json_error,
-    metrics,
-    raw_get,
-    run_sluice,
-    wait_for_metric,
-    wait_until,
-)
+from support.http import ChunkedReader, assert_json_error, raw_get
+from support.metrics import metrics, wait_for_metric, wait_until
+from support.server import run_sluice
 
 FAILING = """
 [[datasets]]

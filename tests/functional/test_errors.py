@@ -11,18 +11,16 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from conftest import (
+from support.demo import parse_csv_table, sqlite_connect, sqlite_rows
+from support.http import (
     ChunkedReader,
     assert_json_error,
-    parse_csv_table,
     raw_connect,
     raw_get,
     raw_request,
     read_fixed_body,
-    run_sluice,
-    sqlite_connect,
-    sqlite_rows,
 )
+from support.server import run_sluice
 
 
 def assert_still_serving(demo) -> None:

@@ -10,24 +10,20 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import (
+from support.csv import csv_guarded, csv_records, csv_rows_with_nulls
+from support.demo import (
     ORDERS_COLUMNS,
     ORDERS_QUERY,
     RowDigest,
     canonical_orders_row,
     canonical_row,
-    csv_guarded,
-    csv_records,
-    csv_rows_with_nulls,
     parse_csv_table,
     parse_jsonl_table,
-    raw_get,
-    raw_request,
-    ChunkedReader,
-    run_sluice,
-    sha256_file,
     sqlite_rows,
 )
+from support.digests import sha256_file
+from support.http import ChunkedReader, raw_get, raw_request
+from support.server import run_sluice
 
 CSV_HEADER = "id,created_at,email,country,status,amount,quantity,note\r\n"
 

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import SluiceServer, assert_json_error, config_for, run_sluice, stop_and_check
+from support.demo import config_for
+from support.http import assert_json_error
+from support.server import SluiceServer, run_sluice, stop_and_check
 
 csv.field_size_limit(sys.maxsize)  # the 16 MiB field
 

@@ -11,7 +11,8 @@ import sqlite3
 import pytest
 import requests
 
-from conftest import sqlite_rows
+from support.demo import config_for, sqlite_rows
+from support.server import run_sluice
 
 DATASET = """
 [[datasets]]
@@ -127,7 +128,6 @@ def test_file_name_templates(sorted_server):
 
 
 def test_bad_file_name_template_stops_the_server_with_key_and_line(demo, tmp_path):
-    from conftest import config_for, run_sluice
     config = tmp_path / "bad.toml"
     text = config_for(demo) + DATASET.replace("orders-{date}", "orders-{day}")
     config.write_text(text, "utf-8")

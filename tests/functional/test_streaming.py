@@ -15,22 +15,19 @@ import time
 import pytest
 import requests
 
-from conftest import (
+from support.csv import csv_rows_with_nulls
+from support.demo import (
     ORDERS_COLUMNS,
     ORDERS_QUERY,
-    ChunkedReader,
     RowDigest,
     canonical_orders_row,
-    csv_rows_with_nulls,
-    metrics,
     parse_csv_table,
     parse_jsonl_table,
-    raw_get,
     sqlite_digest,
     sqlite_rows,
-    wait_for_metric,
-    wait_until,
 )
+from support.http import ChunkedReader, raw_get
+from support.metrics import metrics, wait_for_metric, wait_until
 
 
 def set_linger_zero(sock: socket.socket) -> None:

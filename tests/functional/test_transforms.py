@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from conftest import config_for, run_sluice, sqlite_rows
+from support.csv import csv_unguard
+from support.demo import config_for, sqlite_rows
+from support.server import run_sluice
 
 HMAC_KEY = "functional-test-key-0123456789abcdef"
 # 2,000 consecutive orders (edge cases of the first rows) and every 1,000th (two years: DST).
@@ -127,11 +129,6 @@ def source_rows(demo, where: str = "", params=()) -> list[tuple]:
         f"FROM orders WHERE {WHERE} {where} ORDER BY id", params)
 
 
-def unguard(cell: str) -> str:
-    """The formula guard's leading apostrophe (docs/API.md) removed."""
-    return cell[1:] if cell[:2] in ("'=", "'+", "'-", "'@", "'\t", "'\r") else cell
-
-
 def test_csv_equals_python_for_every_row(shaped, demo):
     response = requests.get(f"{shaped.url}/v1/exports/shaped.csv", timeout=60)
     assert response.status_code == 200, response.text[:300]
@@ -141,7 +138,7 @@ def test_csv_equals_python_for_every_row(shaped, demo):
     assert len(rows) - 1 == len(expected) == 2000 + 1998
     for got, want in zip(rows[1:], expected):
         # Python's csv reader cannot tell NULL from "", so compare NULL as ''.
-        assert [unguard(c) for c in got] == [w if w is not None else "" for w in want], want[0]
+        assert [csv_unguard(c) for c in got] == [w if w is not None else "" for w in want], want[0]
 
 
 def test_dst_both_sides_in_the_data(shaped, demo):
@@ -288,4 +285,4 @@ def test_demo_report_dataset(demo):
         assert got[2] == ("" if email is None else email[0] + "***@" + email.rsplit("@", 1)[1])
         assert got[5] == str(Decimal(number_text(amount)).quantize(Decimal("0.01"),
                                                                     rounding=ROUND_HALF_UP))
-        assert unguard(got[7]) == ("" if note is None else note[:40])
+        assert csv_unguard(got[7]) == ("" if note is None else note[:40])
