@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIG_ROWS
+from support.pg import BIG_ROWS
 
 
 def curl_bytes(url: str, *extra: str) -> bytes:

@@ -12,10 +12,19 @@ from decimal import Decimal
 import pytest
 import requests
 
-from conftest import (
-    ALL_TYPES_NAMES, ALL_TYPES_QUERY, ALL_TYPES_ROWS, BIG_ROWS, JSON_BOOL_COLUMNS,
-    JSON_EMBEDDED_COLUMNS, JSON_INT_COLUMNS, JSON_NUMBER_COLUMNS, CsvTable, assert_json_error,
-    dataset_toml, parse_csv, sha256,
+from support.csv import CsvTable, parse_csv
+from support.digests import sha256
+from support.http import assert_json_error
+from support.pg import (
+    ALL_TYPES_NAMES,
+    ALL_TYPES_QUERY,
+    ALL_TYPES_ROWS,
+    BIG_ROWS,
+    JSON_BOOL_COLUMNS,
+    JSON_EMBEDDED_COLUMNS,
+    JSON_INT_COLUMNS,
+    JSON_NUMBER_COLUMNS,
+    dataset_toml,
 )
 
 NON_NUMBERS = {"NaN", "Infinity", "-Infinity"}

@@ -7,9 +7,9 @@ import time
 
 import requests
 
-from conftest import (
-    ALL_TYPES_FILTERS, ALL_TYPES_QUERY, assert_json_error, dataset_toml, run_sluice, source_toml,
-)
+from support.http import assert_json_error
+from support.pg import ALL_TYPES_FILTERS, ALL_TYPES_QUERY, dataset_toml, source_toml
+from support.server import run_sluice
 
 
 def errors_config(pg) -> str:

@@ -10,14 +10,13 @@ import json
 
 import requests
 
-from conftest import (
-    ALL_TYPES_NAMES,
-    csv_unguard,
-    dataset_toml,
-    parse_csv,
-    source_toml,
+from support.csv import parse_csv
+from support.pg import (
     ALL_TYPES_FILTERS,
+    ALL_TYPES_NAMES,
     ALL_TYPES_QUERY,
+    dataset_toml,
+    source_toml,
 )
 
 

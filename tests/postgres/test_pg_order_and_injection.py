@@ -10,14 +10,8 @@ import re
 
 import requests
 
-from conftest import (
-    ALL_TYPES_FILTERS,
-    ALL_TYPES_QUERY,
-    PgCluster,
-    assert_json_error,
-    dataset_toml,
-    source_toml,
-)
+from support.http import assert_json_error
+from support.pg import ALL_TYPES_FILTERS, ALL_TYPES_QUERY, PgCluster, dataset_toml, source_toml
 
 SORTABLE = 'sortable = ["id", "c_text", "c_int4", "c_timestamptz", "c_numeric"]\n'
 MARKER = "zq9inj"  # in every attack, to find it in PostgreSQL's log

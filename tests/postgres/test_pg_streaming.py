@@ -12,10 +12,10 @@ import uuid
 
 import requests
 
-from conftest import (
-    ALL_TYPES_ROWS, BIG_ROWS, ChunkedDecoder, assert_json_error, raw_get, sha256,
-    standard_config, wait_until,
-)
+from support.digests import sha256
+from support.http import ChunkedDecoder, assert_json_error, raw_get
+from support.metrics import wait_until
+from support.pg import ALL_TYPES_ROWS, BIG_ROWS, standard_config
 
 
 def sluice_backends(pg, request_id: str) -> list[str]:

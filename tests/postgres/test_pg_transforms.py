@@ -29,16 +29,10 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from conftest import (
-    CsvTable,
-    assert_json_error,
-    csv_unguard,
-    dataset_toml,
-    parse_csv,
-    run_sluice,
-    sluice_bin,
-    source_toml,
-)
+from support.csv import CsvTable, csv_unguard, parse_csv
+from support.http import assert_json_error
+from support.pg import dataset_toml, source_toml
+from support.server import run_sluice, sluice_bin
 
 # --------------------------------------------------------------------------------------------
 # Helpers

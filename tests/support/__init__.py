@@ -7,6 +7,7 @@ tests/archives), imported by package path, e.g. `from support.http import raw_ge
     csv.py       strict CSV parsing (NULL apart from ""), the formula guard
     digests.py   SHA-256 of bytes and of files
     demo.py      the `sluice demo` orders database as the baseline (tests/functional)
+    pg.py        the private PostgreSQL cluster and its test data (tests/postgres)
 
 Fixtures live in conftest.py files: tests/conftest.py (start_sluice) and one per suite.
 """
