@@ -2,7 +2,7 @@
 
 The session starts one server whose `[storage]` folder is a temporary directory; every test
 writes its own objects under its own prefix and creates archives through the HTTP API. The
-helpers (archive_helpers.py) check them with the real tools. Big inputs (> 4 GiB) are sparse
+helpers (support/archives.py) check them with the real tools. Big inputs (> 4 GiB) are sparse
 files made with truncate, so they cost no disk space.
 """
 
@@ -12,7 +12,9 @@ from typing import Iterator
 
 import pytest
 
-from archive_helpers import Server, Store, wait_until, write_config
+from support.archives import Store, write_config
+from support.metrics import wait_until
+from support.server import SluiceServer, serve, stop_and_check
 
 
 @pytest.fixture(scope="session")
@@ -21,17 +23,15 @@ def store(tmp_path_factory) -> Store:
 
 
 @pytest.fixture(scope="session")
-def server(store, tmp_path_factory) -> Iterator[Server]:
+def server(store, tmp_path_factory) -> Iterator[SluiceServer]:
     base = tmp_path_factory.mktemp("server")
-    srv = Server(write_config(base / "sluice.toml", store.root), base / "stderr.log")
+    srv = serve(write_config(base / "sluice.toml", store.root), base / "stderr.log")
     yield srv
-    srv.stop()
+    stop_and_check(srv, timeout=20)
 
 
 @pytest.fixture
-def idle(server) -> Server:
+def idle(server) -> SluiceServer:
     """The shared server, once no archive of an earlier test is still running."""
     wait_until(lambda: server.metrics()["sluice_active_archives"] == 0, 10, "idle server")
     return server
-
-

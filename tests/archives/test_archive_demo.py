@@ -4,28 +4,20 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import zipfile
 
 import requests
 
-from archive_helpers import sluice_bin
+from support.server import SluiceServer, stop_and_check
 
 
 def test_demo_serves_its_album_and_docs(tmp_path):
     folder = tmp_path / "demo"
-    log = open(tmp_path / "demo.log", "wb")
-    proc = subprocess.Popen([sluice_bin(), "demo", "--dir", str(folder), "--rows", "1000",
-                             "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=log)
+    server = SluiceServer(["demo", "--dir", str(folder), "--rows", "1000",
+                           "--listen", "127.0.0.1:0"], tmp_path / "demo.log",
+                          startup_timeout=120)  # it writes its rows and photos first
+    url = server.url
     try:
-        assert proc.stdout is not None
-        url = None
-        for raw in proc.stdout:
-            line = raw.decode()
-            if "listening on" in line:
-                url = line.split("listening on ", 1)[1].strip()
-                break
-        assert url, "the demo did not start"
         assert 'path = "objects"' in (folder / "sluice.toml").read_text()
         photos = sorted((folder / "objects" / "album").iterdir())
         assert len(photos) == 50
@@ -45,6 +37,4 @@ def test_demo_serves_its_album_and_docs(tmp_path):
             assert zf.testzip() is None
             assert "Grüße aus Köln – 東京.txt" in zf.namelist()
     finally:
-        proc.terminate()
-        assert proc.wait(timeout=20) == 0
-        log.close()
+        stop_and_check(server, timeout=20)

@@ -8,7 +8,10 @@ import time
 
 import requests
 
-from archive_helpers import Server, create_archive, wait_until
+from support.archives import create_archive
+from support.http import raw_connect
+from support.metrics import wait_until
+from support.server import SluiceServer
 
 
 def read_chars(pid: int) -> int:
@@ -20,11 +23,8 @@ def read_chars(pid: int) -> int:
     raise AssertionError("no rchar")
 
 
-def start_download(server: Server, target: str, rcvbuf: int = 32768) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.settimeout(30)
-    sock.connect(("127.0.0.1", server.port))
+def start_download(server: SluiceServer, target: str, rcvbuf: int = 32768) -> socket.socket:
+    sock = raw_connect(server.port, rcvbuf=rcvbuf, timeout=30)
     sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
     head = b""
     while b"\r\n\r\n" not in head:

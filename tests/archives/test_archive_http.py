@@ -13,25 +13,22 @@ import zipfile
 import pytest
 import requests
 
-from archive_helpers import Server, create_archive, wait_until, write_config
+from support.archives import create_archive, write_config
+from support.http import assert_json_error
+from support.metrics import wait_until
+from support.server import SluiceServer, serve, stop_and_check
 
 
-def post(server: Server, body) -> requests.Response:
+def post(server: SluiceServer, body) -> requests.Response:
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
     return requests.post(f"{server.url}/v1/archives", data=data, timeout=60)
 
 
 def assert_error(response: requests.Response, status: int, code: str, *mentions: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["request_id"] == response.headers["X-Request-Id"]
-    for text in mentions:
-        assert text in error["message"], error["message"]
+    assert_json_error(response, status, code, mentions)
 
 
-def url_of(server: Server, created: dict) -> str:
+def url_of(server: SluiceServer, created: dict) -> str:
     return server.url + created["url"]
 
 
@@ -185,14 +182,14 @@ def test_manifests_survive_a_restart_and_are_shared_between_servers(server, stor
     store.put("http/shared/a.jpg", b"a" * 1000)
     created = create_archive(server, {"name": "s", "prefix": "http/shared/", "method": "store"})
     first = requests.get(url_of(server, created), timeout=10)
-    other = Server(write_config(tmp_path / "other.toml", store.root), tmp_path / "other.log")
+    other = serve(write_config(tmp_path / "other.toml", store.root), tmp_path / "other.log")
     try:
         again = requests.get(other.url + created["url"], timeout=10)
         assert again.status_code == 200
         assert again.content == first.content
         assert again.headers["ETag"] == first.headers["ETag"]
     finally:
-        other.stop()
+        stop_and_check(other, timeout=20)
     # The manifest is kept in the store, outside every listing.
     assert (store.root / ".sluice" / "archives" / f"{created['id']}.json").is_file()
 
@@ -202,7 +199,7 @@ def test_reserved_keys_stay_out_of_listings(tmp_path):
     (root / "docs").mkdir(parents=True)
     (root / "docs" / "a.txt").write_bytes(b"a")
     (root / "top.txt").write_bytes(b"t")
-    own = Server(write_config(tmp_path / "own.toml", root), tmp_path / "own.log")
+    own = serve(write_config(tmp_path / "own.toml", root), tmp_path / "own.log")
     try:
         create_archive(own, {"name": "first", "prefix": "docs/"})  # writes .sluice/archives/...
         everything = create_archive(own, {"name": "all", "prefix": "", "method": "store"})
@@ -210,4 +207,4 @@ def test_reserved_keys_stay_out_of_listings(tmp_path):
         with zipfile.ZipFile(io.BytesIO(listed.content)) as zf:
             assert zf.namelist() == ["docs/a.txt", "top.txt"]
     finally:
-        own.stop()
+        stop_and_check(own, timeout=20)

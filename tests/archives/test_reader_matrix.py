@@ -13,7 +13,7 @@ import random
 
 import pytest
 
-from archive_helpers import Expected, check_readers, create_archive
+from support.archives import Expected, check_readers, create_archive
 
 GiB = 1 << 30
 

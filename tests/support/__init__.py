@@ -8,6 +8,7 @@ tests/archives), imported by package path, e.g. `from support.http import raw_ge
     digests.py   SHA-256 of bytes and of files
     demo.py      the `sluice demo` orders database as the baseline (tests/functional)
     pg.py        the private PostgreSQL cluster and its test data (tests/postgres)
+    archives.py  the object store and the ZIP reader matrix (tests/archives)
 
 Fixtures live in conftest.py files: tests/conftest.py (start_sluice) and one per suite.
 """

@@ -1,111 +1,30 @@
-"""Helpers for the archive tests: the server process, the object store, the reader matrix.
+"""The object store and the ZIP reader matrix of tests/archives.
 
-The session starts one server whose `[storage]` folder is a temporary directory; every test
-writes its own objects under its own prefix, creates archives through the HTTP API and checks
-them with the real tools: Info-ZIP unzip, 7-Zip, libarchive's bsdtar (from a file and from a
-pipe), Python's zipfile and Java's java.util.zip.ZipInputStream reading the HTTP stream.
-Big inputs (> 4 GiB) are sparse files made with truncate, so they cost no disk space.
+Every test writes its own objects under its own prefix, creates archives through the HTTP API
+and checks them with the real tools: Info-ZIP unzip, 7-Zip, libarchive's bsdtar (from a file
+and from a pipe), Python's zipfile and Java's java.util.zip.ZipInputStream reading the HTTP
+stream. Big inputs (> 4 GiB) are sparse files made with truncate, so they cost no disk space.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
-import queue
 import re
-import signal
 import subprocess
-import threading
-import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
-import pytest
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
-SLUICE_BIN = Path(os.environ.get("SLUICE_BIN", REPO / "build" / "release" / "sluice"))
-HERE = Path(__file__).resolve().parent
+from .digests import sha256_file
+from .server import SluiceServer
+
+ZIP_STREAM_CHECK = Path(__file__).resolve().parents[1] / "archives" / "ZipStreamCheck.java"
 # The readers must see UTF-8 names as UTF-8.
 ENV = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8")
-
-
-def sluice_bin() -> str:
-    assert SLUICE_BIN.is_file() and os.access(SLUICE_BIN, os.X_OK), (
-        f"sluice binary not found at {SLUICE_BIN}: build it or set SLUICE_BIN")
-    return str(SLUICE_BIN)
-
-
-class Server:
-    """A running `sluice serve`; stderr (the request log) goes to a file."""
-
-    LISTENING = re.compile(r"listening on http://(\S+):(\d+)")
-
-    def __init__(self, config: Path, log: Path):
-        self.log_path = log
-        self._log = open(log, "wb")
-        self.proc = subprocess.Popen([sluice_bin(), "serve", "--config", str(config)],
-                                     stdout=subprocess.PIPE, stderr=self._log,
-                                     stdin=subprocess.DEVNULL)
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def read() -> None:
-            assert self.proc.stdout is not None
-            for raw in self.proc.stdout:
-                lines.put(raw.decode("utf-8", "replace"))
-            lines.put(None)
-
-        threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + 30
-        while True:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            assert line is not None, f"sluice exited before listening\n{self.log_tail()}"
-            match = self.LISTENING.search(line)
-            if match:
-                self.url = f"http://{match.group(1)}:{match.group(2)}"
-                self.port = int(match.group(2))
-                break
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log_tail(self, lines: int = 30) -> str:
-        self._log.flush()
-        text = self.log_path.read_text("utf-8", "replace").splitlines()[-lines:]
-        return "--- sluice stderr ---\n" + "\n".join(text)
-
-    def metrics(self) -> dict[str, float]:
-        response = requests.get(f"{self.url}/metrics", timeout=10)
-        assert response.status_code == 200
-        values = {}
-        for line in response.text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                values[name] = float(value)
-        return values
-
-    def rss_kib(self) -> int:
-        with open(f"/proc/{self.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise AssertionError("no VmRSS")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                raise AssertionError(f"sluice did not stop on SIGTERM\n{self.log_tail()}")
-            assert rc == 0, f"sluice exited with {rc}\n{self.log_tail()}"
-        self._log.close()
 
 
 def write_config(path: Path, store: Path, extra_server: str = "") -> Path:
@@ -137,15 +56,7 @@ class Store:
         return path
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, message: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(0.05)
-
-
-def create_archive(server: Server, body: dict) -> dict:
+def create_archive(server: SluiceServer, body: dict) -> dict:
     response = requests.post(f"{server.url}/v1/archives", data=json.dumps(body), timeout=120)
     assert response.status_code == 201, response.text
     created = response.json()
@@ -168,7 +79,7 @@ class Expected:
     @functools.cached_property
     def digests(self) -> dict[str, str]:
         """SHA-256 of each entry's source, computed once for all readers."""
-        return {name: digest_file(path) for name, path in self.entries}
+        return {name: sha256_file(path) for name, path in self.entries}
 
     @functools.cached_property
     def crcs(self) -> dict[str, int]:
@@ -177,14 +88,6 @@ class Expected:
 
     def total(self) -> int:
         return sum(path.stat().st_size for _, path in self.entries)
-
-
-def digest_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def crc_file(path: Path) -> int:
@@ -222,7 +125,7 @@ def tree(folder: Path) -> dict[str, str]:
     for path in folder.rglob("*"):
         assert not path.is_symlink(), path
         if path.is_file():
-            found[path.relative_to(folder).as_posix()] = digest_file(path)
+            found[path.relative_to(folder).as_posix()] = sha256_file(path)
     return found
 
 
@@ -308,7 +211,7 @@ def check_java(url: str, expected: Expected, exact: bool) -> None:
     """ZipInputStream over the HTTP stream: names, sizes, SHA-256 (or CRC-32 when not
     `exact`, for multi-GiB entries) of each entry."""
     mode = "sha256" if exact else "crc32"
-    command = f"curl -sSf '{url}' | java -Xmx64m {HERE / 'ZipStreamCheck.java'} {mode}"
+    command = f"curl -sSf '{url}' | java -Xmx64m {ZIP_STREAM_CHECK} {mode}"
     result = subprocess.run(command, shell=True, capture_output=True, env=ENV, timeout=900)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     lines = result.stdout.decode("utf-8").splitlines()
@@ -334,7 +237,7 @@ def download(url: str, target: Path) -> requests.Response:
         return response
 
 
-def check_readers(server: Server, archive_id: str, expected: Expected, work: Path,
+def check_readers(server: SluiceServer, archive_id: str, expected: Expected, work: Path,
                   extract: bool = True) -> None:
     """Every reader of the matrix must read the archive cleanly and byte-identically."""
     url = f"{server.url}/v1/archives/{archive_id}.zip"
