@@ -30,10 +30,8 @@ step "fuzzing (libFuzzer, clang; saved findings replayed, then 20 s per target)"
 bash scripts/fuzz.sh 20
 
 step "functional tests"
-# One pytest session per folder: each folder has its own conftest.py, and the test modules
-# import helpers from it by name, which one session could not tell apart (tests/support holds
-# helpers, no tests).
-for suite in tests/functional/ tests/postgres/ tests/archives/; do
-  step "functional tests: ${suite}"
-  SLUICE_BIN="$PWD/build/release/sluice" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$suite"
-done
+# One pytest session for tests/functional, tests/postgres and tests/archives (pytest.ini): the
+# shared helpers are the package tests/support, each suite's fixtures are in its conftest.py,
+# and a session fixture (the demo's 2,000,000 rows, the PostgreSQL cluster) starts once, when a
+# test first needs it.
+SLUICE_BIN="$PWD/build/release/sluice" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests
