@@ -22,10 +22,10 @@
 #include "app/demo_data.hpp"
 #include "core/config.hpp"
 #include "encode/compressor.hpp"
-#include "features/exports/dataset_catalog.hpp"
+#include "pipeline/dataset_catalog.hpp"
 #include "features/exports/export_handler.hpp"
-#include "features/exports/export_pipeline.hpp"
-#include "features/exports/export_plan.hpp"
+#include "pipeline/export_pipeline.hpp"
+#include "pipeline/export_plan.hpp"
 
 namespace sluice {
 namespace {
@@ -46,14 +46,10 @@ class StringSink final : public ByteSink {
 };
 
 asio::awaitable<void> export_csv(const Dataset& dataset, std::string& out) {
-  ExportPlan plan = plan_export(dataset, Format::kCsv, {});
-  auto executor = co_await asio::this_coro::executor;
-  auto reader = co_await dataset.source->open(std::move(plan.query), read_budget_for(256 * 1024),
-                                              executor, plan.columns);
-  RowBatch* first = co_await reader->next();
-  auto encoder = encoder_for(*reader, Format::kCsv);
+  auto pipeline = co_await ExportPipeline::open(plan_export(dataset, Format::kCsv, {}),
+                                                StreamBudget{256 * 1024});
   StringSink sink(out);
-  co_await run_pipeline(*reader, first, *encoder, sink, 64 * 1024);
+  co_await pipeline->run(sink);
 }
 
 // 150,000 demo orders as CSV (~12.5 MB), made once per process; or the file named by

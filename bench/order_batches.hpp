@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "sources/row_batch.hpp"
+#include "core/row_batch.hpp"
 
 namespace sluice {
 

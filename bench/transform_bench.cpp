@@ -14,8 +14,8 @@
 
 #include "encode/encoder.hpp"
 #include "order_batches.hpp"
-#include "transform/column_transform.hpp"
-#include "transform/timestamp_format.hpp"
+#include "pipeline/column_transform.hpp"
+#include "pipeline/timestamp_format.hpp"
 
 namespace sluice {
 namespace {

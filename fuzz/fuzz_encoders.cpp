@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "encode/encoder.hpp"
-#include "encode/utf8.hpp"
+#include "core/utf8.hpp"
 
 namespace {
 

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "core/api_error.hpp"
-#include "features/exports/export_plan.hpp"
+#include "pipeline/export_plan.hpp"
 
 namespace sluice {
 namespace {

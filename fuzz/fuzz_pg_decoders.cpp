@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "core/api_error.hpp"
+#include "sources/source_error.hpp"
 #include "sources/pg_binary_decoder.hpp"
 #include "sources/pg_text_decoder.hpp"
 

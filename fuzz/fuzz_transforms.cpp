@@ -14,9 +14,9 @@
 #include <string>
 #include <string_view>
 
-#include "encode/utf8.hpp"
-#include "transform/text_functions.hpp"
-#include "transform/timestamp_format.hpp"
+#include "core/utf8.hpp"
+#include "pipeline/text_functions.hpp"
+#include "pipeline/timestamp_format.hpp"
 
 namespace {
 

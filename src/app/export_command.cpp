@@ -1,15 +1,11 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <cstdio>
 #include <iostream>
 
 #include "app/commands.hpp"
 #include "core/api_error.hpp"
-#include "encode/compressing_sink.hpp"
-#include "features/exports/export_handler.hpp"
-#include "features/exports/export_pipeline.hpp"
-#include "features/exports/export_plan.hpp"
+#include "pipeline/export_pipeline.hpp"
 
 namespace sluice {
 namespace {
@@ -62,14 +58,29 @@ Compression output_compression(const ExportOptions& options) {
   return chosen;
 }
 
-asio::awaitable<PipelineStats> run_export(const Dataset& dataset, ExportPlan plan, ByteSink& sink) {
-  auto executor = co_await asio::this_coro::executor;
-  auto reader = co_await dataset.source->open(std::move(plan.query), read_budget_for(256 * 1024),
-                                              executor, plan.columns);
-  RowBatch* first = co_await reader->next();
-  auto encoder = encoder_for(*reader, plan.format, plan.output);
-  co_return co_await run_pipeline(*reader, first, *encoder, sink, flush_bytes_for(256 * 1024), {},
-                                  &dataset.transforms);
+asio::awaitable<PipelineStats> run_export(ExportPlan plan, StreamBudget budget, ByteSink& sink) {
+  auto pipeline = co_await ExportPipeline::open(std::move(plan), budget);
+  co_return co_await pipeline->run(sink);
+}
+
+// The flags as the one ExportRequest the HTTP endpoint would also build; throws naming the flag.
+ExportRequest export_request(const ExportOptions& options) {
+  ExportRequest request;
+  request.dataset = options.dataset;
+  std::optional<Format> format = parse_format(options.format);
+  if (!format) throw std::runtime_error("--format: expected csv, tsv, jsonl or json");
+  request.format = *format;
+  request.compression = output_compression(options);
+  request.params = filter_params(options.filters);
+  if (options.delimiter) {
+    const std::string& d = *options.delimiter;
+    request.params.emplace_back("delimiter", d == "tab" || d == "\\t" ? std::string("\t") : d);
+  }
+  if (options.no_header) request.params.emplace_back("header", "false");
+  if (options.bom) request.params.emplace_back("bom", "true");
+  if (options.lf) request.params.emplace_back("line_ending", "lf");
+  request.request_id = "cli";
+  return request;
 }
 
 }  // namespace
@@ -78,22 +89,13 @@ int export_command(const ExportOptions& options) {
   Config config = load_config(options.config_file);
   asio::io_context io;  // before the catalog: pooled connections close while it exists
   DatasetCatalog catalog(config);
-  const Dataset* dataset = catalog.find(options.dataset);
-  if (dataset == nullptr) throw std::runtime_error("no dataset named '" + options.dataset + "'");
-  std::optional<Format> format = parse_format(options.format);
-  if (!format) throw std::runtime_error("--format: expected csv, tsv, jsonl or json");
-  const Compression compression = output_compression(options);
-  QueryParams params = filter_params(options.filters);
-  if (options.delimiter) {
-    const std::string& d = *options.delimiter;
-    params.emplace_back("delimiter", d == "tab" || d == "\\t" ? std::string("\t") : d);
+  if (catalog.find(options.dataset) == nullptr) {
+    throw std::runtime_error("no dataset named '" + options.dataset + "'");
   }
-  if (options.no_header) params.emplace_back("header", "false");
-  if (options.bom) params.emplace_back("bom", "true");
-  if (options.lf) params.emplace_back("line_ending", "lf");
+  const ExportRequest request = export_request(options);
   ExportPlan plan;
   try {
-    plan = plan_export(*dataset, *format, params);
+    plan = plan_export(catalog, request);
   } catch (const ApiError& error) {
     throw std::runtime_error(error.what());
   }
@@ -106,15 +108,9 @@ int export_command(const ExportOptions& options) {
     if (file == nullptr) throw std::runtime_error("cannot write " + temporary.string());
   }
   FileSink file_sink(file);
-  ByteSink* sink = &file_sink;
-  std::optional<CompressingSink> compressing;
-  if (compression != Compression::kNone) {
-    compressing.emplace(file_sink, make_compressor(compression));
-    sink = &*compressing;
-  }
   std::exception_ptr failure;
   PipelineStats stats;
-  asio::co_spawn(io, run_export(*dataset, std::move(plan), *sink),
+  asio::co_spawn(io, run_export(std::move(plan), StreamBudget{config.server.stream_buffer_bytes}, file_sink),
                  [&](std::exception_ptr error, PipelineStats result) {
                    failure = std::move(error);
                    stats = result;
@@ -127,7 +123,7 @@ int export_command(const ExportOptions& options) {
   }
   if (failure) std::rethrow_exception(failure);
   std::clog << "exported " << stats.rows << " rows, " << stats.bytes << " bytes";
-  if (compressing) std::clog << " (" << compressing->bytes_out() << " compressed)";
+  if (stats.bytes_out != stats.bytes) std::clog << " (" << stats.bytes_out << " compressed)";
   std::clog << '\n';
   return 0;
 }

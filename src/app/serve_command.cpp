@@ -3,11 +3,13 @@
 
 #include "app/commands.hpp"
 #include "app/demo_data.hpp"
+#include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "features/archives/archive_feature.hpp"
-#include "features/exports/dataset_catalog.hpp"
+#include "pipeline/dataset_catalog.hpp"
 #include "features/exports/export_handler.hpp"
 #include "http/server.hpp"
+#include "storage/open_object_store.hpp"
 
 namespace sluice {
 namespace {
@@ -32,14 +34,21 @@ void add_operations_routes(Router& router) {
 int serve_command(const Config& config, const std::optional<std::string>& listen,
                   const std::vector<std::string>& banner_paths) {
   DatasetCatalog catalog(config);
-  metrics().stream_budget_bytes.store(config.server.stream_buffer_bytes);
+  metrics()
+      .gauge("sluice_stream_budget_bytes", "Per-stream byte budget of the export pipeline.")
+      .set(static_cast<std::int64_t>(config.server.stream_buffer_bytes));
+  StreamLimiter limiter(config.server.max_streams);  // one limit for every streaming response
   Router router;
   add_operations_routes(router);
-  add_export_routes(router, catalog, config.server);
-  // Archives of stored objects exist only with a [storage] section; declared before the server
-  // so it outlives every download.
+  add_export_routes(router, catalog, config.server, limiter);
+  // The object store of [storage], one for every feature that stores or reads objects; archives
+  // exist only with it. Declared before the server so both outlive every download.
+  std::unique_ptr<ObjectStore> store;
   std::unique_ptr<ArchiveFeature> archives;
-  if (config.storage) archives = make_archive_feature(*config.storage, config.server, router);
+  if (config.storage) {
+    store = open_object_store(*config.storage);
+    archives = make_archive_feature(*store, config.server, limiter, router);
+  }
   HttpServer server(config.server, router);
   std::string bound = server.listen(listen.value_or(config.server.listen));
   std::cout << "listening on http://" << bound << std::endl;
@@ -49,8 +58,9 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
   // Joins the object store's pool while the server's io_context still exists: a read job that
   // outlived its download holds a WakeSignal whose timer belongs to that context.
   archives.reset();
+  store.reset();
   catalog.close();  // while the server's I/O context, where connections are registered, exists
-  std::clog << "stopped\n";
+  log_event("stopped");
   return 0;
 }
 

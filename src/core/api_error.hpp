@@ -39,21 +39,4 @@ class ApiError : public std::runtime_error {
   Fields headers_;
 };
 
-// A source (database) failed: query error, lost connection, interrupted.
-class SourceError : public std::runtime_error {
- public:
-  explicit SourceError(const std::string& message, std::string sqlstate = {})
-      : std::runtime_error(message), sqlstate_(std::move(sqlstate)) {}
-  // The SQLSTATE when the database reported one ("57014"), else "".
-  const std::string& sqlstate() const { return sqlstate_; }
-
- private:
-  std::string sqlstate_;
-};
-
-// The response for a source failure before the first byte: the status that fits the SQLSTATE
-// class (503 with Retry-After for timeouts, lost connections and overload; 400 for a value the
-// database rejected; 500 otherwise) and the SQLSTATE in the JSON body.
-ApiError api_error_from(const SourceError& error);
-
 }  // namespace sluice

@@ -28,7 +28,7 @@ boost::asio::awaitable<void> ByteSink::write_file(int fd, std::uint64_t offset,
 
 boost::asio::awaitable<void> CountingSink::write(std::string_view bytes) {
   co_await inner_.write(bytes);
-  counter_.fetch_add(bytes.size(), std::memory_order_relaxed);
+  counter_.add(bytes.size());
 }
 
 boost::asio::awaitable<void> CountingSink::finish() {

@@ -1,9 +1,10 @@
 #pragma once
 
-#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <string_view>
+
+#include "core/metrics.hpp"
 
 namespace sluice {
 
@@ -31,14 +32,14 @@ class ByteSink {
 // (the bytes_sent_total metric, counted where the bytes meet the socket).
 class CountingSink final : public ByteSink {
  public:
-  CountingSink(ByteSink& inner, std::atomic<std::uint64_t>& counter)
+  CountingSink(ByteSink& inner, Counter& counter)
       : inner_(inner), counter_(counter) {}
   boost::asio::awaitable<void> write(std::string_view bytes) override;
   boost::asio::awaitable<void> finish() override;
 
  private:
   ByteSink& inner_;
-  std::atomic<std::uint64_t>& counter_;
+  Counter& counter_;
 };
 
 }  // namespace sluice

@@ -47,8 +47,15 @@ ServerConfig read_server(const Reader& reader, const toml::table& table) {
   reader.check_keys(table, "server",
                     {"listen", "threads", "max_header_bytes", "max_body_bytes", "read_timeout_ms",
                      "idle_timeout_ms", "write_timeout_ms", "shutdown_grace_ms",
-                     "stream_buffer_bytes", "max_streams"});
+                     "stream_buffer_bytes", "max_streams", "log_format"});
   ServerConfig server;
+  if (const auto* format = reader.optional<TomlString>(table, "server", "log_format")) {
+    if (format->get() != "text" && format->get() != "json") {
+      reader.fail(*format, "server.log_format",
+                  "expected one of: text, json, got " + quote_text(format->get()));
+    }
+    server.log_format = format->get();
+  }
   if (const auto* listen = reader.optional<TomlString>(table, "server", "listen")) {
     std::string_view problem = listen_problem(listen->get());
     if (!problem.empty()) {

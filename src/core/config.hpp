@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/output_options.hpp"
-#include "sources/row_batch.hpp"
+#include "core/row_batch.hpp"
 
 namespace sluice {
 
@@ -44,7 +44,8 @@ struct ServerConfig {
   std::chrono::milliseconds write_timeout{60'000};  // one write stalled longer aborts the stream
   std::chrono::milliseconds shutdown_grace{10'000}; // running downloads may finish this long
   std::size_t stream_buffer_bytes = 256 * 1024;     // per-stream byte budget of the pipeline
-  std::size_t max_streams = 1024;                   // concurrent exports; beyond: 503
+  std::size_t max_streams = 1024;                   // concurrent streaming responses; beyond: 503
+  std::string log_format = "text";                  // the server log: "text" lines or "json" lines
 };
 
 struct SourceConfig {

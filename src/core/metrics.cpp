@@ -1,62 +1,72 @@
 #include "core/metrics.hpp"
 
+#include <algorithm>
+#include <cassert>
 #include <sstream>
 
 namespace sluice {
 
-Metrics& metrics() {
-  static Metrics instance;
+MetricsRegistry& metrics() {
+  static MetricsRegistry instance;
   return instance;
 }
 
-namespace {
-
-template <typename T>
-void write_metric(std::ostringstream& out, const char* name, const char* type, const char* help,
-                  const std::atomic<T>& value) {
-  out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n'
-      << name << ' ' << value.load(std::memory_order_relaxed) << '\n';
+MetricsRegistry::Series& MetricsRegistry::find_or_add(const std::string& name,
+                                                      const std::string& labels,
+                                                      const std::string& help, bool counter) {
+  std::lock_guard lock(mutex_);
+  for (const auto& series : series_) {
+    if (series->name != name || series->labels != labels) continue;
+    // One name, one type: a can't-happen between two of our own registrations.
+    assert((series->counter != nullptr) == counter);
+    return *series;
+  }
+  auto series = std::make_unique<Series>(Series{name, labels, help, nullptr, nullptr});
+  if (counter) {
+    series->counter = std::make_unique<Counter>();
+  } else {
+    series->gauge = std::make_unique<Gauge>();
+  }
+  series_.push_back(std::move(series));
+  return *series_.back();
 }
 
-}  // namespace
+Counter& MetricsRegistry::counter(const std::string& name, const std::string& help,
+                                  const std::string& labels) {
+  return *find_or_add(name, labels, help, true).counter;
+}
 
-std::string Metrics::render_prometheus() const {
+Gauge& MetricsRegistry::gauge(const std::string& name, const std::string& help,
+                              const std::string& labels) {
+  return *find_or_add(name, labels, help, false).gauge;
+}
+
+std::string MetricsRegistry::render_prometheus() const {
+  std::vector<const Series*> sorted;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& series : series_) sorted.push_back(series.get());
+  }
+  std::sort(sorted.begin(), sorted.end(), [](const Series* a, const Series* b) {
+    return a->name != b->name ? a->name < b->name : a->labels < b->labels;
+  });
   std::ostringstream out;
-  write_metric(out, "sluice_active_streams", "gauge", "Exports currently streaming.",
-               active_streams);
-  write_metric(out, "sluice_streams_started_total", "counter", "Exports started.",
-               streams_started_total);
-  write_metric(out, "sluice_streams_completed_total", "counter",
-               "Exports that ended with a complete body.", streams_completed_total);
-  write_metric(out, "sluice_streams_aborted_total", "counter",
-               "Exports aborted (client gone, stalled write, source error, shutdown).",
-               streams_aborted_total);
-  write_metric(out, "sluice_bytes_sent_total", "counter", "Export body bytes handed to sockets.",
-               bytes_sent_total);
-  write_metric(out, "sluice_rows_read_total", "counter", "Rows taken from sources.",
-               rows_read_total);
-  write_metric(out, "sluice_rows_sent_total", "counter", "Rows encoded and handed to sockets.",
-               rows_sent_total);
-  write_metric(out, "sluice_requests_total", "counter", "HTTP requests received.", requests_total);
-  write_metric(out, "sluice_busy_source_threads", "gauge",
-               "Blocking-pool threads currently stepping a query.", busy_source_threads);
-  write_metric(out, "sluice_stream_budget_bytes", "gauge",
-               "Per-stream byte budget of the export pipeline.", stream_budget_bytes);
-  write_metric(out, "sluice_active_archives", "gauge", "Archive downloads currently sending.",
-               active_archives);
-  write_metric(out, "sluice_archives_started_total", "counter", "Archive downloads started.",
-               archives_started_total);
-  write_metric(out, "sluice_archives_completed_total", "counter",
-               "Archive downloads that ended with a complete body.", archives_completed_total);
-  write_metric(out, "sluice_archives_aborted_total", "counter",
-               "Archive downloads aborted (client gone, stalled write, object changed).",
-               archives_aborted_total);
-  write_metric(out, "sluice_archive_bytes_sent_total", "counter",
-               "Archive body bytes handed to sockets.", archive_bytes_sent_total);
-  write_metric(out, "sluice_open_object_files", "gauge",
-               "Object-store files open right now (archive reads).", open_object_files);
-  write_metric(out, "sluice_busy_object_reads", "gauge",
-               "Blocking-pool threads reading stored objects right now.", busy_object_reads);
+  const std::string* described = nullptr;  // HELP and TYPE once per name
+  for (const Series* series : sorted) {
+    if (described == nullptr || *described != series->name) {
+      out << "# HELP " << series->name << ' ' << series->help << "\n# TYPE " << series->name
+          << (series->counter ? " counter\n" : " gauge\n");
+      described = &series->name;
+    }
+    out << series->name;
+    if (!series->labels.empty()) out << '{' << series->labels << '}';
+    out << ' ';
+    if (series->counter) {
+      out << series->counter->value() << '\n';
+    } else {
+      out << series->gauge->value() << '\n';
+    }
+  }
   return out.str();
 }
 

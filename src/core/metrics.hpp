@@ -2,35 +2,69 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace sluice {
 
-// Process-wide counters, rendered in Prometheus text format by GET /metrics.
-// Thread-safe: relaxed atomics; readers see a consistent-enough snapshot for monitoring.
-struct Metrics {
-  std::atomic<std::int64_t> active_streams{0};          // exports currently sending
-  std::atomic<std::uint64_t> streams_started_total{0};
-  std::atomic<std::uint64_t> streams_completed_total{0};  // ended with the last chunk
-  std::atomic<std::uint64_t> streams_aborted_total{0};    // client gone, stall, source error
-  std::atomic<std::uint64_t> bytes_sent_total{0};        // export body bytes handed to sockets
-  std::atomic<std::uint64_t> rows_read_total{0};         // rows taken from sources
-  std::atomic<std::uint64_t> rows_sent_total{0};         // rows encoded and handed to sockets
-  std::atomic<std::uint64_t> requests_total{0};
-  std::atomic<std::int64_t> busy_source_threads{0};      // blocking-pool threads stepping queries
-  std::atomic<std::uint64_t> stream_budget_bytes{0};     // configured per-stream byte budget
-  // Archives (src/features/archives) and the object store they read.
-  std::atomic<std::int64_t> active_archives{0};          // archive downloads currently sending
-  std::atomic<std::uint64_t> archives_started_total{0};
-  std::atomic<std::uint64_t> archives_completed_total{0};
-  std::atomic<std::uint64_t> archives_aborted_total{0};  // client gone, stall, object changed
-  std::atomic<std::uint64_t> archive_bytes_sent_total{0};
-  std::atomic<std::int64_t> open_object_files{0};        // object-store files open right now
-  std::atomic<std::int64_t> busy_object_reads{0};        // pool threads reading objects now
+// A count that only grows (a Prometheus counter).
+// Thread-safe: a relaxed atomic; readers see a consistent-enough value for monitoring.
+class Counter {
+ public:
+  void add(std::uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
+  std::uint64_t value() const { return value_.load(std::memory_order_relaxed); }
 
-  std::string render_prometheus() const;
+ private:
+  std::atomic<std::uint64_t> value_{0};
 };
 
-Metrics& metrics();
+// A value that goes up and down (a Prometheus gauge). Thread-safe like Counter.
+class Gauge {
+ public:
+  // Returns the new value.
+  std::int64_t add(std::int64_t n = 1) { return value_.fetch_add(n, std::memory_order_relaxed) + n; }
+  void sub(std::int64_t n = 1) { value_.fetch_sub(n, std::memory_order_relaxed); }
+  void set(std::int64_t value) { value_.store(value, std::memory_order_relaxed); }
+  std::int64_t value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::int64_t> value_{0};
+};
+
+// Every series GET /metrics shows. Each layer and feature registers its own series where it
+// lives, typically once, into a struct of references (sources/source_metrics.hpp,
+// features/exports/export_metrics.hpp, ...), so a new feature adds series without editing this
+// file. Registering a name again returns the same series: two layers may count into one (the
+// sources and the pipeline both count discarded rows). The first registration's help wins.
+// A returned reference stays valid for the life of the process. `labels` (optional) tells apart
+// series of one name, in Prometheus syntax without braces: `class="2xx"`.
+// Thread-safe.
+class MetricsRegistry {
+ public:
+  Counter& counter(const std::string& name, const std::string& help,
+                   const std::string& labels = {});
+  Gauge& gauge(const std::string& name, const std::string& help, const std::string& labels = {});
+  // Prometheus text format (version 0.0.4), series sorted by name.
+  std::string render_prometheus() const;
+
+ private:
+  struct Series {
+    std::string name;
+    std::string labels;
+    std::string help;
+    std::unique_ptr<Counter> counter;  // exactly one of the two is set
+    std::unique_ptr<Gauge> gauge;
+  };
+  Series& find_or_add(const std::string& name, const std::string& labels, const std::string& help,
+                      bool counter);
+
+  mutable std::mutex mutex_;
+  std::vector<std::unique_ptr<Series>> series_;
+};
+
+// The process-wide registry.
+MetricsRegistry& metrics();
 
 }  // namespace sluice

@@ -140,10 +140,6 @@ void write_field(Cursor& c, std::string_view value, bool guard, __m128i delimite
   }
 }
 
-bool is_numeric(LogicalType type) {
-  return type == LogicalType::kInt || type == LogicalType::kDecimal || type == LogicalType::kFloat;
-}
-
 class CsvEncoder final : public Encoder {
  public:
   explicit CsvEncoder(const OutputOptions& options)

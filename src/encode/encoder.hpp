@@ -7,7 +7,7 @@
 
 #include "core/byte_buffer.hpp"
 #include "core/output_options.hpp"
-#include "sources/row_batch.hpp"
+#include "core/row_batch.hpp"
 
 namespace sluice {
 

@@ -153,14 +153,6 @@ bool is_json_number(std::string_view s) {
   return i == s.size();
 }
 
-// The boolean spellings sources produce (SQLite/MySQL 0/1, PostgreSQL t/f, text true/false).
-// Returns 1 for true, 0 for false, -1 for anything else.
-int parse_bool(std::string_view s) {
-  if (s == "1" || s == "t" || s == "true" || s == "TRUE" || s == "True") return 1;
-  if (s == "0" || s == "f" || s == "false" || s == "FALSE" || s == "False") return 0;
-  return -1;
-}
-
 // Strict RFC 8259 (no comments, trailing commas, NaN or invalid UTF-8), via Boost.JSON. Only
 // kJson cells get here, which are rare, so the parse's allocations do not matter.
 bool is_valid_json(std::string_view text) {
@@ -368,10 +360,10 @@ class JsonlEncoder final : public Encoder {
               }
               break;
             case LogicalType::kBool: {
-              const int b = parse_bool(cell.value);
-              if (b >= 0) {
-                std::memcpy(p, b ? "true" : "false", 5);
-                p += b ? 4 : 5;
+              const std::optional<bool> b = parse_bool(cell.value);
+              if (b) {
+                std::memcpy(p, *b ? "true" : "false", 5);
+                p += *b ? 4 : 5;
                 continue;
               }
               break;

@@ -1,6 +1,8 @@
 #include "http/handler.hpp"
 
+#include <boost/asio/error.hpp>
 #include <boost/json.hpp>
+#include <boost/system/system_error.hpp>
 #include <strings.h>
 
 namespace sluice {
@@ -50,6 +52,14 @@ boost::asio::awaitable<void> HttpResponder::send_error(int status, std::string_v
   extra.emplace_back("Content-Type", "application/json");
   extra.emplace_back("Cache-Control", "no-store");
   co_await send(status, std::move(extra), json_error_body(code, message, request_id));
+}
+
+std::string describe_failure(const std::exception& error) {
+  if (const auto* system = dynamic_cast<const boost::system::system_error*>(&error)) {
+    if (system->code() == boost::asio::error::operation_aborted) return "cancelled";
+    return system->code().message();
+  }
+  return error.what();
 }
 
 }  // namespace sluice

@@ -1,9 +1,5 @@
 #include "http/router.hpp"
 
-#include <exception>
-#include <iostream>
-
-#include "core/api_error.hpp"
 
 namespace sluice {
 
@@ -49,37 +45,7 @@ boost::asio::awaitable<void> Router::dispatch(const HttpRequest& request,
     }
     co_return;
   }
-  // co_await is not allowed inside a catch block: remember the error, answer after it.
-  int status = 0;
-  std::string code;
-  std::string message;
-  ApiError::Fields fields;
-  ApiError::Fields extra_headers;
-  try {
-    co_await route->handler(request, responder);
-  } catch (const ApiError& error) {
-    status = error.status();
-    code = error.code();
-    message = error.what();
-    fields = error.fields();
-    extra_headers = error.headers();
-  } catch (const std::exception& error) {
-    // The details go to the log, not to the client.
-    status = 500;
-    code = "internal_error";
-    message = "internal error; the server log has the details under this request id";
-    std::cerr << "request " << request.request_id << " failed: " << error.what() << '\n';
-  }
-  if (status == 0) co_return;
-  if (responder.started()) {
-    responder.abort();
-    co_return;
-  }
-  Headers headers{{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
-  if (status == 503) headers.emplace_back("Retry-After", "1");
-  for (auto& header : extra_headers) headers.push_back(std::move(header));
-  co_await responder.send(status, std::move(headers),
-                          json_error_body(code, message, request.request_id, fields));
+  co_await route->handler(request, responder);
 }
 
 }  // namespace sluice

@@ -7,9 +7,9 @@
 
 namespace sluice {
 
-// Maps a method and a path to a handler. A route's path is a list of segments; a segment "*"
-// matches any one segment. Maps errors to responses in one place: ApiError → its status and
-// JSON body; anything else → 500 before the response started, or an aborted transfer after.
+// Maps a method and a path to a handler (404 and 405 itself). A route's path is a list of
+// segments; a segment "*" matches any one segment. What a handler throws goes to the request
+// path's error mapping (request_path.cpp).
 // Thread-safe after the routes are added.
 class Router {
  public:

@@ -19,6 +19,7 @@
 
 #include "core/api_error.hpp"
 #include "http/request_id.hpp"
+#include "http/request_path.hpp"
 
 namespace sluice {
 namespace {
@@ -67,10 +68,9 @@ class FakeResponder final : public HttpResponder {
     body_length = content_length;
     co_return &sink;
   }
-  void abort() noexcept override { ++aborts; }
+  void abort(std::string_view) noexcept override { ++aborts; }
   bool started() const override { return started_; }
   bool client_gone() const override { return false; }
-  void on_client_gone(std::function<void()> callback) override { gone_callback = std::move(callback); }
   std::function<void()> gone_callback;
 
   // The one value of header `name` in the only response sent, or "" when absent.
@@ -102,7 +102,8 @@ HttpRequest request(std::string method, std::vector<std::string> segments,
   result.method = std::move(method);
   for (const std::string& segment : segments) result.target += "/" + segment;
   result.segments = std::move(segments);
-  result.request_id = std::move(request_id);
+  // The request path's first step takes the id from here, as from a client.
+  result.headers.emplace_back("X-Request-Id", std::move(request_id));
   return result;
 }
 
@@ -129,11 +130,13 @@ class RouterTest : public ::testing::Test {
     co_await responder.send(200, {}, name);
   }
 
-  // Dispatches `r` to completion (bounded) and rethrows what escaped the router.
-  void dispatch(const HttpRequest& r, FakeResponder& responder) {
+  // Sends `r` through the server's request path (id, log, metrics, error mapping, router) to
+  // completion (bounded) and rethrows what escaped it.
+  void dispatch(HttpRequest r, FakeResponder& responder) {
     bool done = false;
     std::exception_ptr escaped;
-    asio::co_spawn(io_, router_.dispatch(r, responder), [&](std::exception_ptr error) {
+    if (!path_) path_ = make_request_path(ServerConfig{}, router_);
+    asio::co_spawn(io_, path_->handle(r, responder), [&](std::exception_ptr error) {
       done = true;
       escaped = error;
     });
@@ -145,6 +148,7 @@ class RouterTest : public ::testing::Test {
 
   asio::io_context io_;
   Router router_;
+  std::unique_ptr<RequestPath> path_;
   std::vector<std::string> calls_;
 };
 

@@ -11,13 +11,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <iostream>
-#include <list>
 #include <memory>
 #include <vector>
-#include <mutex>
 #include <thread>
 
+#include "core/log.hpp"
+#include "core/task_group.hpp"
+#include "http/http_metrics.hpp"
 #include "http/session.hpp"
 
 namespace sluice {
@@ -48,14 +48,18 @@ class HttpServer::Impl {
  public:
   Impl(const ServerConfig& config, const Router& router)
       : config_(config),
-        router_(router),
         threads_(config.threads != 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency())),
         contexts_(make_contexts(threads_)),
         io_(*contexts_.front()),
         acceptor_strand_(asio::make_strand(io_)),
         acceptor_(acceptor_strand_),
         signals_(io_, SIGINT, SIGTERM),
-        shutdown_timer_(io_) {}
+        sessions_(io_.get_executor()),
+        path_(make_request_path(config, router)),
+        context_{config, *path_, stopping_} {
+    http_metrics();  // every series is listed from the start
+    set_log_format(config.log_format == "json" ? LogFormat::kJson : LogFormat::kText);
+  }
 
   std::string listen(const std::string& address) {
     tcp::endpoint endpoint = resolve_listen(address);
@@ -125,103 +129,57 @@ class HttpServer::Impl {
         continue;
       }
       socket.set_option(tcp::no_delay(true));
-      auto handle = std::make_shared<SessionHandle>();
-      handle->executor = socket.get_executor();
-      register_session(handle);
-      asio::co_spawn(handle->executor, session(std::move(socket), handle), asio::detached);
+      const asio::any_io_executor executor = socket.get_executor();
+      sessions_.spawn(executor, run_session(beast::tcp_stream(std::move(socket)), context_),
+                      [](const std::exception_ptr& error) {
+                        try {
+                          std::rethrow_exception(error);
+                        } catch (const std::exception& e) {
+                          log_event(std::string("connection closed after error: ") + e.what());
+                        }
+                      });
     }
-  }
-
-  asio::awaitable<void> session(tcp::socket socket, std::shared_ptr<SessionHandle> handle) {
-    beast::tcp_stream stream(std::move(socket));
-    handle->stream = &stream;
-    SessionContext context{config_, router_, stopping_};
-    try {
-      co_await run_session(stream, *handle, context);
-    } catch (const std::exception& error) {
-      std::clog << "connection closed after error: " << error.what() << '\n';
-    }
-    handle->stream = nullptr;
-    beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream.close();
-    unregister_session(handle);
-  }
-
-  void register_session(const std::shared_ptr<SessionHandle>& handle) {
-    std::lock_guard lock(mutex_);
-    sessions_.push_back(handle);
-  }
-
-  void unregister_session(const std::shared_ptr<SessionHandle>& handle) {
-    std::lock_guard lock(mutex_);
-    sessions_.remove(handle);
-  }
-
-  // Closes the connections that match `only_idle` on their own strands.
-  void close_sessions(bool only_idle) {
-    std::lock_guard lock(mutex_);
-    for (const auto& handle : sessions_) {
-      asio::post(handle->executor, [handle, only_idle] {
-        if (handle->stream != nullptr && (!only_idle || !handle->busy)) handle->stream->close();
-      });
-    }
-  }
-
-  std::size_t session_count() {
-    std::lock_guard lock(mutex_);
-    return sessions_.size();
   }
 
   void begin_shutdown() {
     if (stopping_.exchange(true)) return;
-    std::clog << "shutting down: no new connections; running downloads may finish for "
-              << config_.shutdown_grace.count() << " ms\n";
+    asio::co_spawn(io_, shut_down(), asio::detached);
+  }
+
+  // Stop accepting; end idle connections at once (total cancellation); let running responses
+  // finish until the grace period ends; then cancel them (terminal cancellation: each is
+  // aborted, never ended as if complete); exit when every connection is gone.
+  asio::awaitable<void> shut_down() {
+    log_event("shutting down: no new connections; running downloads may finish for " +
+              std::to_string(config_.shutdown_grace.count()) + " ms");
     asio::post(acceptor_strand_, [this] {
       beast::error_code ignored;
       acceptor_.close(ignored);
     });
-    close_sessions(true);
-    deadline_ = std::chrono::steady_clock::now() + config_.shutdown_grace;
-    watch_shutdown();
-  }
-
-  // Polls until every connection is gone; past the grace period cancels the rest.
-  void watch_shutdown() {
-    shutdown_timer_.expires_after(std::chrono::milliseconds(20));
-    shutdown_timer_.async_wait([this](beast::error_code ec) {
-      if (ec) return;
-      auto now = std::chrono::steady_clock::now();
-      if (session_count() == 0 || now > deadline_ + std::chrono::seconds(2)) {
-        signals_.cancel();
-        stop_all();
-        return;
+    sessions_.emit(asio::cancellation_type::total);
+    if (!co_await sessions_.wait_for(config_.shutdown_grace)) {
+      log_event("grace period over: cancelling " + std::to_string(sessions_.size()) +
+                " connection(s)");
+      sessions_.emit(asio::cancellation_type::terminal);
+      if (!co_await sessions_.wait_for(std::chrono::seconds(2))) {
+        log_event(std::to_string(sessions_.size()) + " connection(s) did not end; stopping anyway");
       }
-      if (now > deadline_ && !cancelled_) {
-        cancelled_ = true;
-        std::clog << "grace period over: cancelling " << session_count() << " connection(s)\n";
-        close_sessions(false);
-      } else if (!cancelled_) {
-        close_sessions(true);  // connections that went idle since the last look
-      }
-      watch_shutdown();
-    });
+    }
+    signals_.cancel();
+    stop_all();
   }
 
   const ServerConfig& config_;
-  const Router& router_;
   unsigned threads_;
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
-  asio::io_context& io_;  // the first context: acceptor, signals, shutdown timer
+  asio::io_context& io_;  // the first context: acceptor, signals, shutdown
   asio::strand<asio::io_context::executor_type> acceptor_strand_;
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
-  asio::steady_timer shutdown_timer_;
-  std::chrono::steady_clock::time_point deadline_;
-  bool cancelled_ = false;
   std::atomic<bool> stopping_{false};
-  std::mutex mutex_;
-  std::list<std::shared_ptr<SessionHandle>> sessions_;
+  TaskGroup sessions_;  // every connection's coroutine
+  std::unique_ptr<RequestPath> path_;
+  SessionContext context_;
 };
 
 HttpServer::HttpServer(const ServerConfig& config, const Router& router)

@@ -8,6 +8,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -23,7 +24,8 @@
 #include <stdexcept>
 #include <iostream>
 
-#include "core/metrics.hpp"
+#include "http/access_log.hpp"
+#include "http/http_metrics.hpp"
 #include "http/request_id.hpp"
 
 namespace sluice {
@@ -35,57 +37,52 @@ namespace http = beast::http;
 using asio::use_awaitable;
 
 constexpr auto kTuple = asio::as_tuple(use_awaitable);
+constexpr std::string_view kCancelled = "cancelled";
 
 // Notices a peer that closes while a response is produced: the socket turns readable and a
-// peek reads end-of-file (or fails). Pipelined bytes end the watch: nothing can be told then.
+// peek reads end-of-file (or fails). Runs beside the handler in the request's own frame
+// (serve_request), so whichever ends first cancels the other: a departed client cancels the
+// handler, a finished response ends the watch.
 struct PeerWatch {
-  bool active = true;  // cleared when the response is done
   bool gone = false;
-  std::function<void()> on_gone;
 };
 
-asio::awaitable<void> watch_peer(beast::tcp_stream& stream, std::shared_ptr<PeerWatch> watch) {
+asio::awaitable<void> watch_peer(beast::tcp_stream& stream, PeerWatch& watch) {
   for (;;) {
     auto [ec] = co_await stream.socket().async_wait(asio::ip::tcp::socket::wait_read, kTuple);
-    if (!watch->active) co_return;
-    if (ec) break;  // the socket was closed or timed out under us
+    if (ec == asio::error::operation_aborted) co_return;  // the response is done, or shutdown
+    if (ec) break;  // the socket failed under us
     char byte = 0;
     const ssize_t got =
         ::recv(stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (got > 0) co_return;  // a pipelined request: read after this response
+    if (got > 0) {
+      // A pipelined request, read after this response: nothing more can be told until then.
+      asio::steady_timer forever(stream.get_executor(), asio::steady_timer::time_point::max());
+      co_await forever.async_wait(kTuple);
+      co_return;
+    }
     // A readiness report with nothing to read (an edge left over from the read that took the
     // request, delivered late under load) is not a departure.
     if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
     break;  // 0 = the peer closed; another error = reset
   }
-  watch->gone = true;
-  if (auto callback = std::move(watch->on_gone)) callback();
-}
-
-// Ends the watch before the next request is read (cancelling its wait, the only I/O then).
-void stop_watching(beast::tcp_stream& stream, PeerWatch& watch) {
-  watch.active = false;
-  watch.on_gone = nullptr;
-  beast::error_code ignored;
-  stream.socket().cancel(ignored);
+  watch.gone = true;
 }
 
 // Answers one request over the session's stream; also the chunked-body sink of a stream.
 class SessionResponder final : public HttpResponder, public ByteSink {
  public:
   SessionResponder(beast::tcp_stream& stream, const HttpRequest& request, bool keep_alive,
-                   const ServerConfig& config, std::shared_ptr<PeerWatch> watch = nullptr)
+                   const SessionContext& context, const PeerWatch& watch)
       : stream_(stream),
         request_(request),
         keep_alive_(keep_alive),
         head_only_(request.method == "HEAD"),
-        config_(config),
-        watch_(watch ? std::move(watch) : std::make_shared<PeerWatch>()) {}
+        config_(context.config),
+        stopping_(context.stopping),
+        watch_(watch) {}
 
-  bool client_gone() const override { return watch_->gone; }
-  void on_client_gone(std::function<void()> callback) override {
-    watch_->on_gone = std::move(callback);
-  }
+  bool client_gone() const override { return watch_.gone; }
 
   asio::awaitable<void> send(int status, Headers headers, std::string body) override {
     http::response<http::string_body> response{static_cast<http::status>(status), 11};
@@ -95,11 +92,13 @@ class SessionResponder final : public HttpResponder, public ByteSink {
     started_ = true;
     status_ = status;
     stream_.expires_after(config_.write_timeout);
+    const std::uint64_t length = response.body().size();
     if (head_only_) {
       http::response_serializer<http::string_body> serializer{response};
-      co_await http::async_write_header(stream_, serializer, use_awaitable);
+      co_await guarded(http::async_write_header(stream_, serializer, use_awaitable));
     } else {
-      co_await http::async_write(stream_, response, use_awaitable);
+      co_await guarded(http::async_write(stream_, response, use_awaitable));
+      body_bytes_ += length;
     }
   }
 
@@ -114,7 +113,7 @@ class SessionResponder final : public HttpResponder, public ByteSink {
     status_ = status;
     http::response_serializer<http::empty_body> serializer{response};
     stream_.expires_after(config_.write_timeout);
-    co_await http::async_write_header(stream_, serializer, use_awaitable);
+    co_await guarded(http::async_write_header(stream_, serializer, use_awaitable));
     co_return this;
   }
 
@@ -128,7 +127,7 @@ class SessionResponder final : public HttpResponder, public ByteSink {
     fixed_length_ = content_length;
     http::response_serializer<http::empty_body> serializer{response};
     stream_.expires_after(config_.write_timeout);
-    co_await http::async_write_header(stream_, serializer, use_awaitable);
+    co_await guarded(http::async_write_header(stream_, serializer, use_awaitable));
     co_return this;
   }
 
@@ -140,11 +139,11 @@ class SessionResponder final : public HttpResponder, public ByteSink {
       if (body_bytes_ + bytes.size() > *fixed_length_) {
         throw std::logic_error("response body exceeds its Content-Length");
       }
-      co_await asio::async_write(stream_, buffer, use_awaitable);
+      co_await guarded(asio::async_write(stream_, buffer, use_awaitable));
     } else if (until_close_) {
-      co_await asio::async_write(stream_, buffer, use_awaitable);
+      co_await guarded(asio::async_write(stream_, buffer, use_awaitable));
     } else {
-      co_await asio::async_write(stream_, http::make_chunk(buffer), use_awaitable);
+      co_await guarded(asio::async_write(stream_, http::make_chunk(buffer), use_awaitable));
     }
     body_bytes_ += bytes.size();
   }
@@ -158,11 +157,13 @@ class SessionResponder final : public HttpResponder, public ByteSink {
     }
     const bool chunked = !fixed_length_ && !until_close_;
     stream_.expires_after(config_.write_timeout);
-    if (chunked) co_await asio::async_write(stream_, http::chunk_header(length), use_awaitable);
-    co_await send_file(fd, static_cast<off_t>(offset), length);
+    if (chunked) {
+      co_await guarded(asio::async_write(stream_, http::chunk_header(length), use_awaitable));
+    }
+    co_await guarded(send_file(fd, static_cast<off_t>(offset), length));
     if (chunked) {
       stream_.expires_after(config_.write_timeout);
-      co_await asio::async_write(stream_, http::chunk_crlf(), use_awaitable);
+      co_await guarded(asio::async_write(stream_, http::chunk_crlf(), use_awaitable));
     }
     body_bytes_ += length;
   }
@@ -177,12 +178,12 @@ class SessionResponder final : public HttpResponder, public ByteSink {
     }
     stream_.expires_after(config_.write_timeout);
     if (trailers_.empty()) {
-      co_await asio::async_write(stream_, http::make_chunk_last(), use_awaitable);
+      co_await guarded(asio::async_write(stream_, http::make_chunk_last(), use_awaitable));
       co_return;
     }
     http::fields fields;
     for (const auto& [name, value] : trailers_) fields.set(name, value);
-    co_await asio::async_write(stream_, http::make_chunk_last(fields), use_awaitable);
+    co_await guarded(asio::async_write(stream_, http::make_chunk_last(fields), use_awaitable));
   }
 
   bool trailers_accepted() const override {
@@ -193,8 +194,14 @@ class SessionResponder final : public HttpResponder, public ByteSink {
     if (trailers_accepted()) trailers_ = trailers;
   }
 
-  void abort() noexcept override {
-    aborted_ = true;
+  void abort(std::string_view reason) noexcept override {
+    if (!aborted_) {
+      aborted_ = true;
+      try {
+        abort_reason_ = why(reason);
+      } catch (...) {  // out of memory: a reason is not worth an exception here
+      }
+    }
     beast::error_code ignored;
     if (until_close_ && started_) {
       // An HTTP/1.0 body ends when the connection closes, so an orderly close would make a cut
@@ -210,10 +217,45 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   bool started() const override { return started_; }
   bool keep_alive() const { return keep_alive_; }
   bool aborted() const { return aborted_; }
-  int status() const { return status_; }
-  std::uint64_t body_bytes() const { return body_bytes_; }
+  int status() const override { return status_; }
+  std::uint64_t body_bytes() const override { return body_bytes_; }
+  std::string_view abort_reason() const override { return abort_reason_; }
 
  private:
+  // Awaits a write, noting why it failed (for the log) before the error travels on.
+  template <typename Operation>
+  asio::awaitable<void> guarded(Operation operation) {
+    try {
+      co_await std::move(operation);
+    } catch (const boost::system::system_error& error) {
+      note_failure(error.code());
+      throw;
+    }
+  }
+
+  void note_failure(const beast::error_code& ec) {
+    if (!failure_.empty()) return;
+    if (ec == asio::error::operation_aborted) {
+      failure_ = kCancelled;
+    } else if (ec == beast::error::timeout) {
+      failure_ = "a write stalled for longer than write_timeout_ms (" +
+                 std::to_string(config_.write_timeout.count()) + " ms)";
+    } else if (ec == asio::error::broken_pipe || ec == asio::error::connection_reset ||
+               ec == asio::error::eof || ec == asio::error::not_connected) {
+      failure_ = "the client left";
+    } else {
+      failure_ = "write failed: " + ec.message();
+    }
+  }
+
+  // The reason to log for an abort: what this responder saw beats what the handler says.
+  std::string why(std::string_view reason) const {
+    if (watch_.gone) return "the client left";
+    std::string_view said = !failure_.empty() ? std::string_view(failure_) : reason;
+    if (said == kCancelled || said.empty()) return stopping_.load() ? "shutdown" : std::string(kCancelled);
+    return std::string(said);
+  }
+
   asio::awaitable<void> send_file(int fd, off_t offset, std::uint64_t length) {
     // sendfile has no MSG_NOSIGNAL: a peer that left must give EPIPE, not kill the server.
     static const bool sigpipe_ignored = [] { return std::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
@@ -257,6 +299,7 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   bool keep_alive_;
   bool head_only_;
   const ServerConfig& config_;
+  const std::atomic<bool>& stopping_;
   bool started_ = false;
   bool aborted_ = false;
   int status_ = 0;
@@ -264,7 +307,9 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   std::optional<std::uint64_t> fixed_length_;  // set by start_body
   bool until_close_ = false;                    // an HTTP/1.0 stream: no chunks
   Headers trailers_;                            // sent with the last chunk
-  std::shared_ptr<PeerWatch> watch_;
+  const PeerWatch& watch_;
+  std::string failure_;       // why a write failed
+  std::string abort_reason_;  // why the transfer was cut
 };
 
 // Splits and decodes the target (origin form, or the absolute form RFC 9112 3.2.2 requires
@@ -288,6 +333,15 @@ bool parse_target(HttpRequest& request) {
   return true;
 }
 
+std::string remote_of(beast::tcp_stream& stream) {
+  beast::error_code ec;
+  const auto endpoint = stream.socket().remote_endpoint(ec);
+  if (ec) return "-";
+  std::string host = endpoint.address().to_string();
+  if (endpoint.address().is_v6()) host = "[" + host + "]";
+  return host + ":" + std::to_string(endpoint.port());
+}
+
 HttpRequest to_request(http::request<http::string_body>& message) {
   HttpRequest request;
   request.method = std::string(message.method_string());
@@ -297,7 +351,6 @@ HttpRequest to_request(http::request<http::string_body>& message) {
   }
   request.body = std::move(message.body());
   request.version = static_cast<int>(message.version());
-  request.request_id = make_request_id(request.header("X-Request-Id"));
   return request;
 }
 
@@ -316,10 +369,13 @@ int read_error_status(const beast::error_code& ec) {
 }
 
 asio::awaitable<void> send_read_error(beast::tcp_stream& stream, int status,
-                                      const ServerConfig& config) {
+                                      const SessionContext& context) {
   HttpRequest request;
   request.request_id = make_request_id({});
-  SessionResponder responder(stream, request, false, config);
+  request.remote = remote_of(stream);
+  const PeerWatch watch;
+  const auto wall = std::chrono::system_clock::now();
+  SessionResponder responder(stream, request, false, context, watch);
   static constexpr std::pair<int, std::pair<const char*, const char*>> kErrors[] = {
       {431, {"headers_too_large", "request headers exceed the server's limit"}},
       {413, {"body_too_large", "request body exceeds the server's limit"}},
@@ -330,16 +386,10 @@ asio::awaitable<void> send_read_error(beast::tcp_stream& stream, int status,
       co_await responder.send_error(status, error.first, error.second, request.request_id);
     }
   }
-}
-
-void log_request(const HttpRequest& request, const SessionResponder& responder,
-                 std::chrono::steady_clock::time_point start) {
-  auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - start);
-  std::clog << request.method << ' ' << request.target.substr(0, 200) << ' '
-            << responder.status() << (responder.aborted() ? " aborted " : " ")
-            << responder.body_bytes() << "B " << elapsed.count() / 1000.0 << "ms id="
-            << request.request_id << '\n';
+  http_metrics().responses_of(status).add();
+  log_access(AccessRecord{wall, request.remote, "-", "-", responder.status(),
+                          responder.body_bytes(), std::chrono::microseconds(0),
+                          request.request_id, {}});
 }
 
 // Waits for the first byte of the next request under the idle timeout.
@@ -353,41 +403,56 @@ asio::awaitable<bool> await_request_start(beast::tcp_stream& stream, beast::flat
   co_return !ec;
 }
 
+// Answers one request through the request path; true when the connection may carry another.
+asio::awaitable<bool> serve_request(beast::tcp_stream& stream,
+                                    http::request<http::string_body>& message,
+                                    const SessionContext& context) {
+  using namespace asio::experimental::awaitable_operators;
+  const bool keep_alive = message.keep_alive() && !context.stopping.load();
+  HttpRequest request = to_request(message);
+  request.remote = remote_of(stream);
+  request.target_ok = parse_target(request);
+  PeerWatch watch;
+  SessionResponder responder(stream, request, keep_alive, context, watch);
+  // The request path and the watch run side by side in this frame; the first to end cancels
+  // the other (a departed client stops the handler's database work at its next wait).
+  co_await (context.path.handle(request, responder) || watch_peer(stream, watch));
+  co_return !responder.aborted() && responder.keep_alive() && !watch.gone;
+}
+
 }  // namespace
 
-asio::awaitable<void> run_session(beast::tcp_stream& stream, SessionHandle& handle,
-                                  const SessionContext& context) {
+asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext& context) {
   const ServerConfig& config = context.config;
+  http_metrics().connections.add(1);
+  struct Closer {
+    beast::tcp_stream& stream;
+    ~Closer() {
+      beast::error_code ignored;
+      stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+      stream.close();
+      http_metrics().connections.sub(1);
+    }
+  } closer{stream};
   beast::flat_buffer buffer;
   while (!context.stopping.load()) {
-    if (!co_await await_request_start(stream, buffer, config)) co_return;
+    // Waiting for a request, a graceful shutdown (total cancellation) ends the wait at once.
+    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+    const bool started = co_await await_request_start(stream, buffer, config);
+    // From here on only the end of the shutdown grace (terminal cancellation) stops the
+    // request: a running download may finish.
+    co_await asio::this_coro::reset_cancellation_state();
+    if (!started) co_return;
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
     parser.body_limit(config.max_body_bytes);
     stream.expires_after(config.read_timeout);
     auto [ec, bytes] = co_await http::async_read(stream, buffer, parser, kTuple);
     if (ec) {
-      if (int status = read_error_status(ec)) co_await send_read_error(stream, status, config);
+      if (int status = read_error_status(ec)) co_await send_read_error(stream, status, context);
       co_return;
     }
-    auto start = std::chrono::steady_clock::now();
-    handle.busy = true;
-    metrics().requests_total.fetch_add(1, std::memory_order_relaxed);
-    bool keep_alive = parser.get().keep_alive() && !context.stopping.load();
-    HttpRequest request = to_request(parser.get());
-    auto watch = std::make_shared<PeerWatch>();
-    asio::co_spawn(stream.get_executor(), watch_peer(stream, watch), asio::detached);
-    SessionResponder responder(stream, request, keep_alive, config, watch);
-    if (!parse_target(request)) {
-      co_await responder.send_error(400, "bad_target", "malformed request target",
-                                    request.request_id);
-    } else {
-      co_await context.router.dispatch(request, responder);
-    }
-    stop_watching(stream, *watch);
-    log_request(request, responder, start);
-    handle.busy = false;
-    if (responder.aborted() || !responder.keep_alive() || watch->gone) co_return;
+    if (!co_await serve_request(stream, parser.get(), context)) co_return;
   }
 }
 

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <limits>
 
-#include "core/api_error.hpp"
+#include "sources/source_error.hpp"
 
 namespace sluice {
 namespace {

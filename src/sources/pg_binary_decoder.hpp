@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "sources/row_batch.hpp"
+#include "core/row_batch.hpp"
 
 namespace sluice {
 

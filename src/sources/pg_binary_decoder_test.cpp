@@ -6,7 +6,7 @@
 #include <limits>
 #include <string>
 
-#include "core/api_error.hpp"
+#include "sources/source_error.hpp"
 
 namespace sluice {
 namespace {

@@ -96,6 +96,13 @@ void PgConnection::fail_connection(const std::string& what) {
 asio::awaitable<void> PgConnection::wait_readable() {
   auto [ec] = co_await socket_->descriptor.async_wait(stream_descriptor::wait_read,
                                                       asio::as_tuple(asio::use_awaitable));
+  if (ec == asio::error::operation_aborted) {
+    // The waiting coroutine was cancelled (client gone, shutdown), not the connection lost:
+    // stop the server's work and let the cancellation travel on.
+    if (busy_) cancel();
+    broken_ = true;
+    throw boost::system::system_error(ec);
+  }
   if (ec) {
     broken_ = true;
     throw PgError("", "PostgreSQL connection: " + ec.message(), true);
@@ -105,6 +112,13 @@ asio::awaitable<void> PgConnection::wait_readable() {
 asio::awaitable<void> PgConnection::wait_writable() {
   auto [ec] = co_await socket_->descriptor.async_wait(stream_descriptor::wait_write,
                                                       asio::as_tuple(asio::use_awaitable));
+  if (ec == asio::error::operation_aborted) {
+    // The waiting coroutine was cancelled (client gone, shutdown), not the connection lost:
+    // stop the server's work and let the cancellation travel on.
+    if (busy_) cancel();
+    broken_ = true;
+    throw boost::system::system_error(ec);
+  }
   if (ec) {
     broken_ = true;
     throw PgError("", "PostgreSQL connection: " + ec.message(), true);

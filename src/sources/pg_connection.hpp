@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/api_error.hpp"
+#include "sources/source_error.hpp"
 
 namespace sluice {
 

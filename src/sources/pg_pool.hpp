@@ -20,10 +20,10 @@ struct PgPoolOptions {
   std::chrono::milliseconds connect_timeout{5'000};
 };
 
-// Thrown when no connection became free within the acquire timeout (→ 503 Retry-After).
+// Thrown when no connection became free within the acquire timeout (kind kBusy).
 class PoolExhausted : public SourceError {
  public:
-  using SourceError::SourceError;
+  explicit PoolExhausted(const std::string& message) : SourceError(Kind::kBusy, message) {}
 };
 
 class PgPool;

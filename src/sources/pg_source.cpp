@@ -5,7 +5,7 @@
 #include <charconv>
 #include <optional>
 
-#include "core/metrics.hpp"
+#include "sources/source_metrics.hpp"
 #include "sources/pg_binary_decoder.hpp"
 #include "sources/pg_pool.hpp"
 #include "sources/pg_text_decoder.hpp"
@@ -114,7 +114,7 @@ class PgReader final : public BatchReader {
         ++rows;
       }
     }
-    metrics().rows_read_total.fetch_add(rows, std::memory_order_relaxed);
+    source_metrics().rows_read.add(rows);
     co_return rows == 0 ? nullptr : &batch_;
   }
 
@@ -183,7 +183,7 @@ class PgSource final : public Source {
                                                      std::vector<Column> columns) override {
     // A pooled connection may have died with a server restart: one retry on a fresh one.
     for (int attempt = 0;; ++attempt) {
-      PgLease lease = co_await acquire();
+      PgLease lease = co_await pool_->acquire();
       try {
         co_await begin(*lease, query);
         std::optional<std::vector<PgWire>> binary;
@@ -206,14 +206,6 @@ class PgSource final : public Source {
   }
 
  private:
-  asio::awaitable<PgLease> acquire() {
-    try {
-      co_return co_await pool_->acquire();
-    } catch (const PoolExhausted& error) {
-      throw ApiError(503, "database_busy", error.what());
-    }
-  }
-
   asio::awaitable<void> begin(PgConnection& connection, const QuerySpec& query) {
     co_await connection.exec("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL statement_timeout = " +
                              std::to_string(config_.statement_timeout.count()));

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "core/api_error.hpp"
+#include "sources/source_error.hpp"
 
 namespace sluice {
 namespace {

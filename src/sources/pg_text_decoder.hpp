@@ -2,7 +2,7 @@
 
 #include <string_view>
 
-#include "sources/row_batch.hpp"
+#include "core/row_batch.hpp"
 
 namespace sluice {
 

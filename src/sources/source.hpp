@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "core/config.hpp"
-#include "sources/row_batch.hpp"
+#include "core/row_batch.hpp"
+#include "sources/source_error.hpp"
 
 namespace sluice {
 

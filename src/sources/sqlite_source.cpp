@@ -9,14 +9,13 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
 
-#include "core/api_error.hpp"
-#include "core/metrics.hpp"
-#include "core/wake_signal.hpp"
+#include "sources/source_error.hpp"
+#include "sources/source_metrics.hpp"
+#include "core/channel.hpp"
 
 namespace sluice {
 namespace {
@@ -72,139 +71,78 @@ void bind_params(sqlite3_stmt* stmt, const std::vector<BoundValue>& params) {
   }
 }
 
-bool is_numeric(LogicalType type) {
-  return type == LogicalType::kInt || type == LogicalType::kDecimal || type == LogicalType::kFloat;
+using BatchChannel = Channel<RowBatch>;
+
+std::exception_ptr cancelled_error() {
+  return std::make_exception_ptr(SourceError(SourceError::Kind::kCancelled, "query cancelled"));
 }
 
-// Shared between the consumer (a coroutine) and the stepping job (a pool thread). The job
-// holds a shared_ptr, so the database stays open until the job has returned, even when the
-// consumer is gone.
-class ReadState : public std::enable_shared_from_this<ReadState> {
+// The producer of one query: steps it on the source's blocking pool into row batches, pushed
+// through a channel bounded to the read budget. When the channel is full the job returns its
+// thread and is posted again once the consumer frees space, so a slow client parks no thread.
+// The job holds a shared_ptr: the database stays open until the job has returned, even when
+// the consumer is gone.
+class SqliteQuery : public std::enable_shared_from_this<SqliteQuery> {
  public:
-  ReadState(QuerySpec query, ReadBudget budget, std::filesystem::path path,
-            std::vector<Column> columns, asio::thread_pool& pool,
-            const asio::any_io_executor& executor)
+  SqliteQuery(QuerySpec query, ReadBudget budget, std::filesystem::path path,
+              std::vector<Column> columns, asio::thread_pool& pool,
+              std::shared_ptr<BatchChannel> channel)
       : query_(std::move(query)),
         budget_(budget),
         path_(std::move(path)),
         columns_(std::move(columns)),
         pool_(pool),
-        wake_(std::make_shared<WakeSignal>(executor)),
-        batches_(std::max<std::size_t>(budget.batches_in_flight, 1)) {
-    for (RowBatch& batch : batches_) free_.push_back(&batch);
-  }
+        channel_(std::move(channel)) {}
 
   const std::vector<Column>& columns() const { return columns_; }
 
-  void start() {
-    std::lock_guard lock(mutex_);
-    schedule_locked();
-  }
+  void start() { asio::post(pool_, [self = shared_from_this()] { self->step(); }); }
 
-  asio::awaitable<RowBatch*> next() {
-    for (;;) {
-      {
-        std::lock_guard lock(mutex_);
-        if (handed_out_ != nullptr) {
-          recycle_locked(handed_out_);
-          handed_out_ = nullptr;
-        }
-        if (!ready_.empty()) {
-          handed_out_ = ready_.front();
-          ready_.pop_front();
-          schedule_locked();
-          co_return handed_out_;
-        }
-        if (finished_) {
-          if (!error_.empty()) throw SourceError(error_);
-          co_return nullptr;
-        }
-      }
-      co_await wake_->wait();
-    }
-  }
-
-  bool ready() const {
-    std::lock_guard lock(mutex_);
-    return !ready_.empty() || finished_;
-  }
-
-  void cancel() noexcept {
-    cancelled_.store(true);
-    {
-      // A parked stream has no stepping job that would notice: end it here.
-      std::lock_guard lock(mutex_);
-      if (!stepping_ && !finished_) finish_locked("query cancelled");
-    }
-    wake_->notify();
+  // Interrupts a step in progress (the channel's cancel() ends a parked job).
+  void interrupt() noexcept {
     std::lock_guard lock(db_mutex_);
     if (db_) sqlite3_interrupt(db_.get());
   }
 
  private:
-  void schedule_locked() {
-    if (stepping_ || finished_ || free_.empty() || cancelled_.load()) return;
-    stepping_ = true;
-    asio::post(pool_, [self = shared_from_this()] { self->step_batches(); });
-  }
-
-  void recycle_locked(RowBatch* batch) {
-    // A huge row made this batch large; give the memory back so the budget holds again.
-    batch->shrink_to(budget_.batch_bytes * 2, 8192);
-    free_.push_back(batch);
-  }
-
-  // Runs on a pool thread: fills free batches until none is left, the result ends or the
-  // stream is cancelled.
-  void step_batches() {
-    metrics().busy_source_threads.fetch_add(1, std::memory_order_relaxed);
+  // Runs on a pool thread: fills batches until the channel is full, the result ends, or the
+  // consumer cancelled.
+  void step() {
+    source_metrics().busy_threads.add(1);
     try {
-      if (!stmt_) open_statement();
+      if (!stmt_ && !channel_->cancelled()) open_statement();
       for (;;) {
-        bool ended = false;
-        RowBatch* batch = nullptr;
-        {
-          std::lock_guard lock(mutex_);
-          if (cancelled_.load() && !finished_) {
-            finish_locked("query cancelled");
-            ended = true;
-          }
-          if (free_.empty() || finished_) {
-            stepping_ = false;
-          } else {
-            batch = free_.back();
-            free_.pop_back();
-          }
-        }
-        if (batch == nullptr) {
-          if (ended) wake_->notify();  // the consumer may be waiting for this end
+        if (channel_->cancelled()) {
+          close_database();
           break;
         }
-        bool done = fill(*batch);
-        {
-          std::lock_guard lock(mutex_);
-          ready_.push_back(batch);
-          if (done) finish_locked({});
-          if (done) stepping_ = false;
+        if (!channel_->has_space()) {
+          // Posted again when the consumer frees space or cancels. Nothing of this object is
+          // touched after a successful registration: the next job may already run.
+          if (channel_->when_space([self = shared_from_this()] { self->start(); })) break;
+          continue;
         }
-        wake_->notify();
-        if (done) break;
+        RowBatch batch = channel_->take_spare().value_or(RowBatch{});
+        // A huge row made this batch large; give the memory back so the budget holds again.
+        batch.shrink_to(budget_.batch_bytes * 2, 8192);
+        const bool done = fill(batch);
+        const std::size_t bytes = batch.budget_bytes();
+        channel_->push(std::move(batch), bytes);
+        if (done) {
+          channel_->close();
+          close_database();
+          break;
+        }
       }
     } catch (const std::exception& error) {
-      {
-        std::lock_guard lock(mutex_);
-        finish_locked(cancelled_.load() ? "query cancelled" : error.what());
-        stepping_ = false;
-      }
-      wake_->notify();
+      channel_->fail(channel_->cancelled() ? cancelled_error() : std::current_exception());
+      close_database();
     }
-    metrics().busy_source_threads.fetch_sub(1, std::memory_order_relaxed);
+    source_metrics().busy_threads.sub(1);
   }
 
-  void finish_locked(std::string error) {
-    finished_ = true;
-    error_ = std::move(error);
-    std::lock_guard db_lock(db_mutex_);
+  void close_database() {
+    std::lock_guard lock(db_mutex_);
     stmt_.reset();
     db_.reset();
   }
@@ -216,7 +154,6 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
     std::lock_guard lock(db_mutex_);
     db_ = std::move(db);
     stmt_ = std::move(stmt);
-    if (cancelled_.load()) sqlite3_interrupt(db_.get());
   }
 
   // Steps rows into `batch` until it holds the batch budget; returns true at the end of the
@@ -238,11 +175,17 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
         done = true;
         break;
       }
-      if (rc != SQLITE_ROW) throw SourceError(sqlite3_errmsg(sqlite3_db_handle(stmt)));
+      if (rc != SQLITE_ROW) {
+        const int code = sqlite3_errcode(sqlite3_db_handle(stmt));
+        throw SourceError(code == SQLITE_BUSY || code == SQLITE_LOCKED
+                              ? SourceError::Kind::kUnavailable
+                              : SourceError::Kind::kFailed,
+                          sqlite3_errmsg(sqlite3_db_handle(stmt)));
+      }
       for (std::size_t c = 0; c < columns; ++c) add_cell(batch, stmt, static_cast<int>(c));
       ++rows;
     }
-    metrics().rows_read_total.fetch_add(rows, std::memory_order_relaxed);
+    source_metrics().rows_read.add(rows);
     return done;
   }
 
@@ -284,36 +227,32 @@ class ReadState : public std::enable_shared_from_this<ReadState> {
   std::filesystem::path path_;
   std::vector<Column> columns_;
   asio::thread_pool& pool_;
-  std::shared_ptr<WakeSignal> wake_;
-  std::atomic<bool> cancelled_{false};
+  std::shared_ptr<BatchChannel> channel_;
 
-  std::mutex db_mutex_;  // guards db_/stmt_ lifetime against cancel() from other threads
+  std::mutex db_mutex_;  // guards db_/stmt_ lifetime against interrupt() from other threads
   DbHandle db_;
   StmtHandle stmt_;
-  bool first_batch_ = true;  // touched only by the stepping job
-
-  mutable std::mutex mutex_;  // guards everything below
-  std::vector<RowBatch> batches_;
-  std::vector<RowBatch*> free_;
-  std::deque<RowBatch*> ready_;
-  RowBatch* handed_out_ = nullptr;
-  bool stepping_ = false;
-  bool finished_ = false;
-  std::string error_;
+  bool first_batch_ = true;  // touched only by the stepping job (one at a time)
 };
 
+// The consumer's end: batches from the channel; cancel() (or destruction) stops the query.
 class SqliteReader final : public BatchReader {
  public:
-  explicit SqliteReader(std::shared_ptr<ReadState> state) : state_(std::move(state)) {}
-  ~SqliteReader() override { state_->cancel(); }
+  SqliteReader(std::shared_ptr<SqliteQuery> query, std::shared_ptr<BatchChannel> channel)
+      : query_(std::move(query)), channel_(std::move(channel)) {}
+  ~SqliteReader() override { cancel(); }
 
-  const std::vector<Column>& columns() const override { return state_->columns(); }
-  asio::awaitable<RowBatch*> next() override { return state_->next(); }
-  bool ready() const override { return state_->ready(); }
-  void cancel() noexcept override { state_->cancel(); }
+  const std::vector<Column>& columns() const override { return query_->columns(); }
+  asio::awaitable<RowBatch*> next() override { return channel_->next(); }
+  bool ready() const override { return channel_->ready(); }
+  void cancel() noexcept override {
+    channel_->cancel(cancelled_error());
+    query_->interrupt();
+  }
 
  private:
-  std::shared_ptr<ReadState> state_;
+  std::shared_ptr<SqliteQuery> query_;
+  std::shared_ptr<BatchChannel> channel_;
 };
 
 class SqliteSource final : public Source {
@@ -353,10 +292,15 @@ class SqliteSource final : public Source {
   asio::awaitable<std::unique_ptr<BatchReader>> open(QuerySpec query, ReadBudget budget,
                                                      asio::any_io_executor executor,
                                                      std::vector<Column> columns) override {
-    auto state = std::make_shared<ReadState>(std::move(query), budget, path_, std::move(columns),
-                                             pool_, executor);
-    state->start();
-    co_return std::make_unique<SqliteReader>(std::move(state));
+    // Room for `batches_in_flight` full batches, counting the one the consumer holds: the job
+    // fills the next while the consumer encodes one.
+    auto channel = std::make_shared<BatchChannel>(
+        executor, std::max<std::size_t>(budget.batches_in_flight, 1) * budget.batch_bytes,
+        [](RowBatch& dropped) { source_metrics().rows_discarded.add(dropped.rows()); });
+    auto producer = std::make_shared<SqliteQuery>(std::move(query), budget, path_,
+                                                  std::move(columns), pool_, channel);
+    producer->start();
+    co_return std::make_unique<SqliteReader>(std::move(producer), std::move(channel));
   }
 
  private:

@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/api_error.hpp"
-#include "core/metrics.hpp"
+#include "sources/source_error.hpp"
+#include "sources/source_metrics.hpp"
 
 namespace sluice {
 namespace {
@@ -156,7 +156,7 @@ class SqliteSourceTest : public ::testing::Test {
     return make_sqlite_source(config);
   }
 
-  void SetUp() override { ASSERT_EQ(metrics().busy_source_threads.load(), 0); }
+  void SetUp() override { ASSERT_EQ(source_metrics().busy_threads.value(), 0); }
 
   std::unique_ptr<BatchReader> open(const std::string& sql, std::vector<BoundValue> params,
                                     ReadBudget budget, std::vector<Column> columns) {
@@ -278,7 +278,7 @@ TEST_F(SqliteSourceTest, ReadsEveryRowInOrderWithinTheBudget) {
   const ReadBudget budget{32 * 1024, 3, 16};
   std::vector<Column> columns = source_->describe("SELECT id, name FROM big ORDER BY id");
   ASSERT_EQ(columns.size(), 2u);
-  std::uint64_t read_before = metrics().rows_read_total.load();
+  std::uint64_t read_before = source_metrics().rows_read.value();
   std::unique_ptr<BatchReader> reader =
       open("SELECT id, name FROM big ORDER BY id", {}, budget, columns);
   ASSERT_NE(reader, nullptr);
@@ -335,7 +335,7 @@ TEST_F(SqliteSourceTest, ReadsEveryRowInOrderWithinTheBudget) {
   EXPECT_EQ(rows, kBigRows);
   EXPECT_EQ(id_sum, kBigRows * (kBigRows + 1) / 2);
   EXPECT_GT(batches, 20u);
-  EXPECT_EQ(metrics().rows_read_total.load() - read_before, static_cast<std::uint64_t>(kBigRows));
+  EXPECT_EQ(source_metrics().rows_read.value() - read_before, static_cast<std::uint64_t>(kBigRows));
   EXPECT_TRUE(reader->ready());
 
   // The end stays the end.
@@ -461,14 +461,14 @@ constexpr const char* kEndlessCount =
 // Waits until a pool thread has been working on the query for a while. Being inside
 // sqlite3_step cannot be observed; 100 ms is far longer than opening and preparing take.
 void wait_until_stepping(asio::io_context& io) {
-  ASSERT_TRUE(eventually([] { return metrics().busy_source_threads.load() == 1; }));
+  ASSERT_TRUE(eventually([] { return source_metrics().busy_threads.value() == 1; }));
   asio::steady_timer pause(io, 100ms);
   pause.wait();
-  ASSERT_EQ(metrics().busy_source_threads.load(), 1);
+  ASSERT_EQ(source_metrics().busy_threads.value(), 1);
 }
 
 TEST_F(SqliteSourceTest, CancelInsideALongStepInterruptsIt) {
-  std::uint64_t read_before = metrics().rows_read_total.load();
+  std::uint64_t read_before = source_metrics().rows_read.value();
   std::unique_ptr<BatchReader> reader =
       open(kEndlessCount, {}, ReadBudget{}, {{"n", LogicalType::kInt}});
   ASSERT_NE(reader, nullptr);
@@ -483,15 +483,15 @@ TEST_F(SqliteSourceTest, CancelInsideALongStepInterruptsIt) {
   EXPECT_EQ(message_of(got.error), "SourceError: query cancelled");
   EXPECT_LT(std::chrono::steady_clock::now() - cancelled_at, 5s);
   EXPECT_TRUE(reader->ready());
-  EXPECT_TRUE(eventually([] { return metrics().busy_source_threads.load() == 0; }));
-  EXPECT_EQ(metrics().rows_read_total.load(), read_before);
+  EXPECT_TRUE(eventually([] { return source_metrics().busy_threads.value() == 0; }));
+  EXPECT_EQ(source_metrics().rows_read.value(), read_before);
 
   // Asking again repeats the error; nothing restarts the query.
   Outcome<RowBatch*> again = next(*reader, 10s);
   ASSERT_TRUE(again.done);
   ASSERT_TRUE(again.error);
   EXPECT_EQ(message_of(again.error), "SourceError: query cancelled");
-  EXPECT_EQ(metrics().busy_source_threads.load(), 0);
+  EXPECT_EQ(source_metrics().busy_threads.value(), 0);
 }
 
 TEST_F(SqliteSourceTest, DestroyingAReaderInsideALongStepStopsTheQuery) {
@@ -500,7 +500,7 @@ TEST_F(SqliteSourceTest, DestroyingAReaderInsideALongStepStopsTheQuery) {
   ASSERT_NE(reader, nullptr);
   wait_until_stepping(io_);
   reader.reset();
-  EXPECT_TRUE(eventually([] { return metrics().busy_source_threads.load() == 0; }, 5s))
+  EXPECT_TRUE(eventually([] { return source_metrics().busy_threads.value() == 0; }, 5s))
       << "the query kept running after its reader was destroyed";
 }
 
@@ -511,9 +511,9 @@ TEST_F(SqliteSourceTest, DestroyingAReaderWhileItStepsStopsTheQuery) {
   Outcome<RowBatch*> first = next(*reader);
   ASSERT_TRUE(first.done);
   ASSERT_NE(first.value, nullptr);
-  EXPECT_EQ(metrics().busy_source_threads.load(), 1);
+  EXPECT_EQ(source_metrics().busy_threads.value(), 1);
   reader.reset();  // the pool thread is filling the second, 16 MiB batch
-  EXPECT_TRUE(eventually([] { return metrics().busy_source_threads.load() == 0; }, 5s))
+  EXPECT_TRUE(eventually([] { return source_metrics().busy_threads.value() == 0; }, 5s))
       << "the query kept running after its reader was destroyed";
   // The pool is free again: another query on it completes.
   reader = open("SELECT count(*) FROM big", {}, ReadBudget{}, {{"n", LogicalType::kInt}});
@@ -529,9 +529,9 @@ TEST_F(SqliteSourceTest, DestroyingAParkedReaderReleasesIt) {
   ASSERT_TRUE(first.done);
   ASSERT_NE(first.value, nullptr);
   ASSERT_TRUE(eventually([&] { return reader->ready(); }));
-  ASSERT_TRUE(eventually([] { return metrics().busy_source_threads.load() == 0; }));
+  ASSERT_TRUE(eventually([] { return source_metrics().busy_threads.value() == 0; }));
   reader.reset();
-  EXPECT_EQ(metrics().busy_source_threads.load(), 0);
+  EXPECT_EQ(source_metrics().busy_threads.value(), 0);
 }
 
 // A reader that waits for its consumer parks no pool thread, so a small pool serves many slow
@@ -597,7 +597,7 @@ TEST_F(SqliteSourceTest, ManySlowReadersShareASmallPool) {
     // Every stream was under way before the first one finished.
     EXPECT_EQ(result.firsts_seen_when_done, kReaders) << i;
   }
-  EXPECT_TRUE(eventually([] { return metrics().busy_source_threads.load() == 0; }));
+  EXPECT_TRUE(eventually([] { return source_metrics().busy_threads.value() == 0; }));
 }
 
 }  // namespace

@@ -7,12 +7,12 @@
 #include <boost/asio/thread_pool.hpp>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <random>
+#include <limits>
 #include <thread>
 
 #include "core/blocking_call.hpp"
 #include "storage/local_object_stream.hpp"
+#include "storage/local_object_writer.hpp"
 #include "storage/object_file.hpp"
 #include "storage/object_key.hpp"
 
@@ -45,9 +45,17 @@ class LocalObjectStore final : public ObjectStore {
       throw StorageError(StorageError::Kind::kIo, "cannot open storage folder " + root.string() +
                                                       ": " + std::strerror(errno));
     }
+    std::string leaf;
+    temp_fd_ = open_parent_beneath(root_fd_, std::string(kTempFolder) + "/x", true, leaf);
+    if (temp_fd_ < 0) {
+      ::close(root_fd_);
+      throw StorageError(StorageError::Kind::kIo, "cannot make " + (root / kTempFolder).string());
+    }
+    sweep_temporary_files();
   }
   ~LocalObjectStore() override {
     pool_.join();
+    ::close(temp_fd_);
     ::close(root_fd_);
   }
 
@@ -80,13 +88,41 @@ class LocalObjectStore final : public ObjectStore {
     return run_blocking(pool_, [this, key = std::move(key), max_bytes] { return read_whole(key, max_bytes); });
   }
 
+  asio::awaitable<ObjectPage> list_page(std::string prefix, std::string after,
+                                        std::size_t max) override {
+    if (auto problem = prefix_problem(prefix)) {
+      throw StorageError(StorageError::Kind::kIo, "invalid prefix: " + *problem);
+    }
+    return run_blocking(pool_, [this, prefix = std::move(prefix), after = std::move(after), max] {
+      return page(prefix, after, std::max<std::size_t>(max, 1));
+    });
+  }
+
   asio::awaitable<void> put(std::string key, std::string bytes) override {
     require_key(key);
     auto done = run_blocking(pool_, [this, key = std::move(key), bytes = std::move(bytes)] {
-      write_whole(key, bytes);
+      TempObjectFile file(root_fd_, temp_fd_, key);
+      file.append(bytes);
+      file.publish();
       return true;
     });
     return discard(std::move(done));
+  }
+
+  asio::awaitable<std::unique_ptr<ObjectWriter>> write(std::string key) override {
+    require_key(key);
+    // The awaitable is made outside co_await: g++ 12 mishandles lambdas inside co_await
+    // expressions (the capture is destroyed twice).
+    auto created = run_blocking(pool_, [this, key = std::move(key)] {
+      return std::make_unique<TempObjectFile>(root_fd_, temp_fd_, key);
+    });
+    std::unique_ptr<TempObjectFile> file = co_await std::move(created);
+    co_return make_local_object_writer(std::move(file), pool_);
+  }
+
+  asio::awaitable<bool> remove(std::string key) override {
+    require_key(key);
+    return run_blocking(pool_, [this, key = std::move(key)] { return remove_file(key); });
   }
 
   std::unique_ptr<ObjectStream> read(std::vector<ReadStep> plan, ReadAheadBudget budget,
@@ -145,31 +181,59 @@ class LocalObjectStore final : public ObjectStore {
     return bytes;
   }
 
-  // Written beside the target under a random name, flushed, then renamed over it: readers
-  // (other serve processes too) see the old or the new object, never half of one.
-  void write_whole(const std::string& key, const std::string& bytes) const {
-    const fs::path target = root_ / key;
-    fs::create_directories(target.parent_path());
-    fs::path temp = target;
-    temp += ".tmp-" + std::to_string(std::random_device{}());
-    {
-      std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      out.flush();
-      if (!out) {
-        throw StorageError(StorageError::Kind::kIo, "cannot write " + temp.string());
+  bool remove_file(const std::string& key) const {
+    std::string leaf;
+    const int folder = open_parent_beneath(root_fd_, key, false, leaf);
+    if (folder < 0) return false;
+    struct stat st {};
+    bool removed = false;
+    if (::fstatat(folder, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+      removed = ::unlinkat(folder, leaf.c_str(), 0) == 0;
+      const int error = errno;
+      if (!removed && error != ENOENT) {
+        ::close(folder);
+        throw StorageError(StorageError::Kind::kIo,
+                           "cannot delete object '" + key + "': " + std::strerror(error));
       }
     }
+    ::close(folder);
+    return removed;
+  }
+
+  // The whole matching listing, sorted, then the page after `after` (a local folder has no
+  // index to seek in; S3 pages natively).
+  ObjectPage page(const std::string& prefix, const std::string& after, std::size_t max) const {
+    std::vector<ObjectInfo> all = walk(prefix, std::numeric_limits<std::size_t>::max());
+    auto first = std::upper_bound(all.begin(), all.end(), after,
+                                  [](const std::string& key, const ObjectInfo& object) {
+                                    return key < object.key;
+                                  });
+    ObjectPage result;
+    const auto available = static_cast<std::size_t>(all.end() - first);
+    const std::size_t count = std::min(max, available);
+    result.objects.assign(std::make_move_iterator(first),
+                          std::make_move_iterator(first + static_cast<std::ptrdiff_t>(count)));
+    if (count < available) result.next_after = result.objects.back().key;
+    return result;
+  }
+
+  // Temporary files of writers that never finished (a crash, a kill) older than a day: younger
+  // ones may belong to another process writing into the same folder right now.
+  void sweep_temporary_files() const {
     std::error_code ec;
-    fs::rename(temp, target, ec);
-    if (ec) {
-      fs::remove(temp, ec);
-      throw StorageError(StorageError::Kind::kIo, "cannot store object '" + key + "'");
+    const auto now = fs::file_time_type::clock::now();
+    for (const auto& entry : fs::directory_iterator(root_ / kTempFolder, ec)) {
+      if (entry.path().extension() != ".part") continue;
+      const auto written = entry.last_write_time(ec);
+      if (!ec && now - written > std::chrono::hours(24)) fs::remove(entry.path(), ec);
     }
   }
 
+  static constexpr std::string_view kTempFolder = ".sluice/tmp";
+
   fs::path root_;
   int root_fd_ = -1;
+  int temp_fd_ = -1;  // kTempFolder: writers' files until they are published
   mutable asio::thread_pool pool_;
 };
 

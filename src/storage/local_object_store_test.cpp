@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "core/crc32.hpp"
-#include "core/metrics.hpp"
+#include "storage/storage_metrics.hpp"
 
 namespace sluice {
 namespace {
@@ -147,12 +147,14 @@ TEST_F(LocalObjectStoreTest, ReadsAPlanInOrderWithCrcsOfWholeObjects) {
   ObjectInfo a = head("album/a.jpg");
   ObjectInfo b = head("album/b.jpg");
   ObjectInfo empty = head("album/empty.jpg");
+  using Delivery = ReadStep::Delivery;
   std::vector<ReadStep> plan{
-      {a, 0, 0, true, false},         // checksum only
-      {a, 0, a.size, false, false},   // whole, across several 4 KiB buffers
-      {b, 0, b.size, false, true},    // small, in one buffer
-      {empty, 0, 0, false, false},
-      {a, 10, 20, false, false},      // a range: no CRC
+      {a, 0, 0, Delivery::kNone, true},            // checksum only
+      {a, 0, a.size, Delivery::kBytes, true},      // whole, across several 4 KiB buffers
+      {b, 0, b.size, Delivery::kOneBuffer, true},  // small, in one buffer
+      {empty, 0, 0, Delivery::kBytes, true},
+      {a, 10, 20, Delivery::kBytes, false},        // a range: no CRC
+      {b, 0, b.size, Delivery::kBytes, false},     // whole, but no CRC asked for
   };
   Read read = read_all(plan, ReadAheadBudget{2, 4096});
   const std::string all_a(100'000, 'a');
@@ -166,13 +168,14 @@ TEST_F(LocalObjectStoreTest, ReadsAPlanInOrderWithCrcsOfWholeObjects) {
   EXPECT_EQ(read.crcs[3], 0u);
   EXPECT_EQ(read.bytes[4], std::string(20, 'a'));
   EXPECT_EQ(read.crcs[4], std::nullopt);
-  EXPECT_EQ(metrics().open_object_files.load(), 0);
+  EXPECT_EQ(read.bytes[5], "bee");
+  EXPECT_EQ(read.crcs[5], std::nullopt);
+  EXPECT_EQ(storage_metrics().open_files.value(), 0);
 }
 
 TEST_F(LocalObjectStoreTest, ByReferenceStepsNameTheOpenFile) {
   ObjectInfo a = head("album/a.jpg");
-  ReadStep step{a, 100, 90'000, false, false};
-  step.by_reference = true;
+  const ReadStep step{a, 100, 90'000, ReadStep::Delivery::kFileRange};
   const std::vector<ReadStep> plan{step};
   std::string bytes;
   std::size_t pieces = 0;
@@ -192,40 +195,151 @@ TEST_F(LocalObjectStoreTest, ByReferenceStepsNameTheOpenFile) {
   }());
   EXPECT_EQ(bytes, std::string(90'000, 'a'));
   EXPECT_EQ(pieces, 2u);  // 16 buffers' worth per piece: 65,536 + 24,464
-  EXPECT_EQ(metrics().open_object_files.load(), 0);
+  EXPECT_EQ(storage_metrics().open_files.value(), 0);
 }
 
 TEST_F(LocalObjectStoreTest, ChangedOrVanishedObjectsFailTheRead) {
   ObjectInfo b = head("album/b.jpg");
   write("album/b.jpg", "bees!");
-  EXPECT_THROW(read_all({{b, 0, b.size, false, false}}, {}), StorageError);
+  EXPECT_THROW(read_all({{b, 0, b.size}}, {}), StorageError);
   ObjectInfo c = head("docs/readme.txt");
   fs::remove(root_ / "docs/readme.txt");
   try {
-    read_all({{c, 0, c.size, false, false}}, {});
+    read_all({{c, 0, c.size}}, {});
     FAIL() << "no error";
   } catch (const StorageError& error) {
     EXPECT_EQ(error.kind(), StorageError::Kind::kGone);
   }
-  EXPECT_EQ(metrics().open_object_files.load(), 0);
+  EXPECT_EQ(storage_metrics().open_files.value(), 0);
 }
 
 TEST_F(LocalObjectStoreTest, ConsumerThatLeavesClosesFilesAndStopsReading) {
   ObjectInfo a = head("album/a.jpg");
-  std::vector<ReadStep> plan(50, ReadStep{a, 0, a.size, false, false});
+  std::vector<ReadStep> plan(50, ReadStep{a, 0, a.size});
   run([&]() -> asio::awaitable<bool> {
     auto stream = store_->read(plan, ReadAheadBudget{2, 4096}, co_await asio::this_coro::executor);
     auto piece = co_await stream->next();
     EXPECT_TRUE(piece.has_value());
     co_return true;  // the stream is destroyed mid-object
   }());
-  for (int i = 0; i < 200 && (metrics().open_object_files.load() != 0 ||
-                              metrics().busy_object_reads.load() != 0);
+  for (int i = 0; i < 200 && (storage_metrics().open_files.value() != 0 ||
+                              storage_metrics().busy_reads.value() != 0);
        ++i) {
     std::this_thread::sleep_for(5ms);
   }
-  EXPECT_EQ(metrics().open_object_files.load(), 0);
-  EXPECT_EQ(metrics().busy_object_reads.load(), 0);
+  EXPECT_EQ(storage_metrics().open_files.value(), 0);
+  EXPECT_EQ(storage_metrics().busy_reads.value(), 0);
+}
+
+
+// The temporary files of writers in flight; none may be visible as objects.
+std::size_t temporary_files(const fs::path& root) {
+  std::size_t count = 0;
+  for (const auto& entry : fs::directory_iterator(root / ".sluice/tmp")) count += entry.is_regular_file();
+  return count;
+}
+
+TEST_F(LocalObjectStoreTest, AWrittenObjectAppearsWholeOnlyAtCommit) {
+  auto writer = run(store_->write("results/2026/orders.csv"));
+  run([&]() -> asio::awaitable<bool> {
+    co_await writer->write("id,name\n");
+    co_await writer->write("1,a\n");
+    co_return true;
+  }());
+  EXPECT_EQ(temporary_files(root_), 1u);
+  EXPECT_FALSE(run(store_->head("results/2026/orders.csv")).has_value());  // not yet
+  EXPECT_TRUE(run(store_->list("results/", 10)).empty());
+  ObjectInfo stored = run(writer->commit());
+  EXPECT_EQ(stored.key, "results/2026/orders.csv");
+  EXPECT_EQ(stored.size, 12u);
+  EXPECT_EQ(writer->bytes_written(), 12u);
+  EXPECT_EQ(run(store_->get("results/2026/orders.csv", 100)), "id,name\n1,a\n");
+  ObjectInfo listed = run(store_->head("results/2026/orders.csv")).value();
+  EXPECT_EQ(listed.mtime_ns, stored.mtime_ns);
+  EXPECT_EQ(temporary_files(root_), 0u);
+  // Committing replaces an existing object in one step.
+  auto again = run(store_->write("album/b.jpg"));
+  run([&]() -> asio::awaitable<bool> {
+    co_await again->write("wasp");
+    co_await again->finish();  // a pipeline's end of body is commit()
+    co_return true;
+  }());
+  EXPECT_EQ(run(store_->get("album/b.jpg", 100)), "wasp");
+}
+
+TEST_F(LocalObjectStoreTest, AbandonedOrDroppedWritersLeaveNothing) {
+  auto abandoned = run(store_->write("results/a.csv"));
+  run([&]() -> asio::awaitable<bool> {
+    co_await abandoned->write("half");
+    co_await abandoned->abandon();
+    co_await abandoned->abandon();  // idempotent
+    co_return true;
+  }());
+  {
+    auto dropped = run(store_->write("results/b.csv"));
+    run([&]() -> asio::awaitable<bool> {
+      co_await dropped->write("half");
+      co_return true;
+    }());
+  }  // destroyed without commit
+  EXPECT_FALSE(run(store_->head("results/a.csv")).has_value());
+  EXPECT_FALSE(run(store_->head("results/b.csv")).has_value());
+  EXPECT_EQ(temporary_files(root_), 0u);
+  EXPECT_THROW(run(abandoned->commit()), StorageError);
+}
+
+TEST_F(LocalObjectStoreTest, WritesNeverFollowALinkOutOfTheRoot) {
+  const fs::path outside = root_.string() + "-outside";
+  fs::create_directories(outside);
+  fs::create_directory_symlink(outside, root_ / "link");
+  auto writer = run(store_->write("link/evil.txt"));
+  run([&]() -> asio::awaitable<bool> {
+    co_await writer->write("x");
+    co_return true;
+  }());
+  EXPECT_THROW(run(writer->commit()), StorageError);
+  EXPECT_FALSE(fs::exists(outside / "evil.txt"));
+  EXPECT_EQ(temporary_files(root_), 0u);
+  EXPECT_THROW(run(store_->write("../escape.txt")), StorageError);
+  fs::remove_all(outside);
+}
+
+TEST_F(LocalObjectStoreTest, RemoveDeletesFilesOnly) {
+  EXPECT_TRUE(run(store_->remove("album/b.jpg")));
+  EXPECT_FALSE(run(store_->head("album/b.jpg")).has_value());
+  EXPECT_FALSE(run(store_->remove("album/b.jpg")));      // gone already
+  EXPECT_FALSE(run(store_->remove("album")));            // a folder
+  EXPECT_FALSE(run(store_->remove("album/escape.jpg")));  // a link
+  EXPECT_TRUE(fs::is_symlink(root_ / "album/escape.jpg"));
+  EXPECT_FALSE(run(store_->remove("nowhere/x")));
+  EXPECT_TRUE(fs::exists("/etc/hostname"));
+}
+
+TEST_F(LocalObjectStoreTest, ListingPageByPage) {
+  for (int i = 0; i < 7; ++i) write("pages/" + std::to_string(i) + ".txt", "p");
+  std::vector<std::string> keys;
+  std::string after;
+  int pages = 0;
+  for (;;) {
+    ObjectPage page = run(store_->list_page("pages/", after, 3));
+    ++pages;
+    for (const ObjectInfo& object : page.objects) keys.push_back(object.key);
+    if (!page.next_after) break;
+    EXPECT_EQ(page.objects.size(), 3u);
+    after = *page.next_after;
+  }
+  EXPECT_EQ(pages, 3);
+  ASSERT_EQ(keys.size(), 7u);
+  EXPECT_EQ(keys.front(), "pages/0.txt");
+  EXPECT_EQ(keys.back(), "pages/6.txt");
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
+  // The whole store, reserved keys and links left out, in one page.
+  ObjectPage all = run(store_->list_page("", "", 1000));
+  EXPECT_FALSE(all.next_after);
+  for (const ObjectInfo& object : all.objects) {
+    EXPECT_FALSE(object.key.starts_with(".sluice")) << object.key;
+    EXPECT_NE(object.key, "album/escape.jpg");
+  }
 }
 
 }  // namespace

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <string>
 
-#include "core/metrics.hpp"
+#include "storage/storage_metrics.hpp"
 
 namespace sluice {
 namespace {
@@ -37,7 +37,7 @@ int open_beneath(int root_fd, const std::string& key, int flags) {
 }  // namespace
 
 ObjectFile::ObjectFile(int fd) : fd_(fd) {
-  metrics().open_object_files.fetch_add(1, std::memory_order_relaxed);
+  storage_metrics().open_files.add(1);
 }
 
 ObjectFile& ObjectFile::operator=(ObjectFile&& other) noexcept {
@@ -53,7 +53,7 @@ void ObjectFile::close() noexcept {
   if (fd_ < 0) return;
   ::close(fd_);
   fd_ = -1;
-  metrics().open_object_files.fetch_sub(1, std::memory_order_relaxed);
+  storage_metrics().open_files.sub(1);
 }
 
 ObjectFile ObjectFile::open(int root_fd, std::string_view key, int flags) {
@@ -102,6 +102,39 @@ void ObjectFile::read_at(char* into, std::size_t length, std::uint64_t offset,
     length -= static_cast<std::size_t>(got);
     offset += static_cast<std::uint64_t>(got);
   }
+}
+
+int open_parent_beneath(int root_fd, std::string_view key, bool create, std::string& leaf) {
+  const std::size_t slash = key.rfind('/');
+  leaf = std::string(slash == std::string_view::npos ? key : key.substr(slash + 1));
+  int folder = ::fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
+  if (folder < 0) throw StorageError(StorageError::Kind::kIo, "dup: " + errno_text(errno));
+  std::string_view rest = slash == std::string_view::npos ? std::string_view() : key.substr(0, slash);
+  while (!rest.empty()) {
+    const std::size_t next = rest.find('/');
+    const std::string segment(rest.substr(0, next));
+    rest = next == std::string_view::npos ? std::string_view() : rest.substr(next + 1);
+    open_how how{};
+    how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    long child = -1;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      do {
+        child = syscall(SYS_openat2, folder, segment.c_str(), &how, sizeof(how));
+      } while (child < 0 && (errno == EINTR || errno == EAGAIN));
+      if (child >= 0 || errno != ENOENT || !create) break;
+      if (::mkdirat(folder, segment.c_str(), 0755) != 0 && errno != EEXIST) break;
+    }
+    const int error = errno;
+    ::close(folder);
+    if (child < 0) {
+      if (error == ENOENT || error == ENOTDIR || error == ELOOP || error == EXDEV) return -1;
+      throw StorageError(StorageError::Kind::kIo, "cannot open the folder of '" +
+                                                      std::string(key) + "': " + errno_text(error));
+    }
+    folder = static_cast<int>(child);
+  }
+  return folder;
 }
 
 std::int64_t mtime_ns_of(const struct stat& st) {

@@ -10,7 +10,7 @@
 namespace sluice {
 
 // An open file of the local object store: owns the descriptor (closed by the destructor or
-// close()) and counts itself in metrics().open_object_files.
+// close()) and counts itself in storage_metrics().open_files.
 // Not thread-safe.
 class ObjectFile {
  public:
@@ -42,6 +42,13 @@ class ObjectFile {
   explicit ObjectFile(int fd);
   int fd_ = -1;
 };
+
+// The folder that holds `key` below the root `root_fd` (for "a/b/c.txt": "a/b"), opened as a
+// directory descriptor, or -1 when it does not exist (or a link or a non-folder stands in the
+// way: no link is followed, not even one that stays inside). With `create`, missing folders
+// are made (0755). The caller closes it. `leaf` receives the last segment ("c.txt").
+// Throws StorageError(kIo) on other failures. REQUIRES: key_problem(key) is nothing.
+int open_parent_beneath(int root_fd, std::string_view key, bool create, std::string& leaf);
 
 // Nanoseconds since the epoch of a stat's modification time.
 std::int64_t mtime_ns_of(const struct stat& st);

@@ -1,6 +1,6 @@
 #include "storage/object_key.hpp"
 
-#include "encode/utf8.hpp"
+#include "core/utf8.hpp"
 
 namespace sluice {
 namespace {
@@ -25,7 +25,7 @@ std::optional<std::string> character_problem(std::string_view text) {
   if (text.size() > kMaxKeyBytes) {
     return "is longer than " + std::to_string(kMaxKeyBytes) + " bytes";
   }
-  if (!is_valid_utf8(text)) return "is not valid UTF-8";
+  if (!valid_utf8(text)) return "is not valid UTF-8";
   for (char c : text) {
     const auto byte = static_cast<unsigned char>(c);
     if (byte < 0x20 || byte == 0x7F) return "contains a control character";
@@ -36,8 +36,6 @@ std::optional<std::string> character_problem(std::string_view text) {
 }
 
 }  // namespace
-
-bool is_valid_utf8(std::string_view text) { return valid_utf8(text); }
 
 std::optional<std::string> key_problem(std::string_view key) {
   if (key.empty()) return "is empty";

@@ -26,7 +26,4 @@ std::optional<std::string> prefix_problem(std::string_view prefix);
 // True for keys under kReservedKeyPrefix (and ".sluice" itself).
 bool is_reserved_key(std::string_view key);
 
-// True when `text` is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
-bool is_valid_utf8(std::string_view text);
-
 }  // namespace sluice

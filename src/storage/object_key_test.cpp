@@ -55,11 +55,11 @@ TEST(ObjectKeyTest, ReservedPrefix) {
   EXPECT_FALSE(is_reserved_key("album/.sluice/x"));
 }
 
-TEST(ObjectKeyTest, Utf8Validation) {
-  EXPECT_TRUE(is_valid_utf8("plain"));
-  EXPECT_TRUE(is_valid_utf8("\xf0\x9f\x93\xa6"));   // U+1F4E6
-  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // beyond U+10FFFF
-  EXPECT_FALSE(is_valid_utf8("\xe2\x82"));          // truncated
+TEST(ObjectKeyTest, KeysAreUtf8) {
+  EXPECT_FALSE(key_problem("plain"));
+  EXPECT_FALSE(key_problem("\xf0\x9f\x93\xa6"));                         // U+1F4E6
+  EXPECT_EQ(key_problem("a\xf4\x90\x80\x80"), "is not valid UTF-8");  // beyond U+10FFFF
+  EXPECT_EQ(key_problem("\xe2\x82"), "is not valid UTF-8");               // truncated
 }
 
 }  // namespace

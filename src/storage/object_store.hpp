@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/byte_sink.hpp"
+
 namespace sluice {
 
 // A stored object's identity as a reader must find it again: a reader that opens an object
@@ -31,40 +33,42 @@ class StorageError : public std::runtime_error {
   Kind kind_;
 };
 
-// One step of a sequential read plan.
+// One step of a sequential read plan: a range of one object, delivered one of four ways.
 struct ReadStep {
-  ObjectInfo object;            // checked against the object when it is opened and when done
-  std::uint64_t offset = 0;     // the bytes to deliver: [offset, offset + length)
+  enum class Delivery : std::uint8_t {
+    kBytes,      // read into the stream's buffers, in pieces of any size
+    kOneBuffer,  // read into one buffer, as a single piece. REQUIRES: length <= the buffer size
+    kFileRange,  // pieces that name the open file instead of bytes, for ByteSink::write_file
+                 // (sendfile); a store without local files delivers bytes instead
+    kNone,       // no bytes: one empty piece, for the step's checksum (`crc32`)
+  };
+
+  ObjectInfo object;         // checked against the object when it is opened and when done
+  std::uint64_t offset = 0;  // the bytes to deliver: [offset, offset + length)
   std::uint64_t length = 0;
-  // Read the whole object only for its CRC-32 and deliver no bytes (one empty piece with the
-  // crc): a ZIP entry stored without compression needs its CRC before its data.
-  bool checksum_only = false;
-  // Deliver this step's bytes inside one buffer (a single piece). REQUIRES: length <= the
-  // stream's buffer size. For small objects whose CRC is computed while they are read.
-  bool whole_in_one_buffer = false;
-  // The consumer can send file ranges (ByteSink::write_file): a store with local files may
-  // deliver this step as pieces that name an open file instead of bytes read into a buffer.
-  // No CRC is computed then. The store still reads ahead (into the page cache), within the
-  // number of buffers of the budget.
-  bool by_reference = false;
+  Delivery delivery = Delivery::kBytes;
+  // Also compute the CRC-32 of the whole object, given on the step's last piece (a local store
+  // computes it while reading; kNone reads the whole object for it). REQUIRES: the step covers
+  // the whole object or delivers kNone; not with kFileRange.
+  bool crc32 = false;
 };
 
 // A run of bytes of one step, in plan order.
 struct ReadPiece {
   std::size_t step = 0;
   std::string_view bytes;              // valid until the next call of next() or cancel()
-  std::optional<std::uint32_t> crc32;  // on the step's last piece when it covered the object
+  std::optional<std::uint32_t> crc32;  // on the step's last piece when the step asked for it
   bool last = false;                   // the step's last piece
-  // A piece of a by_reference step: `file_length` bytes of the open file `file` at
+  // A piece of a kFileRange step: `file_length` bytes of the open file `file` at
   // `file_offset` (bytes is empty). The descriptor is valid until the next call of next().
   int file = -1;
   std::uint64_t file_offset = 0;
   std::uint64_t file_length = 0;
 };
 
-// How much a stream reads ahead: `buffers` recycled buffers of `buffer_bytes` each. Reading
-// stops when all are full and resumes when the consumer has taken one: nothing is read faster
-// than it is consumed, beyond this budget.
+// How much a stream reads ahead: `buffers` recycled buffers of `buffer_bytes` each (a piece
+// that names a file counts as one buffer). Reading stops when all are full and resumes when the
+// consumer has taken one: nothing is read faster than it is consumed, beyond this budget.
 struct ReadAheadBudget {
   std::size_t buffers = 2;
   std::size_t buffer_bytes = 64 * 1024;
@@ -81,6 +85,32 @@ class ObjectStream {
   // (an empty one for an empty range). Throws StorageError.
   virtual boost::asio::awaitable<std::optional<ReadPiece>> next() = 0;
   virtual void cancel() noexcept = 0;
+};
+
+// Writes one object that becomes visible only when complete: write() appends (it is a ByteSink,
+// so a pipeline writes a job's result straight into it), commit() publishes it under its key
+// atomically — readers see the previous object or the whole new one, never a part — and
+// abandon(), or destruction without commit(), leaves nothing visible. The shape of LevelDB's
+// TableBuilder (Add / Finish / Abandon). A local store writes a hidden temporary file and
+// renames it; S3 will use a multipart upload, completed or aborted.
+// Not thread-safe: one coroutine.
+class ObjectWriter : public ByteSink {
+ public:
+  // Publishes the object and returns its identity as stored. Throws StorageError; nothing is
+  // visible then.
+  virtual boost::asio::awaitable<ObjectInfo> commit() = 0;
+  // Drops what was written. Never throws; idempotent; nothing to do after commit().
+  virtual boost::asio::awaitable<void> abandon() = 0;
+  // ByteSink's end of a complete body: commit().
+  boost::asio::awaitable<void> finish() override;
+  virtual std::uint64_t bytes_written() const = 0;
+};
+
+// One page of a listing: `objects` in byte order of their keys; `next_after` is the key to pass
+// as `after` for the next page, or nothing on the last page.
+struct ObjectPage {
+  std::vector<ObjectInfo> objects;
+  std::optional<std::string> next_after;
 };
 
 // Where stored objects live: a local folder today, an S3 bucket later. Everything is
@@ -100,11 +130,20 @@ class ObjectStore {
   // keys. Throws StorageError(kIo) when more than `limit` match.
   virtual boost::asio::awaitable<std::vector<ObjectInfo>> list(std::string prefix,
                                                                std::size_t limit) = 0;
+  // The same listing a page at a time: at most `max` objects whose keys sort after `after`
+  // ("" = from the start). REQUIRES: max > 0.
+  virtual boost::asio::awaitable<ObjectPage> list_page(std::string prefix, std::string after,
+                                                       std::size_t max) = 0;
   // Whole small objects (manifests). get() returns nothing when absent; throws when the
   // object exceeds `max_bytes`. put() replaces atomically: readers see the old or the new.
   virtual boost::asio::awaitable<std::optional<std::string>> get(std::string key,
                                                                  std::size_t max_bytes) = 0;
   virtual boost::asio::awaitable<void> put(std::string key, std::string bytes) = 0;
+  // Starts writing `key` (see ObjectWriter); the object appears only at commit(). Reserved keys
+  // are allowed (Sluice's own objects). Throws StorageError(kIo) for an invalid key.
+  virtual boost::asio::awaitable<std::unique_ptr<ObjectWriter>> write(std::string key) = 0;
+  // Deletes the object; false when there was none. Never removes a folder or follows a link.
+  virtual boost::asio::awaitable<bool> remove(std::string key) = 0;
   // Starts reading `plan` ahead of the consumer; the consumer runs on `executor`.
   virtual std::unique_ptr<ObjectStream> read(std::vector<ReadStep> plan, ReadAheadBudget budget,
                                              boost::asio::any_io_executor executor) = 0;

@@ -1,7 +1,6 @@
 #include "features/archives/archive_feature.hpp"
 
 #include "features/archives/archive_handler.hpp"
-#include "storage/local_object_store.hpp"
 
 namespace sluice {
 namespace {
@@ -11,18 +10,17 @@ namespace {
 constexpr std::size_t kCachedCrcs = 200'000;
 constexpr std::size_t kCachedManifests = 64;
 
-class LocalArchiveFeature final : public ArchiveFeature {
+class StoreArchiveFeature final : public ArchiveFeature {
  public:
-  LocalArchiveFeature(const StorageConfig& storage, const ServerConfig& server, Router& router)
-      : store_(make_local_object_store(storage.path)),
-        catalog_(*store_, kCachedManifests),
+  StoreArchiveFeature(ObjectStore& store, const ServerConfig& server, StreamLimiter& limiter,
+                      Router& router)
+      : catalog_(store, kCachedManifests),
         crcs_(kCachedCrcs),
-        service_{*store_, catalog_, crcs_, server} {
+        service_{store, catalog_, crcs_, server, limiter} {
     add_archive_routes(router, service_);
   }
 
  private:
-  std::unique_ptr<ObjectStore> store_;
   ArchiveCatalog catalog_;
   CrcCache crcs_;
   ArchiveService service_;
@@ -30,9 +28,9 @@ class LocalArchiveFeature final : public ArchiveFeature {
 
 }  // namespace
 
-std::unique_ptr<ArchiveFeature> make_archive_feature(const StorageConfig& storage,
-                                                     const ServerConfig& server, Router& router) {
-  return std::make_unique<LocalArchiveFeature>(storage, server, router);
+std::unique_ptr<ArchiveFeature> make_archive_feature(ObjectStore& store, const ServerConfig& server,
+                                                     StreamLimiter& limiter, Router& router) {
+  return std::make_unique<StoreArchiveFeature>(store, server, limiter, router);
 }
 
 }  // namespace sluice

@@ -3,19 +3,22 @@
 #include <memory>
 
 #include "core/config.hpp"
+#include "core/stream_limiter.hpp"
 #include "http/router.hpp"
+#include "storage/object_store.hpp"
 
 namespace sluice {
 
-// The archive feature as the serve command wires it: the object store of `[storage]`, the
-// manifest catalog, the CRC cache and the routes. Must outlive the server that uses the router.
+// The archive feature as the serve command wires it: the manifest catalog, the CRC cache and
+// the routes, over the object store the app opened from `[storage]`. Must outlive the server
+// that uses the router; `store` must outlive the feature.
 class ArchiveFeature {
  public:
   virtual ~ArchiveFeature() = default;
 };
 
-// Opens the store (throws StorageError when its folder is unusable) and adds the routes.
-std::unique_ptr<ArchiveFeature> make_archive_feature(const StorageConfig& storage,
-                                                     const ServerConfig& server, Router& router);
+// Adds the routes.
+std::unique_ptr<ArchiveFeature> make_archive_feature(ObjectStore& store, const ServerConfig& server,
+                                                     StreamLimiter& limiter, Router& router);
 
 }  // namespace sluice

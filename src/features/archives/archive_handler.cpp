@@ -1,13 +1,11 @@
 #include "features/archives/archive_handler.hpp"
 
 #include <boost/json.hpp>
-#include <iostream>
 #include <limits>
 
 #include "core/api_error.hpp"
-#include "core/metrics.hpp"
+#include "features/archives/archive_metrics.hpp"
 #include "features/archives/archive_stream.hpp"
-#include "features/exports/export_handler.hpp"
 #include "http/content_disposition.hpp"
 
 namespace sluice {
@@ -17,21 +15,6 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 
 constexpr std::string_view kZipSuffix = ".zip";
-
-// Holds one of the server's `max_streams` archive slots for the lifetime of a download.
-class ArchiveSlot {
- public:
-  explicit ArchiveSlot(std::size_t max_streams) {
-    if (metrics().active_archives.fetch_add(1) + 1 > static_cast<std::int64_t>(max_streams)) {
-      metrics().active_archives.fetch_sub(1);
-      throw ApiError(503, "too_many_streams", "the server is at its limit of concurrent downloads");
-    }
-    metrics().archives_started_total.fetch_add(1, std::memory_order_relaxed);
-  }
-  ~ArchiveSlot() { metrics().active_archives.fetch_sub(1); }
-  ArchiveSlot(const ArchiveSlot&) = delete;
-  ArchiveSlot& operator=(const ArchiveSlot&) = delete;
-};
 
 std::string archive_url(const std::string& id) { return "/v1/archives/" + id + ".zip"; }
 
@@ -135,7 +118,7 @@ asio::awaitable<void> handle_download(const ArchiveService& service, const HttpR
   std::shared_ptr<const LoadedArchive> archive = co_await service.catalog.find(id);
   if (!archive) throw ApiError(404, "unknown_archive", "no archive with this id");
   co_await check_objects(service, archive->manifest);
-  ArchiveSlot slot(service.server.max_streams);
+  StreamSlot slot = service.limiter.acquire(archive_metrics().streams);
   ByteSink* sink = nullptr;
   std::optional<ByteWindow> window = co_await start_response(*archive, request, responder, sink);
   if (!window) co_return;
@@ -143,27 +126,27 @@ asio::awaitable<void> handle_download(const ArchiveService& service, const HttpR
     co_await sink->finish();
     co_return;
   }
+  slot.begin();
   std::string failure;
   try {
     co_await stream_archive(archive->manifest, archive->layout, *window, service.store,
                             service.crcs, *sink, archive_budget_for(service.server.stream_buffer_bytes));
   } catch (const std::exception& error) {
-    failure = error.what();
+    failure = describe_failure(error);
   }
   if (failure.empty()) {
-    metrics().archives_completed_total.fetch_add(1, std::memory_order_relaxed);
+    slot.complete();
     co_return;
   }
-  // The stream's destructor stopped the reads already; end the transfer without its end.
-  responder.abort();
-  metrics().archives_aborted_total.fetch_add(1, std::memory_order_relaxed);
-  std::clog << "archive " << archive->manifest.id << " (" << request.request_id
-            << ") aborted: " << failure << '\n';
+  // The stream's destructor stopped the reads already; end the transfer without its end (the
+  // access log says why).
+  responder.abort("archive " + archive->manifest.id + ": " + failure);
 }
 
 }  // namespace
 
 void add_archive_routes(Router& router, const ArchiveService& service) {
+  archive_metrics();  // every series is listed from the start
   router.add("POST", {"v1", "archives"},
              [&service](const HttpRequest& request, HttpResponder& responder) {
                return handle_create(service, request, responder);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "core/config.hpp"
+#include "core/stream_limiter.hpp"
 #include "features/archives/archive_catalog.hpp"
 #include "features/archives/crc_cache.hpp"
 #include "http/router.hpp"
@@ -14,6 +15,7 @@ struct ArchiveService {
   ArchiveCatalog& catalog;
   CrcCache& crcs;
   const ServerConfig& server;
+  StreamLimiter& limiter;  // the server's one max_streams, shared with every streaming feature
 };
 
 // POST /v1/archives → 201 {id, url, ...}; GET and HEAD /v1/archives/{id}.zip stream it

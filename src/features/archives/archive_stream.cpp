@@ -5,7 +5,7 @@
 #include <limits>
 
 #include "core/byte_buffer.hpp"
-#include "core/metrics.hpp"
+#include "features/archives/archive_metrics.hpp"
 #include "encode/deflater.hpp"
 #include "encode/zip_writer.hpp"
 
@@ -61,7 +61,7 @@ std::vector<ReadStep> plan_reads(const ArchiveManifest& manifest,
           plan.crc_from_data = true;
         } else {
           plan.checksum_step = steps.size();
-          steps.push_back(ReadStep{object, 0, 0, true, false});
+          steps.push_back(ReadStep{object, 0, 0, ReadStep::Delivery::kNone, true});
         }
       }
     }
@@ -69,9 +69,16 @@ std::vector<ReadStep> plan_reads(const ArchiveManifest& manifest,
     plan.data_to = to;
     if (to > from) {
       plan.data_step = steps.size();
-      ReadStep step{object, from, to - from, false, plan.crc_from_data};
-      step.by_reference = entry.method == ZipMethod::kStore && !plan.crc_from_data &&
-                          to - from >= kByReferenceBytes;
+      ReadStep step{object, from, to - from};
+      const bool whole = from == 0 && to == entry.size;
+      if (plan.crc_from_data) {
+        step.delivery = ReadStep::Delivery::kOneBuffer;
+      } else if (entry.method == ZipMethod::kStore && to - from >= kByReferenceBytes) {
+        step.delivery = ReadStep::Delivery::kFileRange;
+      }
+      // The CRC of every whole object read as bytes: it fills the cache, and a cached CRC that
+      // the bytes contradict reveals an object changed in place.
+      step.crc32 = whole && step.delivery != ReadStep::Delivery::kFileRange;
       steps.push_back(std::move(step));
     }
   }
@@ -117,7 +124,7 @@ class WindowWriter {
     co_await flush();
     co_await sink_.write_file(fd, offset, length);
     sent_ += length;
-    metrics().archive_bytes_sent_total.fetch_add(length, std::memory_order_relaxed);
+    archive_metrics().bytes_sent.add(length);
   }
 
   // Skips entry data that lies (partly) outside the window; `bytes` of it were read.
@@ -139,7 +146,7 @@ class WindowWriter {
   asio::awaitable<void> write(std::string_view bytes) {
     co_await sink_.write(bytes);
     sent_ += bytes.size();
-    metrics().archive_bytes_sent_total.fetch_add(bytes.size(), std::memory_order_relaxed);
+    archive_metrics().bytes_sent.add(bytes.size());
   }
 
   ByteSink& sink_;

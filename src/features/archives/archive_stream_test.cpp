@@ -13,7 +13,7 @@
 #include <random>
 
 #include "core/crc32.hpp"
-#include "core/metrics.hpp"
+#include "storage/storage_metrics.hpp"
 #include "storage/local_object_store.hpp"
 
 namespace sluice {
@@ -134,7 +134,7 @@ TEST_F(ArchiveStreamTest, RangesStitchedTogetherEqualTheWholeForRandomManifests)
       EXPECT_EQ(crc, crc32_update(0, data));
     }
   }
-  EXPECT_EQ(metrics().open_object_files.load(), 0);
+  EXPECT_EQ(storage_metrics().open_files.value(), 0);
 }
 
 TEST_F(ArchiveStreamTest, DeflatedArchiveIsWholeAndSmaller) {
@@ -178,9 +178,9 @@ TEST_F(ArchiveStreamTest, AChangedObjectAbortsAndAFailingSinkStopsReads) {
   EXPECT_THROW(stream(manifest, {0, length}, crcs, sink), StorageError);
   EXPECT_FALSE(sink.finished);
   EXPECT_LT(sink.body.size(), length);
-  for (int i = 0; i < 200 && metrics().busy_object_reads.load() != 0; ++i) ::usleep(5000);
-  EXPECT_EQ(metrics().open_object_files.load(), 0);
-  EXPECT_EQ(metrics().busy_object_reads.load(), 0);
+  for (int i = 0; i < 200 && storage_metrics().busy_reads.value() != 0; ++i) ::usleep(5000);
+  EXPECT_EQ(storage_metrics().open_files.value(), 0);
+  EXPECT_EQ(storage_metrics().busy_reads.value(), 0);
 }
 
 }  // namespace

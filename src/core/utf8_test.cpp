@@ -1,0 +1,49 @@
+#include "core/utf8.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace sluice {
+namespace {
+
+using namespace std::string_literals;
+
+std::string repaired(std::string_view text) {
+  std::string out(3 * text.size(), '\0');
+  out.resize(static_cast<std::size_t>(write_repaired_utf8(text, out.data()) - out.data()));
+  return out;
+}
+
+TEST(Utf8Test, AsciiScan) {
+  EXPECT_TRUE(is_ascii(""));
+  EXPECT_TRUE(is_ascii(std::string(1000, 'a')));
+  std::string late(1000, 'a');
+  late[999] = '\x80';
+  EXPECT_FALSE(is_ascii(late));
+  late[999] = 'a';
+  late[70] = '\xff';
+  EXPECT_FALSE(is_ascii(late));
+}
+
+TEST(Utf8Test, Validation) {
+  EXPECT_TRUE(valid_utf8("plain é 😀 \0"s));
+  EXPECT_FALSE(valid_utf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(valid_utf8("abc\xe2\x82"));       // truncated
+  EXPECT_FALSE(valid_utf8(std::string(40, 'a') + "\xff"));
+}
+
+TEST(Utf8Test, RepairReplacesMaximalSubparts) {
+  const std::string kFffd = "\xef\xbf\xbd";
+  EXPECT_EQ(repaired("ok"), "ok");
+  EXPECT_EQ(repaired("a\xff" "b"), "a" + kFffd + "b");
+  EXPECT_EQ(repaired("\xe2\x82" "x"), kFffd + "x");  // one truncated sequence, one U+FFFD
+  EXPECT_EQ(repaired("\xc0\xaf"), kFffd + kFffd);
+  EXPECT_EQ(repaired("\xf0\x9f\x98\x80\xf0\x9f"), "\xf0\x9f\x98\x80" + kFffd);
+  EXPECT_EQ(repaired("\xed\xa0\x80"), kFffd + kFffd + kFffd);
+}
+
+}  // namespace
+}  // namespace sluice

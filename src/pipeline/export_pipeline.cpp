@@ -1,0 +1,117 @@
+#include "pipeline/export_pipeline.hpp"
+
+#include <boost/asio/this_coro.hpp>
+#include <optional>
+
+#include "pipeline/pipeline_metrics.hpp"
+#include "encode/compressing_sink.hpp"
+#include "pipeline/column_transform.hpp"
+#include "pipeline/output_params.hpp"
+
+namespace sluice {
+namespace {
+
+// The encoder for the plan's format, or the pass-through one when the reader delivers the
+// database's own CSV records.
+std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, const ExportPlan& plan) {
+  return reader.csv_records() ? make_csv_records_encoder(plan.output)
+                              : make_encoder(plan.format, plan.output);
+}
+
+}  // namespace
+
+boost::asio::awaitable<std::unique_ptr<ExportPipeline>> ExportPipeline::open(ExportPlan plan,
+                                                                             StreamBudget budget) {
+  std::unique_ptr<ExportPipeline> pipeline(new ExportPipeline(std::move(plan), budget));
+  ExportPlan& opened = pipeline->plan_;
+  auto executor = co_await boost::asio::this_coro::executor;
+  pipeline->reader_ = co_await opened.dataset->source->open(opened.query, budget.read(), executor,
+                                                            opened.columns);
+  pipeline->first_ = pipeline->taken(co_await pipeline->reader_->next());
+  check_first_batch_utf8(pipeline->first_, pipeline->reader_->columns(), opened.format,
+                         opened.output);
+  co_return pipeline;
+}
+
+ExportPipeline::~ExportPipeline() {
+  if (reader_ && !done_) reader_->cancel();
+  pipeline_metrics().rows_discarded.add(rows_taken_ - rows_sent_);
+}
+
+void ExportPipeline::cancel() noexcept {
+  if (reader_) reader_->cancel();
+}
+
+RowBatch* ExportPipeline::taken(RowBatch* batch) {
+  if (batch != nullptr) rows_taken_ += batch->rows();
+  return batch;
+}
+
+boost::asio::awaitable<PipelineStats> ExportPipeline::run(
+    ByteSink& sink, const std::function<void(const PipelineStats&)>& before_finish) {
+  BatchReader& reader = *reader_;
+  std::optional<CompressingSink> compressing;
+  ByteSink* out = &sink;
+  if (plan_.compression != Compression::kNone) {
+    compressing.emplace(sink, make_compressor(plan_.compression));
+    out = &*compressing;
+  }
+  const std::size_t flush_bytes = budget_.flush_bytes();
+  PipelineStats stats;
+  ByteBuffer buffer(flush_bytes);  // grows only if one batch encodes larger
+  std::uint64_t pending_rows = 0;
+  auto flush = [&]() -> boost::asio::awaitable<void> {
+    if (!buffer.empty()) {
+      co_await out->write(buffer.view());
+      stats.bytes += buffer.size();
+      buffer.clear();
+    }
+    stats.rows += pending_rows;
+    rows_sent_ += pending_rows;
+    pipeline_metrics().rows_sent.add(pending_rows);
+    pending_rows = 0;
+  };
+
+  std::optional<RowTransformer> transformer;
+  const ColumnTransforms& transforms = plan_.dataset->transforms;
+  if (!transforms.empty()) transformer.emplace(transforms, reader.columns());
+  std::unique_ptr<Encoder> encoder = encoder_for(reader, plan_);
+  encoder->begin(transformer ? std::span<const Column>(transformer->output_columns())
+                             : std::span<const Column>(reader.columns()),
+                 buffer);
+  bool first_write = true;
+  for (RowBatch* batch = std::exchange(first_, nullptr); batch != nullptr;) {
+    if (transformer) transformer->apply(*batch);
+    encoder->encode(*batch, buffer);
+    pending_rows += batch->rows();
+    // The first rows leave at once; after that, write when the buffer is full or when the
+    // database has nothing ready.
+    if (first_write || buffer.size() >= flush_bytes || !reader.ready()) {
+      co_await flush();
+      first_write = false;
+      buffer.shrink_to(flush_bytes * 2);
+    }
+    // A query that fails midway still delivers the rows before the failure (the transfer is
+    // cut after them, never ended as if whole).
+    std::exception_ptr failure;
+    try {
+      batch = taken(co_await reader.next());
+    } catch (const SourceError&) {
+      failure = std::current_exception();
+    }
+    if (failure) {
+      co_await flush();
+      std::rethrow_exception(failure);
+    }
+  }
+  encoder->finish(buffer);
+  co_await flush();
+  done_ = true;
+  stats.bytes_out = compressing ? compressing->bytes_out() : stats.bytes;
+  if (before_finish) before_finish(stats);
+  co_await out->finish();
+  if (compressing) stats.bytes_out = compressing->bytes_out();  // with the gzip/zstd end
+  co_return stats;
+}
+
+}  // namespace sluice

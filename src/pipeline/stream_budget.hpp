@@ -1,0 +1,25 @@
+#pragma once
+
+#include <cstddef>
+
+#include "sources/source.hpp"
+
+namespace sluice {
+
+// How one stream's byte budget (`[server] stream_buffer_bytes`) is split between the reader's
+// batches in flight and the encoder's output buffer: two batches (one being filled, one being
+// encoded) of 1/8 of the budget, each with a cell index bounded to as much again, plus an output
+// buffer flushed at 1/4. Every consumer of the pipeline (HTTP, CLI, jobs) uses the same split.
+struct StreamBudget {
+  std::size_t bytes = 256 * 1024;
+
+  ReadBudget read() const {
+    ReadBudget budget;
+    budget.batches_in_flight = 2;
+    budget.batch_bytes = bytes / 8;
+    return budget;
+  }
+  std::size_t flush_bytes() const { return bytes / 4; }
+};
+
+}  // namespace sluice
