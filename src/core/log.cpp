@@ -40,35 +40,13 @@ std::string rfc3339_utc(std::chrono::system_clock::time_point time) {
   return out;
 }
 
-std::string escape_log_text(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '\\' || c == '"') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (byte < 0x20 || byte == 0x7f) {
-      out += "\\x";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+namespace {
 
-std::string json_string(std::string_view text) {
-  // Invalid UTF-8 would make invalid JSON: then every byte >= 0x80 is written as \u00XX.
-  const bool escape_high = !valid_utf8(text);
-  std::string out = "\"";
+// Escapes for a text line (\xHH) or a JSON string (\u00HH): the same characters either way.
+std::string escaped(std::string_view text, bool json) {
+  // Invalid UTF-8 would make invalid JSON: then every byte >= 0x80 is escaped too.
+  const bool escape_high = json && !valid_utf8(text);
+  std::string out;
   out.reserve(text.size() + 2);
   for (const char c : text) {
     const auto byte = static_cast<unsigned char>(c);
@@ -82,16 +60,21 @@ std::string json_string(std::string_view text) {
     } else if (c == '\t') {
       out += "\\t";
     } else if (byte < 0x20 || byte == 0x7f || (escape_high && byte >= 0x80)) {
-      out += "\\u00";
+      out += json ? "\\u00" : "\\x";
       out += kHex[byte >> 4];
       out += kHex[byte & 15];
     } else {
       out += c;
     }
   }
-  out += '"';
   return out;
 }
+
+}  // namespace
+
+std::string escape_log_text(std::string_view text) { return escaped(text, false); }
+
+std::string json_string(std::string_view text) { return '"' + escaped(text, true) + '"'; }
 
 void write_log_line(std::string line) {
   line += '\n';

@@ -134,6 +134,11 @@ class HttpServer::Impl {
                       [](const std::exception_ptr& error) {
                         try {
                           std::rethrow_exception(error);
+                        } catch (const boost::system::system_error& e) {
+                          // A cancelled connection (shutdown) is expected, not an error.
+                          if (e.code() != asio::error::operation_aborted) {
+                            log_event("connection closed after error: " + e.code().message());
+                          }
                         } catch (const std::exception& e) {
                           log_event(std::string("connection closed after error: ") + e.what());
                         }

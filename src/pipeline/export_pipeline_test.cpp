@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/api_error.hpp"
+#include "core/string_sink.hpp"
 #include "pipeline/pipeline_metrics.hpp"
 
 namespace sluice {
@@ -75,27 +76,6 @@ class FakeSource final : public Source {
   };
 };
 
-// Collects the body; fails its `fail_at`-th write (0-based) when set.
-class StringSink final : public ByteSink {
- public:
-  explicit StringSink(int fail_at = -1) : fail_at_(fail_at) {}
-  asio::awaitable<void> write(std::string_view bytes) override {
-    if (writes_++ == fail_at_) throw std::runtime_error("client gone");
-    body.append(bytes);
-    co_return;
-  }
-  asio::awaitable<void> finish() override {
-    finished = true;
-    co_return;
-  }
-  int writes() const { return writes_; }
-  std::string body;
-  bool finished = false;
-
- private:
-  int fail_at_;
-  int writes_ = 0;
-};
 
 struct Outcome {
   std::exception_ptr error;

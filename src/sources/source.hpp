@@ -50,7 +50,7 @@ class BatchReader {
 // Per-stream memory limits that a reader must respect.
 struct ReadBudget {
   std::size_t batch_bytes = 32 * 1024;  // a batch is handed over once it holds this much
-  std::size_t batches_in_flight = 3;    // read ahead of the consumer by at most this many
+  std::size_t batches_in_flight = 3;    // full batches in flight at most, the consumer's included
   std::size_t first_batch_rows = 16;    // the first batch is small so the first bytes leave at once
 };
 

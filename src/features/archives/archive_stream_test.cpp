@@ -13,6 +13,7 @@
 #include <random>
 
 #include "core/crc32.hpp"
+#include "core/string_sink.hpp"
 #include "storage/storage_metrics.hpp"
 #include "storage/local_object_store.hpp"
 
@@ -22,26 +23,6 @@ namespace {
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 
-// Collects the body; fails its `fail_at`-th write when set.
-class StringSink final : public ByteSink {
- public:
-  explicit StringSink(int fail_at = -1) : fail_at_(fail_at) {}
-  asio::awaitable<void> write(std::string_view bytes) override {
-    if (writes_++ == fail_at_) throw std::runtime_error("client gone");
-    body.append(bytes);
-    co_return;
-  }
-  asio::awaitable<void> finish() override {
-    finished = true;
-    co_return;
-  }
-  std::string body;
-  bool finished = false;
-
- private:
-  int fail_at_;
-  int writes_ = 0;
-};
 
 class ArchiveStreamTest : public ::testing::Test {
  protected:

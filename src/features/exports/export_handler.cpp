@@ -90,9 +90,12 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
     });
     sink = &*integrity;
   }
+  const std::function<void(const PipelineStats&)> count_rows = [&rows](const PipelineStats& stats) {
+    rows = stats.rows;
+  };
   std::string failure;
   try {
-    co_await pipeline->run(*sink, [&rows](const PipelineStats& stats) { rows = stats.rows; });
+    co_await pipeline->run(*sink, count_rows);
   } catch (const std::exception& error) {
     failure = describe_failure(error);
   }

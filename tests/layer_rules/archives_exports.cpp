@@ -1,0 +1,2 @@
+// archives must not use the export feature.
+#include "features/exports/export_handler.hpp"

@@ -1,0 +1,2 @@
+// core must not use sources.
+#include "sources/source.hpp"

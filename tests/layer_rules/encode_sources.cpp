@@ -1,0 +1,2 @@
+// encode must not use sources.
+#include "sources/source.hpp"

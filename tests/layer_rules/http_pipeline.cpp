@@ -1,0 +1,2 @@
+// http must not use the pipeline.
+#include "pipeline/export_pipeline.hpp"

@@ -1,0 +1,2 @@
+// storage may use core.
+#include "core/byte_sink.hpp"

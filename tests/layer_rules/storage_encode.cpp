@@ -1,0 +1,2 @@
+// storage must not use encode.
+#include "encode/encoder.hpp"
