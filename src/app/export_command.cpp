@@ -100,10 +100,17 @@ int export_command(const ExportOptions& options) {
     throw std::runtime_error(error.what());
   }
 
+  // A file is written as FILE.partial and renamed when complete. A path that exists and is not
+  // a regular file (/dev/null, a FIFO, a terminal) is written in place: a rename would replace
+  // the device or pipe with a regular file.
   std::filesystem::path temporary;
   std::FILE* file = stdout;
+  bool in_place = false;
   if (options.output) {
-    temporary = options.output->string() + ".partial";
+    std::error_code ec;
+    const auto status = std::filesystem::status(*options.output, ec);
+    in_place = !ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status);
+    temporary = in_place ? *options.output : std::filesystem::path(options.output->string() + ".partial");
     file = std::fopen(temporary.c_str(), "wb");
     if (file == nullptr) throw std::runtime_error("cannot write " + temporary.string());
   }
@@ -118,8 +125,8 @@ int export_command(const ExportOptions& options) {
   io.run();
   if (options.output) {
     std::fclose(file);
-    if (failure) std::filesystem::remove(temporary);
-    else std::filesystem::rename(temporary, *options.output);
+    if (!in_place && failure) std::filesystem::remove(temporary);
+    if (!in_place && !failure) std::filesystem::rename(temporary, *options.output);
   }
   if (failure) std::rethrow_exception(failure);
   std::clog << "exported " << stats.rows << " rows, " << stats.bytes << " bytes";

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -365,6 +368,33 @@ def test_cli_export_to_file_equals_http_body(demo, orders_csv, tmp_path):
     assert target.stat().st_size == orders_csv.stat().st_size
     assert sha256_file(target) == sha256_file(orders_csv)
     assert not (tmp_path / "cli-orders.csv.partial").exists()
+
+
+def test_cli_export_into_a_fifo_writes_in_place(demo, server, tmp_path):
+    """-o names a pipe (as /dev/null is a device): the bytes go into it, and it stays a pipe;
+    a FILE.partial renamed over it would replace it with a regular file (as root, even
+    /dev/null)."""
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    received = bytearray()
+
+    def drain() -> None:
+        with open(fifo, "rb") as pipe:
+            while chunk := pipe.read(65536):
+                received.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)  # blocks for good if nothing writes
+    reader.start()
+    result = run_sluice("export", "orders", "--config", str(demo.config), "--format", "csv",
+                        "--filter", "id.lte=1000", "-o", str(fifo))
+    reader.join(timeout=10)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert not reader.is_alive(), "nothing was written into the pipe"
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode), "the pipe was replaced by a file"
+    assert not (tmp_path / "pipe.csv.partial").exists()
+    http = requests.get(f"{demo.url}/v1/exports/orders.csv?id.lte=1000",
+                        headers={"Accept-Encoding": "identity"}, timeout=30)
+    assert bytes(received) == http.content
 
 
 def test_cli_export_to_stdout_equals_http_body(demo, orders_jsonl):
