@@ -1,6 +1,8 @@
 #include "storage/local_object_store.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -140,18 +142,54 @@ class LocalObjectStore final : public ObjectStore {
     return ObjectInfo{key, static_cast<std::uint64_t>(st.st_size), mtime_ns_of(st)};
   }
 
+  // Every object whose key starts with `prefix`. The walk goes through folder descriptors,
+  // each opened below the previous one without following a link (O_NOFOLLOW, openat2
+  // RESOLVE_NO_SYMLINKS for the start): a link to /etc or / inside the store is skipped like any
+  // other link, never walked.
   std::vector<ObjectInfo> walk(const std::string& prefix, std::size_t limit) const {
     std::vector<ObjectInfo> found;
     const std::string base = walk_root(prefix);
-    std::error_code ec;
-    fs::recursive_directory_iterator it(base.empty() ? root_ : root_ / base,
-                                        fs::directory_options::skip_permission_denied, ec);
-    if (ec) return found;  // no such folder: nothing matches
-    for (const fs::recursive_directory_iterator end; it != end; it.increment(ec)) {
-      if (ec) throw StorageError(StorageError::Kind::kIo, "cannot list objects: " + ec.message());
-      const fs::file_status status = it->symlink_status(ec);
-      if (ec || !fs::is_regular_file(status)) continue;
-      std::string key = it->path().lexically_relative(root_).generic_string();
+    std::string leaf;
+    // A new open of the root, not a dup: a dup shares the root descriptor's read position.
+    const int folder = base.empty() ? ::openat(root_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                                    : open_parent_beneath(root_fd_, base + "/x", false, leaf);
+    if (folder < 0) return found;  // no such folder (or a link where it should be): no match
+    walk_folder(folder, base.empty() ? std::string() : base + "/", prefix, limit, found);
+    std::sort(found.begin(), found.end(),
+              [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
+    return found;
+  }
+
+  // Lists `folder` (whose keys start with `key_prefix`), closing it; recurses into subfolders
+  // that can hold keys starting with `prefix`.
+  void walk_folder(int folder, const std::string& key_prefix, const std::string& prefix,
+                   std::size_t limit, std::vector<ObjectInfo>& found) const {
+    DIR* listing = ::fdopendir(folder);
+    if (listing == nullptr) {
+      ::close(folder);
+      throw StorageError(StorageError::Kind::kIo, "cannot list objects: " + std::string(std::strerror(errno)));
+    }
+    struct Closer {
+      DIR* listing;
+      ~Closer() { ::closedir(listing); }
+    } closer{listing};
+    while (const dirent* item = ::readdir(listing)) {
+      const std::string_view name = item->d_name;
+      if (name == "." || name == "..") continue;
+      std::string key = key_prefix + std::string(name);
+      struct stat st {};
+      if (::fstatat(folder, item->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone
+      if (S_ISDIR(st.st_mode)) {
+        key += '/';
+        const bool may_match = key.compare(0, std::min(key.size(), prefix.size()), prefix, 0,
+                                           std::min(key.size(), prefix.size())) == 0;
+        if (!may_match || is_reserved_key(key)) continue;
+        const int child = ::openat(folder, item->d_name,
+                                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (child >= 0) walk_folder(child, key, prefix, limit, found);
+        continue;
+      }
+      if (!S_ISREG(st.st_mode)) continue;  // links, devices, sockets
       if (key.compare(0, prefix.size(), prefix) != 0 || is_reserved_key(key) || key_problem(key)) {
         continue;
       }
@@ -159,13 +197,8 @@ class LocalObjectStore final : public ObjectStore {
         throw StorageError(StorageError::Kind::kIo,
                            "more than " + std::to_string(limit) + " objects match the prefix");
       }
-      struct stat st {};
-      if (::lstat(it->path().c_str(), &st) != 0) continue;  // vanished meanwhile
       found.push_back(ObjectInfo{std::move(key), static_cast<std::uint64_t>(st.st_size), mtime_ns_of(st)});
     }
-    std::sort(found.begin(), found.end(),
-              [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
-    return found;
   }
 
   std::optional<std::string> read_whole(const std::string& key, std::size_t max_bytes) const {

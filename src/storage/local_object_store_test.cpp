@@ -342,5 +342,26 @@ TEST_F(LocalObjectStoreTest, ListingPageByPage) {
   }
 }
 
+
+TEST_F(LocalObjectStoreTest, ListingsNeverFollowALinkToAFolder) {
+  const fs::path outside = root_.string() + "-outside";
+  fs::create_directories(outside / "deep");
+  std::ofstream(outside / "secret.txt") << "s";
+  std::ofstream(outside / "deep/more.txt") << "m";
+  fs::create_directory_symlink(outside, root_ / "etc_link");
+  fs::create_directory_symlink("/", root_ / "album/root_link");
+  fs::create_directory_symlink(root_ / "docs", root_ / "alias");  // even one that stays inside
+  EXPECT_TRUE(run(store_->list("etc_link/", 1000)).empty());
+  EXPECT_TRUE(run(store_->list("etc_link/deep/", 1000)).empty());
+  EXPECT_TRUE(run(store_->list("album/root_link/", 1000)).empty());
+  EXPECT_TRUE(run(store_->list("alias/", 1000)).empty());
+  std::vector<std::string> keys;
+  for (const ObjectInfo& object : run(store_->list("", 100'000))) keys.push_back(object.key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"album/a.jpg", "album/b.jpg", "album/empty.jpg",
+                                            "docs/readme.txt"}));
+  EXPECT_FALSE(run(store_->head("etc_link/secret.txt")).has_value());
+  fs::remove_all(outside);
+}
+
 }  // namespace
 }  // namespace sluice

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "core/api_error.hpp"
+#include "core/blocking_call.hpp"
 #include "features/archives/zip_names.hpp"
 
 namespace sluice {
@@ -25,10 +26,50 @@ std::int64_t now_seconds() {
       .count();
 }
 
+// A manifest with its layout and ETag (the ZipWriter run over every entry's size).
+std::shared_ptr<const LoadedArchive> load(ArchiveManifest manifest) {
+  auto loaded = std::make_shared<LoadedArchive>();
+  loaded->layout = plan_layout(manifest);
+  loaded->etag = archive_etag(manifest);
+  loaded->manifest = std::move(manifest);
+  return loaded;
+}
+
+struct Built {
+  std::shared_ptr<const LoadedArchive> archive;
+  std::string json;
+};
+
+// Names, methods, layout and JSON of a new manifest: linear in the entries, but 100,000 of them
+// are still work an I/O thread should not do.
+Built build(ArchiveManifest manifest, const ArchiveRequest& request,
+            std::vector<ObjectInfo> objects, const std::vector<std::string>& paths) {
+  ZipNameSet names;
+  manifest.entries.reserve(objects.size());
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    ManifestEntry entry;
+    entry.name = names.add(sanitize_zip_path(paths[i]));
+    entry.method = method_for(request.method, entry.name);
+    entry.key = std::move(objects[i].key);
+    entry.size = objects[i].size;
+    entry.mtime_ns = objects[i].mtime_ns;
+    manifest.entries.push_back(std::move(entry));
+  }
+  std::string json = manifest_to_json(manifest);
+  return Built{load(std::move(manifest)), std::move(json)};
+}
+
 }  // namespace
 
-ArchiveCatalog::ArchiveCatalog(ObjectStore& store, std::size_t cached_archives)
-    : store_(store), capacity_(cached_archives) {}
+ArchiveCatalog::ArchiveCatalog(ObjectStore& store, asio::thread_pool& work,
+                               std::size_t cached_archives)
+    : store_(store), work_(work), capacity_(cached_archives) {}
+
+asio::awaitable<ArchiveRequest> ArchiveCatalog::parse(std::string body) {
+  // (The awaitable is made outside co_await: g++ 12 mishandles lambdas inside co_await.)
+  auto parsed = run_blocking(work_, [body = std::move(body)] { return parse_archive_request(body); });
+  co_return co_await std::move(parsed);
+}
 
 asio::awaitable<std::shared_ptr<const LoadedArchive>> ArchiveCatalog::create(
     ArchiveRequest request) {
@@ -59,19 +100,13 @@ asio::awaitable<std::shared_ptr<const LoadedArchive>> ArchiveCatalog::create(
       paths.push_back(std::move(request.entries[i].path));
     }
   }
-  ZipNameSet names;
-  manifest.entries.reserve(objects.size());
-  for (std::size_t i = 0; i < objects.size(); ++i) {
-    ManifestEntry entry;
-    entry.name = names.add(sanitize_zip_path(paths[i]));
-    entry.method = method_for(request.method, entry.name);
-    entry.key = std::move(objects[i].key);
-    entry.size = objects[i].size;
-    entry.mtime_ns = objects[i].mtime_ns;
-    manifest.entries.push_back(std::move(entry));
-  }
-  co_await store_.put(manifest_key(manifest.id), manifest_to_json(manifest));
-  co_return remember(std::move(manifest));
+  auto building = run_blocking(work_, [manifest = std::move(manifest), request = std::move(request),
+                                       objects = std::move(objects), paths = std::move(paths)]() mutable {
+    return build(std::move(manifest), request, std::move(objects), paths);
+  });
+  Built built = co_await std::move(building);
+  co_await store_.put(manifest_key(built.archive->manifest.id), std::move(built.json));
+  co_return remember(std::move(built.archive));
 }
 
 asio::awaitable<std::shared_ptr<const LoadedArchive>> ArchiveCatalog::find(std::string id) {
@@ -79,16 +114,16 @@ asio::awaitable<std::shared_ptr<const LoadedArchive>> ArchiveCatalog::find(std::
   if (auto known = recall(id)) co_return known;
   std::optional<std::string> text = co_await store_.get(manifest_key(id), kMaxManifestBytes);
   if (!text) co_return nullptr;
-  ArchiveManifest manifest = manifest_from_json(*text);
-  if (manifest.id != id) throw std::runtime_error("manifest " + id + " names another id");
-  co_return remember(std::move(manifest));
+  auto loading = run_blocking(work_, [text = std::move(*text)] {
+    return load(manifest_from_json(text));
+  });
+  std::shared_ptr<const LoadedArchive> loaded = co_await std::move(loading);
+  if (loaded->manifest.id != id) throw std::runtime_error("manifest " + id + " names another id");
+  co_return remember(std::move(loaded));
 }
 
-std::shared_ptr<const LoadedArchive> ArchiveCatalog::remember(ArchiveManifest manifest) {
-  auto loaded = std::make_shared<LoadedArchive>();
-  loaded->layout = plan_layout(manifest);
-  loaded->etag = archive_etag(manifest);
-  loaded->manifest = std::move(manifest);
+std::shared_ptr<const LoadedArchive> ArchiveCatalog::remember(
+    std::shared_ptr<const LoadedArchive> loaded) {
   std::lock_guard lock(mutex_);
   recent_.push_front(loaded);
   if (recent_.size() > capacity_) recent_.pop_back();

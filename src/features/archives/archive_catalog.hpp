@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -27,8 +28,12 @@ struct LoadedArchive {
 // Thread-safe.
 class ArchiveCatalog {
  public:
-  ArchiveCatalog(ObjectStore& store, std::size_t cached_archives);
+  // `work` runs what is too much for an I/O thread: parsing a large body, naming and laying out
+  // up to 100,000 entries, reading a manifest back.
+  ArchiveCatalog(ObjectStore& store, boost::asio::thread_pool& work, std::size_t cached_archives);
 
+  // The POST body as a request; throws ApiError 400 naming the field (archive_request.hpp).
+  boost::asio::awaitable<ArchiveRequest> parse(std::string body);
   // Resolves `request` against the store (every object's size and mtime is captured now),
   // gives the entries unique, safe names and stores the manifest. Throws ApiError 400 naming
   // the entry when an object does not exist or a prefix matches too many.
@@ -37,10 +42,11 @@ class ArchiveCatalog {
   boost::asio::awaitable<std::shared_ptr<const LoadedArchive>> find(std::string id);
 
  private:
-  std::shared_ptr<const LoadedArchive> remember(ArchiveManifest manifest);
+  std::shared_ptr<const LoadedArchive> remember(std::shared_ptr<const LoadedArchive> loaded);
   std::shared_ptr<const LoadedArchive> recall(const std::string& id);
 
   ObjectStore& store_;
+  boost::asio::thread_pool& work_;
   const std::size_t capacity_;
   std::mutex mutex_;
   std::list<std::shared_ptr<const LoadedArchive>> recent_;  // most recently used first

@@ -1,5 +1,7 @@
 #include "features/archives/archive_feature.hpp"
 
+#include <boost/asio/thread_pool.hpp>
+
 #include "features/archives/archive_handler.hpp"
 
 namespace sluice {
@@ -14,13 +16,14 @@ class StoreArchiveFeature final : public ArchiveFeature {
  public:
   StoreArchiveFeature(ObjectStore& store, const ServerConfig& server, StreamLimiter& limiter,
                       Router& router)
-      : catalog_(store, kCachedManifests),
+      : catalog_(store, work_, kCachedManifests),
         crcs_(kCachedCrcs),
         service_{store, catalog_, crcs_, server, limiter} {
     add_archive_routes(router, service_);
   }
 
  private:
+  boost::asio::thread_pool work_{2};  // bodies, manifests and layouts off the I/O threads
   ArchiveCatalog catalog_;
   CrcCache crcs_;
   ArchiveService service_;

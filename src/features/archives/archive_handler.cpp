@@ -35,7 +35,7 @@ std::string created_body(const LoadedArchive& archive) {
 
 asio::awaitable<void> handle_create(const ArchiveService& service, const HttpRequest& request,
                                     HttpResponder& responder) {
-  ArchiveRequest parsed = parse_archive_request(request.body);
+  ArchiveRequest parsed = co_await service.catalog.parse(request.body);
   std::shared_ptr<const LoadedArchive> archive = co_await service.catalog.create(std::move(parsed));
   Headers headers{{"Content-Type", "application/json"},
                   {"Location", archive_url(archive->manifest.id)},

@@ -1,6 +1,6 @@
 #include "features/archives/byte_range.hpp"
 
-#include <charconv>
+#include <limits>
 #include <optional>
 
 namespace sluice {
@@ -12,12 +12,33 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
+// A position: one or more digits. RFC 9110 sets no limit on their count; a value beyond 64 bits
+// is as good as the largest (a last position past the end is clamped to it, a first one makes
+// the range unsatisfiable).
 std::optional<std::uint64_t> number(std::string_view text) {
-  if (text.empty() || text.size() > 19) return std::nullopt;
+  if (text.empty()) return std::nullopt;
   std::uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  for (const char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const auto digit = static_cast<std::uint64_t>(c - '0');
+    if (value > (std::numeric_limits<std::uint64_t>::max() - digit) / 10) {
+      value = std::numeric_limits<std::uint64_t>::max();
+    } else {
+      value = value * 10 + digit;
+    }
+  }
   return value;
+}
+
+// The range unit is case-insensitive (RFC 9110 14.1): "bytes=", "BYTES=", "Bytes=".
+bool starts_with_bytes_unit(std::string_view range) {
+  constexpr std::string_view kUnit = "bytes=";
+  if (range.size() < kUnit.size()) return false;
+  for (std::size_t i = 0; i < kUnit.size(); ++i) {
+    const char c = range[i];
+    if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c) != kUnit[i]) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -30,9 +51,8 @@ RangeDecision decide_range(std::string_view range, std::string_view if_range,
   if (range.empty()) return full;
   if_range = trim(if_range);
   if (!if_range.empty() && if_range != etag) return full;
-  constexpr std::string_view kUnit = "bytes=";
-  if (range.substr(0, kUnit.size()) != kUnit) return full;
-  const std::string_view spec = trim(range.substr(kUnit.size()));
+  if (!starts_with_bytes_unit(range)) return full;
+  const std::string_view spec = trim(range.substr(std::string_view("bytes=").size()));
   if (spec.find(',') != std::string_view::npos) return full;
   const std::size_t dash = spec.find('-');
   if (dash == std::string_view::npos) return full;
@@ -51,7 +71,7 @@ RangeDecision decide_range(std::string_view range, std::string_view if_range,
   if (!last_text.empty()) {
     const auto last = number(last_text);
     if (!last || *last < *first) return full;
-    end = *last + 1 < length ? *last + 1 : length;
+    end = length > 0 && *last < length - 1 ? *last + 1 : length;  // (no overflow at 2^64 - 1)
   }
   if (*first >= length) return unsatisfiable;
   return {RangeDecision::Outcome::kPartial, {*first, end}};

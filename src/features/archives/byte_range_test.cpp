@@ -35,7 +35,20 @@ TEST(ByteRangeTest, UnsatisfiableAndIgnored) {
   expect("bytes=0-1,5-6", Outcome::kFull);
   expect("items=0-1", Outcome::kFull);
   expect("bytes=abc", Outcome::kFull);
-  expect("bytes=99999999999999999999-", Outcome::kFull);
+}
+
+// RFC 9110 14.1: any number of digits (a last position past the end is clamped, a first one
+// past it is unsatisfiable), and the unit is case-insensitive.
+TEST(ByteRangeTest, HugePositionsAndTheUnitsCase) {
+  expect("bytes=0-18446744073709551615", Outcome::kPartial, 0, 1000);
+  expect("bytes=0-99999999999999999999999", Outcome::kPartial, 0, 1000);
+  expect("bytes=10-00000000000000000000000000020", Outcome::kPartial, 10, 21);
+  expect("bytes=99999999999999999999-", Outcome::kUnsatisfiable);
+  expect("bytes=-99999999999999999999", Outcome::kPartial, 0, 1000);
+  expect("BYTES=0-9", Outcome::kPartial, 0, 10);
+  expect("Bytes=990-", Outcome::kPartial, 990, 1000);
+  expect("bytes=0-9x", Outcome::kFull);
+  expect("bytes=+0-9", Outcome::kFull);
 }
 
 TEST(ByteRangeTest, IfRangeMustMatchTheStrongTag) {

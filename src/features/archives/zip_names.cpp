@@ -12,6 +12,56 @@ bool is_forbidden(unsigned char c) {
   return c < 0x20 || c == 0x7F || kWindowsReserved.find(static_cast<char>(c)) != std::string_view::npos;
 }
 
+// The bidirectional controls (U+200E, U+200F, U+202A..U+202E, U+2066..U+2069) make a name read
+// other than it is ("invoice\u202Egpj.exe" shows as "invoiceexe.jpg"): each becomes '_'. They
+// are three bytes: E2 80 8E/8F/AA..AE, E2 81 A6..A9.
+std::size_t bidi_control_at(const std::string& text, std::size_t i) {
+  if (i + 2 >= text.size() || static_cast<unsigned char>(text[i]) != 0xE2) return 0;
+  const auto second = static_cast<unsigned char>(text[i + 1]);
+  const auto third = static_cast<unsigned char>(text[i + 2]);
+  if (second == 0x80 && (third == 0x8E || third == 0x8F || (third >= 0xAA && third <= 0xAE))) {
+    return 3;
+  }
+  if (second == 0x81 && third >= 0xA6 && third <= 0xA9) return 3;
+  return 0;
+}
+
+void replace_bidi_controls(std::string& segment) {
+  for (std::size_t i = 0; i < segment.size(); ++i) {
+    if (bidi_control_at(segment, i) != 0) segment.replace(i, 3, "_");
+  }
+}
+
+bool equals_ascii_folded(std::string_view text, std::string_view upper) {
+  if (text.size() != upper.size()) return false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if ((c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c) != upper[i]) return false;
+  }
+  return true;
+}
+
+// Windows cannot create CON, PRN, AUX, NUL, COM1..COM9, LPT1..LPT9 (any case, with any
+// extension: "con.txt" too), nor a name that ends in a dot or a space: such a segment gets a
+// leading '_' or its trailing dots and spaces become '_'.
+void avoid_windows_reserved(std::string& segment) {
+  // The device check sees the name as Windows does: up to the first dot, spaces trimmed.
+  std::string_view stem = std::string_view(segment).substr(0, segment.find('.'));
+  while (!stem.empty() && stem.back() == ' ') stem.remove_suffix(1);
+  static constexpr std::string_view kDevices[] = {"CON", "PRN", "AUX", "NUL"};
+  bool reserved = false;
+  for (std::string_view device : kDevices) reserved = reserved || equals_ascii_folded(stem, device);
+  if (stem.size() == 4 && stem[3] >= '1' && stem[3] <= '9') {
+    reserved = reserved || equals_ascii_folded(stem.substr(0, 3), "COM") ||
+               equals_ascii_folded(stem.substr(0, 3), "LPT");
+  }
+  if (reserved) segment.insert(0, "_");
+  for (std::size_t i = segment.size(); i > 0 && (segment[i - 1] == '.' || segment[i - 1] == ' ');
+       --i) {
+    segment[i - 1] = '_';
+  }
+}
+
 // Cuts `segment` to at most kMaxSegmentBytes without splitting a UTF-8 sequence.
 void truncate_segment(std::string& segment) {
   if (segment.size() <= kMaxSegmentBytes) return;
@@ -61,6 +111,8 @@ std::string sanitize_zip_path(std::string_view path, std::string_view fallback) 
     for (char& c : segment) {
       if (is_forbidden(static_cast<unsigned char>(c))) c = '_';
     }
+    replace_bidi_controls(segment);
+    avoid_windows_reserved(segment);
     truncate_segment(segment);
     if (!out.empty()) out += '/';
     out += segment;
@@ -78,14 +130,17 @@ bool ZipNameSet::taken(const std::string& name) const {
 }
 
 // Renames the first folder of `name` that is already a file ("a" then "a/b" → "a (1)/b").
-std::string ZipNameSet::free_folder_path(std::string name) const {
+std::string ZipNameSet::free_folder_path(std::string name) {
   for (std::size_t slash = name.find('/'); slash != std::string::npos;
        slash = name.find('/', slash + 1)) {
     const std::string folder = name.substr(0, slash);
     if (!taken_as_file(folder)) continue;
+    // Every entry below this folder goes to the same renamed folder; the search starts where
+    // the last one ended, which keeps many clashes linear.
+    int& n = next_number_[fold(folder) + '/'];
+    if (n == 0) n = 1;
     std::string renamed;
-    for (int n = 1; taken_as_file(renamed = folder + " (" + std::to_string(n) + ")"); ++n) {
-    }
+    while (taken_as_file(renamed = folder + " (" + std::to_string(n) + ")")) ++n;
     name = renamed + name.substr(slash);
     slash = renamed.size();
   }
@@ -95,8 +150,10 @@ std::string ZipNameSet::free_folder_path(std::string name) const {
 std::string ZipNameSet::add(std::string name) {
   name = free_folder_path(std::move(name));
   if (taken(name)) {
+    // 20,000 entries of one name take 20,000 probes, not 200 million.
+    int& n = next_number_[fold(name)];
     std::string candidate;
-    for (int n = 1; taken(candidate = numbered(name, n)); ++n) {
+    while (taken(candidate = numbered(name, ++n))) {
     }
     name = std::move(candidate);
   }

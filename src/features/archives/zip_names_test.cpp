@@ -37,6 +37,49 @@ TEST(SanitizeZipPathTest, LongSegmentsAreCutAtACharacterBoundary) {
   EXPECT_EQ(cut.size(), 254u);  // 200 + 18 three-byte characters
 }
 
+TEST(SanitizeZipPathTest, NamesThatReadWrongOrWindowsCannotCreate) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"invoice\u202Egpj.exe", "invoice_gpj.exe"},           // RIGHT-TO-LEFT OVERRIDE
+      {"a\u2066b\u2069c\u200Fd\u200Ee\u202Af", "a_b_c_d_e_f"},  // isolates, marks, embedding
+      {"\u202D\u202C.txt", "__.txt"},
+      {"CON", "_CON"},
+      {"con.txt", "_con.txt"},
+      {"dir/Nul.tar.gz", "dir/_Nul.tar.gz"},
+      {"aux", "_aux"},
+      {"PRN.", "_PRN_"},
+      {"COM1", "_COM1"},
+      {"lpt9.log", "_lpt9.log"},
+      {"COM0", "COM0"},         // not a device
+      {"CONSOLE.txt", "CONSOLE.txt"},
+      {"con .txt", "_con .txt"},
+      {"console", "console"},
+      {"trailing.", "trailing_"},
+      {"spaces  ", "spaces__"},
+      {"dots.. .", "dots____"},
+      {"folder./file", "folder_/file"},
+      {"...", "___"},
+      {"東京\u200B.png", "東京\u200B.png"},  // a zero-width space is not a bidi control
+  };
+  for (const auto& [path, expected] : cases) EXPECT_EQ(sanitize_zip_path(path), expected) << path;
+}
+
+TEST(ZipNameSetTest, ManyClashesStayLinear) {
+  ZipNameSet names;
+  EXPECT_EQ(names.add("same.jpg"), "same.jpg");
+  std::string last;
+  for (int i = 1; i < 20'000; ++i) last = names.add("same.jpg");
+  EXPECT_EQ(last, "same (19999).jpg");
+  // A number that is taken already is skipped, and the count goes on from there.
+  EXPECT_EQ(names.add("same (20001).jpg"), "same (20001).jpg");
+  EXPECT_EQ(names.add("same.jpg"), "same (20000).jpg");
+  EXPECT_EQ(names.add("same.jpg"), "same (20002).jpg");
+  ZipNameSet folders;
+  EXPECT_EQ(folders.add("d"), "d");
+  for (int i = 1; i <= 1000; ++i) {
+    EXPECT_EQ(folders.add("d/" + std::to_string(i)), "d (1)/" + std::to_string(i));
+  }
+}
+
 TEST(ZipNameSetTest, DuplicatesGetNumbers) {
   ZipNameSet names;
   EXPECT_EQ(names.add("a.jpg"), "a.jpg");
