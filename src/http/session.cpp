@@ -26,6 +26,7 @@
 
 #include "http/access_log.hpp"
 #include "http/http_metrics.hpp"
+#include "http/request_head.hpp"
 #include "http/request_id.hpp"
 
 namespace sluice {
@@ -369,7 +370,8 @@ int read_error_status(const beast::error_code& ec) {
 }
 
 asio::awaitable<void> send_read_error(beast::tcp_stream& stream, int status,
-                                      const SessionContext& context) {
+                                      const SessionContext& context,
+                                      std::string_view message = {}) {
   HttpRequest request;
   request.request_id = make_request_id({});
   request.remote = remote_of(stream);
@@ -383,13 +385,39 @@ asio::awaitable<void> send_read_error(beast::tcp_stream& stream, int status,
   };
   for (const auto& [code_status, error] : kErrors) {
     if (code_status == status) {
-      co_await responder.send_error(status, error.first, error.second, request.request_id);
+      co_await responder.send_error(status, error.first,
+                                    message.empty() ? std::string_view(error.second) : message,
+                                    request.request_id);
     }
   }
   http_metrics().responses_of(status).add();
   log_access(AccessRecord{wall, request.remote, "-", "-", responder.status(),
                           responder.body_bytes(), std::chrono::microseconds(0),
                           request.request_id, {}});
+}
+
+// Reads until the whole request head is in `buffer`, so that it can be checked as it was sent
+// (Beast's parser folds obs-fold away). 0 when it is there and acceptable; 431 or 400 (with
+// `problem`) to refuse it; -1 when the connection ended or timed out.
+asio::awaitable<int> read_request_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                       std::size_t limit, std::string& problem) {
+  for (;;) {
+    const auto data = buffer.data();
+    const std::string_view received(static_cast<const char*>(data.data()), data.size());
+    const std::size_t end = request_head_end(received);
+    if (end != std::string_view::npos) {
+      if (auto refused = raw_head_problem(received.substr(0, end))) {
+        problem = std::move(*refused);
+        co_return 400;
+      }
+      co_return 0;
+    }
+    if (received.size() > limit) co_return 431;
+    auto [ec, bytes] = co_await stream.async_read_some(
+        buffer.prepare(std::min<std::size_t>(limit + 4 - received.size(), 16 * 1024)), kTuple);
+    buffer.commit(bytes);
+    if (ec) co_return -1;
+  }
 }
 
 // Waits for the first byte of the next request under the idle timeout.
@@ -443,11 +471,32 @@ asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext
     // request: a running download may finish.
     co_await asio::this_coro::reset_cancellation_state();
     if (!started) co_return;
+    stream.expires_after(config.read_timeout);
+    std::string problem;
+    const int refused = co_await read_request_head(stream, buffer, config.max_header_bytes, problem);
+    if (refused < 0) co_return;
+    if (refused > 0) {
+      co_await send_read_error(stream, refused, context, problem);
+      co_return;
+    }
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
     parser.body_limit(config.max_body_bytes);
-    stream.expires_after(config.read_timeout);
-    auto [ec, bytes] = co_await http::async_read(stream, buffer, parser, kTuple);
+    auto [head_ec, head_bytes] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+    (void)head_bytes;
+    if (!head_ec) {
+      const auto& head = parser.get();
+      const RequestFraming framing{static_cast<int>(head.version()),
+                                   static_cast<std::size_t>(head.count(http::field::host)),
+                                   static_cast<std::size_t>(head.count(http::field::transfer_encoding)),
+                                   parser.chunked()};
+      if (auto wrong = framing_problem(framing)) {
+        co_await send_read_error(stream, 400, context, *wrong);
+        co_return;
+      }
+    }
+    beast::error_code ec = head_ec;
+    if (!ec) std::tie(ec, std::ignore) = co_await http::async_read(stream, buffer, parser, kTuple);
     if (ec) {
       if (int status = read_error_status(ec)) co_await send_read_error(stream, status, context);
       co_return;

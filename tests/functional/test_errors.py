@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 from pathlib import Path
@@ -73,6 +74,57 @@ def test_malformed_http_gets_400(demo, server, request_bytes):
     headers, error = raw_error(server.port, request_bytes, 400)
     assert error["code"] == "bad_request"
     assert_still_serving(demo)
+
+
+# Heads Beast's parser accepts but RFC 9112 refuses: each could hide a second request.
+SMUGGLING = [
+    ("xchunked", b"POST /v1/archives HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n",
+     "Transfer-Encoding"),
+    ("chunked then identity",
+     b"POST /v1/archives HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+     "Transfer-Encoding"),
+    ("chunked on 1.0", b"POST /v1/archives HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+     "Transfer-Encoding"),
+    ("obs-fold", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", "obs-fold"),
+    ("no host", b"GET /healthz HTTP/1.1\r\n\r\n", "Host"),
+    ("two hosts", b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "Host"),
+]
+
+
+@pytest.mark.parametrize("head,mentions", [(m[1], m[2]) for m in SMUGGLING],
+                         ids=[m[0] for m in SMUGGLING])
+def test_framing_that_could_smuggle_a_request_gets_400_and_a_close(demo, server, head, mentions):
+    sock = raw_connect(server.port)
+    try:
+        # What follows the refused head must never run as a request of its own.
+        sock.sendall(head + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    finally:
+        sock.close()
+    assert data.startswith(b"HTTP/1.1 400 "), data[:200]
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    assert rest[length:] == b"", data  # one answer, then the connection closed
+    error = json.loads(rest[:length])["error"]
+    assert error["code"] == "bad_request" and mentions in error["message"], error
+    assert_still_serving(demo)
+
+
+def test_proper_framing_still_works(demo, server):
+    body = b'{"name": "album", "prefix": "album/"}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    for head in (b"POST /v1/archives HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                 b"Connection: close\r\n\r\n" + chunked,
+                 b"POST /v1/archives HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n"
+                 b"Connection: close\r\n\r\n" + chunked,
+                 b"GET /healthz HTTP/1.0\r\n\r\n"):  # HTTP/1.0 needs no Host
+        response = raw_request(server.port, head)
+        try:
+            assert response.status in (200, 201), (head[:60], response.head)
+        finally:
+            response.close()
 
 
 def test_malformed_request_target_gets_400(demo, server):
