@@ -363,5 +363,34 @@ TEST_F(LocalObjectStoreTest, ListingsNeverFollowALinkToAFolder) {
   fs::remove_all(outside);
 }
 
+
+TEST_F(LocalObjectStoreTest, AFileRangeSentAfterTheObjectChangedInPlaceFailsTheCheck) {
+  ObjectInfo a = head("album/a.jpg");
+  const std::vector<ReadStep> plan{ReadStep{a, 0, a.size, ReadStep::Delivery::kFileRange}};
+  for (const bool overwrite : {false, true}) {
+    run([&]() -> asio::awaitable<bool> {
+      auto stream = store_->read(plan, ReadAheadBudget{2, 4096}, co_await asio::this_coro::executor);
+      for (;;) {
+        std::optional<ReadPiece> piece = co_await stream->next();
+        EXPECT_TRUE(piece.has_value());
+        if (!piece || !piece->last) continue;
+        if (overwrite) {
+          // The same size, other bytes, written in place (the descriptor sees it), later mtime.
+          std::this_thread::sleep_for(10ms);
+          std::fstream file(root_ / "album/a.jpg", std::ios::in | std::ios::out | std::ios::binary);
+          file.seekp(5000);
+          file.write("XYZ", 3);
+          file.close();
+          EXPECT_THROW(stream->check_sent(*piece), StorageError);
+        } else {
+          EXPECT_NO_THROW(stream->check_sent(*piece));
+        }
+        break;
+      }
+      co_return true;
+    }());
+  }
+}
+
 }  // namespace
 }  // namespace sluice

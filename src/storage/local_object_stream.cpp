@@ -1,6 +1,7 @@
 #include "storage/local_object_stream.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -46,10 +47,11 @@ struct Cancelled {};
 // job's next step.
 class PlanReader : public std::enable_shared_from_this<PlanReader> {
  public:
-  PlanReader(int root_fd, std::vector<ReadStep> plan, std::size_t capacity,
+  PlanReader(int root_fd, std::shared_ptr<const std::vector<ReadStep>> plan, std::size_t capacity,
              asio::thread_pool& pool, std::shared_ptr<BufferChannel> channel)
       : root_fd_(root_fd),
-        plan_(std::move(plan)),
+        plan_holder_(std::move(plan)),
+        plan_(*plan_holder_),
         capacity_(capacity),
         reference_bytes_(capacity * 16),
         pool_(pool),
@@ -193,7 +195,8 @@ class PlanReader : public std::enable_shared_from_this<PlanReader> {
   }
 
   const int root_fd_;
-  const std::vector<ReadStep> plan_;
+  const std::shared_ptr<const std::vector<ReadStep>> plan_holder_;  // shared with the stream
+  const std::vector<ReadStep>& plan_;
   const std::size_t capacity_;
   const std::size_t reference_bytes_;  // per kFileRange piece: no memory, only page cache
   asio::thread_pool& pool_;
@@ -209,8 +212,9 @@ class PlanReader : public std::enable_shared_from_this<PlanReader> {
 // The consumer's end: the pieces of one buffer after the other.
 class LocalObjectStream final : public ObjectStream {
  public:
-  explicit LocalObjectStream(std::shared_ptr<BufferChannel> channel)
-      : channel_(std::move(channel)) {}
+  LocalObjectStream(std::shared_ptr<BufferChannel> channel,
+                    std::shared_ptr<const std::vector<ReadStep>> plan)
+      : channel_(std::move(channel)), plan_(std::move(plan)) {}
   ~LocalObjectStream() override { cancel(); }
 
   asio::awaitable<std::optional<ReadPiece>> next() override {
@@ -220,6 +224,17 @@ class LocalObjectStream final : public ObjectStream {
     piece_ = 0;
     if (current_ == nullptr) co_return std::nullopt;
     co_return piece();
+  }
+
+  void check_sent(const ReadPiece& piece) override {
+    if (piece.file < 0 || !piece.last) return;
+    struct stat st {};
+    const ObjectInfo& planned = (*plan_)[piece.step].object;
+    if (::fstat(piece.file, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != planned.size ||
+        mtime_ns_of(st) != planned.mtime_ns) {
+      throw StorageError(StorageError::Kind::kChanged,
+                         "object '" + planned.key + "' changed while it was sent");
+    }
   }
 
   void cancel() noexcept override {
@@ -241,6 +256,7 @@ class LocalObjectStream final : public ObjectStream {
   }
 
   std::shared_ptr<BufferChannel> channel_;
+  std::shared_ptr<const std::vector<ReadStep>> plan_;
   Buffer* current_ = nullptr;  // the channel's item, valid until its next next()
   std::size_t piece_ = 0;
 };
@@ -254,9 +270,10 @@ std::unique_ptr<ObjectStream> make_local_object_stream(int root_fd, std::vector<
   const std::size_t capacity = std::max<std::size_t>(budget.buffer_bytes, 4096);
   auto channel = std::make_shared<BufferChannel>(
       executor, std::max<std::size_t>(budget.buffers, 1) * capacity);
-  auto reader = std::make_shared<PlanReader>(root_fd, std::move(plan), capacity, pool, channel);
+  auto steps = std::make_shared<const std::vector<ReadStep>>(std::move(plan));
+  auto reader = std::make_shared<PlanReader>(root_fd, steps, capacity, pool, channel);
   reader->start();
-  return std::make_unique<LocalObjectStream>(std::move(channel));
+  return std::make_unique<LocalObjectStream>(std::move(channel), std::move(steps));
 }
 
 }  // namespace sluice

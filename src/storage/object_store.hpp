@@ -84,6 +84,12 @@ class ObjectStream {
   // The next piece, or nothing after the last step. Every step delivers at least one piece
   // (an empty one for an empty range). Throws StorageError.
   virtual boost::asio::awaitable<std::optional<ReadPiece>> next() = 0;
+  // After the consumer sent the last piece of a kFileRange step (sendfile reads the file as it
+  // is then, not as it was planned): throws StorageError(kChanged) when the object changed in
+  // place meanwhile, so the transfer is aborted instead of ending with other bytes. Bytes read
+  // into buffers are checked while they are read; a store that delivers only bytes has nothing
+  // to do. REQUIRES: `piece` is the last piece next() returned.
+  virtual void check_sent(const ReadPiece& piece) { (void)piece; }
   virtual void cancel() noexcept = 0;
 };
 

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import threading
 import time
 import zipfile
 from pathlib import Path
 
+import pytest
 import requests
 
 from support.archives import create_archive
+from support.metrics import wait_until
 
 
 def test_a_listing_never_follows_a_link_out_of_the_store(idle, store, tmp_path):
@@ -98,3 +102,87 @@ def test_range_units_are_case_insensitive_and_positions_unbounded(idle, store):
     assert huge.content == whole[10:]
     beyond = requests.get(url, headers={"Range": "bytes=99999999999999999999-"}, timeout=30)
     assert beyond.status_code == 416
+
+
+def _queued(server_port: int, client_port: int) -> int:
+    """Bytes of this connection inside the kernel: unsent or unacknowledged at the server plus
+    received and not yet read at the client (/proc/net/tcp, loopback)."""
+    total = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                local, remote = (int(a.rsplit(":", 1)[1], 16) for a in fields[1:3])
+                tx_queue, rx_queue = (int(q, 16) for q in fields[4].split(":"))
+                if (local, remote) == (server_port, client_port):
+                    total += tx_queue
+                elif (local, remote) == (client_port, server_port):
+                    total += rx_queue
+    return total
+
+
+def _stalled_queue(server_port: int, client_port: int) -> int:
+    """What the kernel holds once the server stopped writing (the client reads nothing)."""
+    last, steady_since = -1, time.monotonic()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = _queued(server_port, client_port)
+        if now != last:
+            last, steady_since = now, time.monotonic()
+        elif time.monotonic() - steady_since > 0.3:
+            return now
+        time.sleep(0.02)
+    raise AssertionError("the server never stopped writing")
+
+
+@pytest.mark.parametrize("when", ["early", "after_the_last_read_check"])
+def test_an_object_overwritten_in_place_during_the_download_aborts_it(idle, store, when):
+    """A stored entry goes out with sendfile, which sends the file as it is at that moment. An
+    object overwritten in place (same size) early is caught while it is read; overwritten late —
+    the server already sends the entry's last range, so the reader's checks are all behind it and
+    only sendfile is left — it must be caught too: the download is cut, never a complete ZIP
+    with other bytes. The client steers the server there by reading exactly up to the point
+    where what the kernel holds (/proc/net/tcp queues) puts the server 1.5 MiB before the end."""
+    size = 64 * 1024 * 1024
+    path = store.put(f"changing_{when}/big.bin", bytes(1024) * (size // 1024))
+    created = create_archive(idle, {"name": "changing", "prefix": f"changing_{when}/",
+                                    "method": "store"})
+    sock = socket.create_connection((idle.host, idle.port), timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    client_port = sock.getsockname()[1]
+    sock.sendall(f"GET {created['url']} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while b"big.bin" not in body:
+        body += sock.recv(65536)
+    data_at = body.index(b"big.bin") + len(b"big.bin")  # the local header's end: no extra field
+    # The reader refers to the file 1 MiB at a time and stays at most two of those ahead of the
+    # sender: with the sender 1.5 MiB before the end its last check is behind it.
+    target = data_at + size - 3 * 512 * 1024
+    if when == "early":
+        target = data_at + 1024 * 1024
+    while len(body) < target - 8 * 1024 * 1024:
+        body += sock.recv(1 << 20)
+    sent = len(body)
+    while when != "early":
+        queued = _stalled_queue(idle.port, client_port)
+        sent = len(body) + queued
+        if sent >= target - 256 * 1024:
+            break
+        # The kernel's buffers grow as the client reads: read half the shortfall, measure again.
+        goal = len(body) + max((target - sent) // 2, 16 * 1024)
+        while len(body) < goal:
+            body += sock.recv(goal - len(body))
+    assert sent < data_at + size - 4096, "the server already sent the overwritten range"
+    with open(path, "r+b") as handle:  # same size, other bytes, in place, at the entry's end
+        handle.seek(size - 4096)
+        handle.write(b"\xff" * 4096)
+    while chunk := sock.recv(1 << 20):
+        body += chunk
+    sock.close()
+    assert len(body) < length, "the download looked complete although its object changed"
+    wait_until(lambda: "changed" in idle.log_text(), 10, "the abort is logged")
+    path.unlink()

@@ -221,6 +221,9 @@ class ArchiveRun {
         if (piece->file >= 0) {
           co_await out_.file(piece->file, piece->file_offset, piece->file_length);
           out_.advance(piece->file_length);
+          // sendfile sent the file as it is now: an object overwritten in place meanwhile
+          // must abort the transfer, never end it as a complete-looking, corrupt ZIP.
+          if (piece->last) stream_->check_sent(*piece);
         } else {
           co_await out_.data(piece->bytes);
           out_.advance(piece->bytes.size());
