@@ -29,11 +29,12 @@ struct DurationKey {
   std::int64_t min;
 };
 
-constexpr std::array<SizeKey, 4> kSizeKeys{{
+constexpr std::array<SizeKey, 5> kSizeKeys{{
     {"max_header_bytes", &ServerConfig::max_header_bytes, 1024},
     {"max_body_bytes", &ServerConfig::max_body_bytes, 0},
     {"stream_buffer_bytes", &ServerConfig::stream_buffer_bytes, 65536},
     {"max_streams", &ServerConfig::max_streams, 1},
+    {"max_connections", &ServerConfig::max_connections, 0},
 }};
 
 constexpr std::array<DurationKey, 4> kDurationKeys{{
@@ -47,7 +48,7 @@ ServerConfig read_server(const Reader& reader, const toml::table& table) {
   reader.check_keys(table, "server",
                     {"listen", "threads", "max_header_bytes", "max_body_bytes", "read_timeout_ms",
                      "idle_timeout_ms", "write_timeout_ms", "shutdown_grace_ms",
-                     "stream_buffer_bytes", "max_streams", "log_format"});
+                     "stream_buffer_bytes", "max_streams", "max_connections", "log_format"});
   ServerConfig server;
   if (const auto* format = reader.optional<TomlString>(table, "server", "log_format")) {
     if (format->get() != "text" && format->get() != "json") {

@@ -45,6 +45,7 @@ struct ServerConfig {
   std::chrono::milliseconds shutdown_grace{10'000}; // running downloads may finish this long
   std::size_t stream_buffer_bytes = 256 * 1024;     // per-stream byte budget of the pipeline
   std::size_t max_streams = 1024;                   // concurrent streaming responses; beyond: 503
+  std::size_t max_connections = 0;  // open connections; 0 = derived from the descriptor limit
   std::string log_format = "text";                  // the server log: "text" lines or "json" lines
 };
 

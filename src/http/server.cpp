@@ -11,9 +11,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <memory>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include "core/log.hpp"
 #include "core/task_group.hpp"
@@ -42,6 +46,51 @@ tcp::endpoint resolve_listen(const std::string& address) {
   return results.begin()->endpoint();
 }
 
+// Raises the soft descriptor limit to the hard one (a server should not stop accepting at the
+// 1,024 a shell gives by default) and returns it.
+std::size_t raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    // Linux refuses more than fs.nr_open (1,048,576 by default) even when the hard limit is
+    // unlimited: try the hard limit, then that.
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+      raised.rlim_cur = std::min<rlim_t>(limit.rlim_max, 1 << 20);
+      if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) raised.rlim_cur = limit.rlim_cur;
+    }
+    limit = raised;
+  }
+  return limit.rlim_cur == RLIM_INFINITY ? std::size_t{1} << 20
+                                         : static_cast<std::size_t>(limit.rlim_cur);
+}
+
+// max_connections when the config leaves it at 0: half of the descriptors left after 64 for
+// the process itself (log, listeners, database files, the object store), so a busy connection
+// has one more for its database connection or stored file.
+std::size_t derived_max_connections(std::size_t descriptors) {
+  return std::max<std::size_t>(16, descriptors > 64 ? (descriptors - 64) / 2 : 0);
+}
+
+// A connection beyond the limit while every connection answers a request: told so in one
+// non-blocking write, then closed (a client that already sent its request may see a reset).
+template <typename Socket>
+void refuse(Socket& socket) {
+  static const std::string kRefusal = [] {
+    const std::string body =
+        R"({"error":"too_many_connections","message":"the server is at max_connections; try again shortly"})";
+    return "HTTP/1.1 503 Service Unavailable\r\nServer: sluice\r\nContent-Type: application/json\r\n"
+           "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }();
+  (void)::send(socket.native_handle(), kRefusal.data(), kRefusal.size(),
+               MSG_DONTWAIT | MSG_NOSIGNAL);
+  beast::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
+}
+
 }  // namespace
 
 class HttpServer::Impl {
@@ -56,9 +105,16 @@ class HttpServer::Impl {
         signals_(io_, SIGINT, SIGTERM),
         sessions_(io_.get_executor()),
         path_(make_request_path(config, router)),
-        context_{config, *path_, stopping_} {
+        context_{config, *path_, stopping_, connections_} {
     http_metrics();  // every series is listed from the start
     set_log_format(config.log_format == "json" ? LogFormat::kJson : LogFormat::kText);
+    const std::size_t descriptors = raise_descriptor_limit();
+    max_connections_ = config.max_connections != 0 ? config.max_connections
+                                                   : derived_max_connections(descriptors);
+    http_metrics().max_connections.set(static_cast<std::int64_t>(max_connections_));
+    log_event("descriptor limit " + std::to_string(descriptors) + ", max_connections " +
+              std::to_string(max_connections_) +
+              (config.max_connections != 0 ? " (configured)" : " (derived)"));
   }
 
   std::string listen(const std::string& address) {
@@ -128,9 +184,15 @@ class HttpServer::Impl {
         co_await pause.async_wait(asio::as_tuple(use_awaitable));
         continue;
       }
+      if (!make_room()) {
+        refuse(socket);
+        continue;
+      }
       socket.set_option(tcp::no_delay(true));
       const asio::any_io_executor executor = socket.get_executor();
-      sessions_.spawn(executor, run_session(beast::tcp_stream(std::move(socket)), context_),
+      ConnectionRegistry::Handle entry = connections_.add(executor);
+      sessions_.spawn(executor,
+                      run_session(beast::tcp_stream(std::move(socket)), context_, std::move(entry)),
                       [](const std::exception_ptr& error) {
                         try {
                           std::rethrow_exception(error);
@@ -144,6 +206,26 @@ class HttpServer::Impl {
                         }
                       });
     }
+  }
+
+  // Below max_connections, or brought there by closing an idle or slow connection; false when
+  // every connection answers a request.
+  bool make_room() {
+    if (connections_.size() < max_connections_) return true;
+    const auto& metrics = http_metrics();
+    switch (connections_.shed_one()) {
+      case ConnectionRegistry::Shed::kIdle: metrics.shed_idle.add(); return true;
+      case ConnectionRegistry::Shed::kSlow: metrics.shed_slow.add(); return true;
+      case ConnectionRegistry::Shed::kNone: break;
+    }
+    metrics.refused.add();
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_refusal_log_ > std::chrono::seconds(10)) {  // not a line per connection
+      last_refusal_log_ = now;
+      log_event("refusing connections: all " + std::to_string(max_connections_) +
+                " connections (max_connections) are answering requests");
+    }
+    return false;
   }
 
   void begin_shutdown() {
@@ -176,12 +258,17 @@ class HttpServer::Impl {
 
   const ServerConfig& config_;
   unsigned threads_;
+  // What each open connection does, for max_connections. Before the contexts: a connection
+  // frame they still hold when they are destroyed deregisters itself.
+  ConnectionRegistry connections_;
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
   asio::io_context& io_;  // the first context: acceptor, signals, shutdown
   asio::strand<asio::io_context::executor_type> acceptor_strand_;
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
   std::atomic<bool> stopping_{false};
+  std::size_t max_connections_ = 0;
+  std::chrono::steady_clock::time_point last_refusal_log_{};  // acceptor strand only
   TaskGroup sessions_;  // every connection's coroutine
   std::unique_ptr<RequestPath> path_;
   SessionContext context_;

@@ -450,20 +450,33 @@ asio::awaitable<bool> serve_request(beast::tcp_stream& stream,
 
 }  // namespace
 
-asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext& context) {
+asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext& context,
+                                  ConnectionRegistry::Handle entry) {
   const ServerConfig& config = context.config;
+  ConnectionRegistry& connections = context.connections;
   http_metrics().connections.add(1);
   struct Closer {
     beast::tcp_stream& stream;
+    ConnectionRegistry& connections;
+    const ConnectionRegistry::Handle& entry;
     ~Closer() {
       beast::error_code ignored;
       stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
       stream.close();
+      connections.remove(entry);
       http_metrics().connections.sub(1);
     }
-  } closer{stream};
+  } closer{stream, connections, entry};
+  // Shed to make room for a new connection (only while idle or reading a request): the pending
+  // read fails and the loop below ends.
+  connections.attach(entry, [&stream] {
+    beast::error_code ignored;
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    stream.close();
+  });
   beast::flat_buffer buffer;
-  while (!context.stopping.load()) {
+  while (!context.stopping.load() && stream.socket().is_open()) {
+    connections.set(entry, ConnectionRegistry::State::kIdle);
     // Waiting for a request, a graceful shutdown (total cancellation) ends the wait at once.
     co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
     const bool started = co_await await_request_start(stream, buffer, config);
@@ -471,6 +484,7 @@ asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext
     // request: a running download may finish.
     co_await asio::this_coro::reset_cancellation_state();
     if (!started) co_return;
+    connections.set(entry, ConnectionRegistry::State::kReading);
     stream.expires_after(config.read_timeout);
     std::string problem;
     const int refused = co_await read_request_head(stream, buffer, config.max_header_bytes, problem);
@@ -501,6 +515,7 @@ asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext
       if (int status = read_error_status(ec)) co_await send_read_error(stream, status, context);
       co_return;
     }
+    connections.set(entry, ConnectionRegistry::State::kBusy);
     if (!co_await serve_request(stream, parser.get(), context)) co_return;
   }
 }

@@ -45,13 +45,13 @@ class SluiceServer:
     LISTENING = re.compile(r"listening on http://(\S+):(\d+)")
 
     def __init__(self, args: list[str], log_path: Path, cwd: Path | None = None,
-                 startup_timeout: float = 30.0):
+                 startup_timeout: float = 30.0, preexec_fn=None):
         self.args = args
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             [sluice_bin(), *args], stdout=subprocess.PIPE, stderr=self._log, cwd=cwd,
-            stdin=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)
         self.stdout_lines: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
@@ -149,14 +149,15 @@ class SluiceServer:
             f"sluice exited with {self.proc.returncode}\n{self.log_tail()}")
 
 
-def serve(config: Path, log_path: Path, *args: str) -> SluiceServer:
+def serve(config: Path, log_path: Path, *args: str, preexec_fn=None) -> SluiceServer:
     """`sluice serve --config CONFIG [ARGS]`, its stderr in log_path."""
-    return SluiceServer(["serve", "--config", str(config), *args], log_path)
+    return SluiceServer(["serve", "--config", str(config), *args], log_path, preexec_fn=preexec_fn)
 
 
 def stop_and_check(server: SluiceServer, timeout: float = STOP_TIMEOUT_S) -> None:
     """The standard teardown: SIGTERM must make the server exit 0 in time."""
-    if server.returncode is not None:
+    if server.returncode is not None:  # the test stopped it and checked how
+        assert_no_sanitizer_report(server)
         return
     if server.proc.poll() is not None:
         raise AssertionError(
@@ -164,6 +165,17 @@ def stop_and_check(server: SluiceServer, timeout: float = STOP_TIMEOUT_S) -> Non
             f"{server.log_tail()}")
     rc = server.stop(timeout)
     assert rc == 0, f"sluice exited with {rc} after SIGTERM\n{server.log_tail()}"
+    assert_no_sanitizer_report(server)
+
+
+# What AddressSanitizer, LeakSanitizer and UBSan print (the functional suites also run against
+# the sanitizer build, scripts/test.sh): any of it fails the test that stopped the server.
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ")
+
+
+def assert_no_sanitizer_report(server: SluiceServer) -> None:
+    match = SANITIZER_REPORT.search(server.log_text())
+    assert match is None, f"sanitizer report in the server's log\n{server.log_tail(120)}"
 
 
 def stop_all(servers: Iterable[SluiceServer]) -> None:
