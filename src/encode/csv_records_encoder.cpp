@@ -1,6 +1,7 @@
 #include <cstring>
 #include <vector>
 
+#include "encode/csv_field.hpp"
 #include "encode/encoder.hpp"
 
 namespace sluice {
@@ -8,27 +9,6 @@ namespace {
 
 constexpr bool is_formula_start(char c) {
   return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r';
-}
-
-// End of the field that starts at `at` in `record` (the index of its ',' or record.size()).
-std::size_t field_end(std::string_view record, std::size_t at) {
-  if (at < record.size() && record[at] == '"') {
-    // Quoted: "" inside is an escaped quote; the field ends after the lone closing quote.
-    std::size_t i = at + 1;
-    while (i < record.size()) {
-      if (record[i] != '"') {
-        ++i;
-      } else if (i + 1 < record.size() && record[i + 1] == '"') {
-        i += 2;
-      } else {
-        return i + 1;
-      }
-    }
-    return record.size();
-  }
-  const auto* comma = static_cast<const char*>(
-      std::memchr(record.data() + at, ',', record.size() - at));
-  return comma == nullptr ? record.size() : static_cast<std::size_t>(comma - record.data());
 }
 
 // Rows that are already CSV records made by the database (PostgreSQL's COPY CSV quotes exactly
@@ -86,7 +66,7 @@ class CsvRecordsEncoder final : public Encoder {
         *p++ = '\'';
         copied = first;
       }
-      at = field_end(record, at);
+      at = csv_field_end(record, at);
       if (at >= record.size()) break;
       ++at;  // the ','
     }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/utf8.hpp"
+#include "encode/csv_field.hpp"
 #include "encode/encoder.hpp"
 
 namespace sluice {
@@ -116,8 +117,25 @@ class Utf8CheckedEncoder final : public Encoder {
 }  // namespace
 
 std::optional<std::string> find_invalid_utf8(const RowBatch& batch, std::span<const Column> columns,
-                                             bool keep_bytes) {
+                                             bool keep_bytes, bool csv_records) {
   if (is_ascii(batch.arena())) return std::nullopt;
+  if (csv_records) {
+    for (std::size_t row = 0; row < batch.rows(); ++row) {
+      const std::string_view record = batch.cell(row, 0).value;
+      if (valid_utf8(record)) continue;
+      std::size_t col = 0;
+      for (std::size_t at = 0; at <= record.size(); ++col) {
+        const std::size_t end = csv_field_end(record, at);
+        if (!valid_utf8(record.substr(at, end - at))) {
+          const std::string name = col < columns.size() ? columns[col].name : "?";
+          return "column '" + name + "', row " + std::to_string(row + 1);
+        }
+        at = end + 1;
+      }
+      return "row " + std::to_string(row + 1);
+    }
+    return std::nullopt;
+  }
   for (std::size_t row = 0; row < batch.rows(); ++row) {
     for (std::size_t col = 0; col < batch.columns() && col < columns.size(); ++col) {
       const Cell cell = batch.cell(row, col);

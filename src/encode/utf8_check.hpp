@@ -22,8 +22,9 @@ class Utf8Error : public std::runtime_error {
 
 // Describes the first cell of `batch` that is not valid UTF-8 ("column 'c', row 3"), skipping
 // kBytes columns when `keep_bytes`; nullopt when there is none. For checks before any byte of
-// the response is sent.
+// the response is sent. `csv_records`: each row is one cell holding the database's CSV record
+// (PostgreSQL's COPY CSV passed through); the column is found by splitting it.
 std::optional<std::string> find_invalid_utf8(const RowBatch& batch, std::span<const Column> columns,
-                                             bool keep_bytes);
+                                             bool keep_bytes, bool csv_records = false);
 
 }  // namespace sluice

@@ -55,6 +55,17 @@ TEST(Utf8Test, FailModeThrows) {
   EXPECT_EQ(find_invalid_utf8(one_column({"x", "é"}), columns, false), std::nullopt);
 }
 
+TEST(Utf8Test, ACsvRecordNamesTheFieldThatIsNotUtf8) {
+  // PostgreSQL's COPY CSV passed through: one cell per row holding the whole record.
+  const std::vector<Column> columns{{"id", LogicalType::kInt}, {"t", LogicalType::kText},
+                                    {"u", LogicalType::kText}};
+  EXPECT_EQ(find_invalid_utf8(one_column({"1,a,b", "2,\"x,\xff\",c"}), columns, false, true),
+            "column 't', row 2");
+  EXPECT_EQ(find_invalid_utf8(one_column({"1,\"a\"\"\",\xfe"}), columns, false, true),
+            "column 'u', row 1");
+  EXPECT_EQ(find_invalid_utf8(one_column({"1,é,\"\""}), columns, false, true), std::nullopt);
+}
+
 TEST(Utf8Test, JsonKeepsBytesColumnsForBase64) {
   const std::vector<Column> columns{{"b", LogicalType::kBytes}};
   auto encoder = make_encoder(Format::kJsonLines, OutputOptions{.invalid_utf8 = InvalidUtf8::kFail});

@@ -29,7 +29,7 @@ boost::asio::awaitable<std::unique_ptr<ExportPipeline>> ExportPipeline::open(Exp
                                                             opened.columns);
   pipeline->first_ = pipeline->taken(co_await pipeline->reader_->next());
   check_first_batch_utf8(pipeline->first_, pipeline->reader_->columns(), opened.format,
-                         opened.output);
+                         opened.output, pipeline->reader_->csv_records());
   co_return pipeline;
 }
 

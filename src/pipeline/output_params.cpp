@@ -74,10 +74,10 @@ void OutputParams::apply(std::string_view key, std::string_view value) {
 }
 
 void check_first_batch_utf8(const RowBatch* first, std::span<const Column> columns, Format format,
-                            const OutputOptions& options) {
+                            const OutputOptions& options, bool csv_records) {
   if (first == nullptr || options.invalid_utf8 != InvalidUtf8::kFail) return;
   const bool keep_bytes = format == Format::kJson || format == Format::kJsonLines;
-  if (auto where = find_invalid_utf8(*first, columns, keep_bytes)) {
+  if (auto where = find_invalid_utf8(*first, columns, keep_bytes, csv_records)) {
     throw ApiError(500, "invalid_utf8",
                    "the source returned invalid UTF-8 (" + *where +
                        ") and this dataset's output.invalid_utf8 is \"fail\"");

@@ -39,7 +39,8 @@ class OutputParams {
 // Before the response starts: with invalid_utf8 = "fail", throws ApiError(500, "invalid_utf8")
 // when `first` (the first batch, may be null) holds invalid UTF-8, so the client gets an error
 // body instead of a stream that is cut after its first bytes.
+// `csv_records`: the reader hands out the database's CSV records (one cell per row).
 void check_first_batch_utf8(const RowBatch* first, std::span<const Column> columns, Format format,
-                            const OutputOptions& options);
+                            const OutputOptions& options, bool csv_records);
 
 }  // namespace sluice

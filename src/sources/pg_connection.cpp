@@ -76,7 +76,15 @@ asio::awaitable<std::unique_ptr<PgConnection>> PgConnection::connect(
     throw PgError("", "cannot make the connection non-blocking: " + message_of(raw), true);
   }
   auto executor = co_await asio::this_coro::executor;
-  co_return std::unique_ptr<PgConnection>(new PgConnection(conn.release(), executor));
+  std::unique_ptr<PgConnection> connection(new PgConnection(conn.release(), executor));
+  const char* encoding = PQparameterStatus(connection->conn_, "server_encoding");
+  if (encoding != nullptr && std::string_view(encoding) == "SQL_ASCII") {
+    // A SQL_ASCII database stores bytes unchecked. Asked for UTF8, PostgreSQL itself fails the
+    // whole query at the first byte that is not UTF-8 (22021); taken as they are, Sluice's own
+    // check applies what invalid_utf8 says (U+FFFD, or an error naming the column and row).
+    co_await connection->exec("SET client_encoding = 'SQL_ASCII'");
+  }
+  co_return connection;
 }
 
 PgConnection::PgConnection(PGconn* conn, const asio::any_io_executor& executor)
