@@ -53,6 +53,17 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
   const HttpExportRequest parsed = parse_http_export_request(request);
   ExportPlan plan = plan_export(catalog, parsed.request);
   const Dataset& dataset = *plan.dataset;
+  if (request.method == "HEAD") {
+    // The headers a GET would get once its request checked out (a 4xx for a wrong one, as for
+    // GET), without running the query: a HEAD costs the database nothing. An error that only
+    // the query would find (the source down, a failing SQL) shows on the GET.
+    const ExportCompression compression{plan.compression, parsed.compressed_file};
+    Headers headers = download_headers(dataset, plan.format, compression);
+    add_compression_headers(headers, compression);
+    ByteSink* sink = co_await responder.start_stream(200, std::move(headers));
+    co_await sink->finish();
+    co_return;
+  }
   StreamSlot slot = limiter.acquire(export_metrics().streams);
 
   // The first batch is awaited before the headers go out, so a failing query still gets a
@@ -72,10 +83,6 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
   add_compression_headers(headers, compression);
   if (responder.trailers_accepted()) headers.emplace_back("Trailer", kIntegrityTrailers);
   ByteSink* sink = co_await responder.start_stream(200, std::move(headers));
-  if (request.method == "HEAD") {
-    co_await sink->finish();
-    co_return;
-  }
   slot.begin();
   // pipeline (encoder → [compressor]) → [SHA-256] → wire count → socket: the digest is of the
   // bytes on the wire, as RFC 9530 defines Content-Digest for a content-encoded representation.
