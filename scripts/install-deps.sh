@@ -13,11 +13,13 @@ packages=(
   libsqlite3-dev libtomlplusplus-dev libcli11-dev
   libssl-dev zlib1g-dev libzstd-dev libdeflate-dev libisal-dev libpq-dev libcctz-dev tzdata
   libgtest-dev libgmock-dev libbenchmark-dev
-  # test and benchmark peers
-  sqlite3 curl procps python3 python3-pytest python3-requests gzip zstd
+  # test and benchmark peers; python3-pytest-timeout: pytest.ini's per-test timeout, so a hung
+  # test fails instead of blocking CI
+  sqlite3 curl procps python3 python3-pytest python3-pytest-timeout python3-requests gzip zstd
   # PostgreSQL server and psql: the tests start a private cluster; psql is the COPY baseline
   postgresql postgresql-client
-  # benchmark peer: the Flask + psycopg2 streaming export under gunicorn (bench/pg_vs_flask.py)
+  # benchmark peer: the Flask + psycopg2 streaming export under gunicorn (bench/pg_vs_flask.py);
+  # psycopg2 is also the tests' independent reader of PostgreSQL (typed values, COPY FROM STDIN)
   python3-flask gunicorn python3-psycopg2
   # archives: the ZIP readers the tests check every archive with (Info-ZIP, 7-Zip, libarchive's
   # bsdtar, Java's ZipInputStream), and the benchmark peers (nginx, Node's archiver from npm)

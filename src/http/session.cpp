@@ -136,17 +136,27 @@ class SessionResponder final : public HttpResponder, public ByteSink {
     if (head_only_ || bytes.empty()) co_return;
     stream_.expires_after(config_.write_timeout);
     asio::const_buffer buffer(bytes.data(), bytes.size());
-    if (fixed_length_) {
-      if (body_bytes_ + bytes.size() > *fixed_length_) {
-        throw std::logic_error("response body exceeds its Content-Length");
-      }
-      co_await guarded(asio::async_write(stream_, buffer, use_awaitable));
-    } else if (until_close_) {
-      co_await guarded(asio::async_write(stream_, buffer, use_awaitable));
-    } else {
-      co_await guarded(asio::async_write(stream_, http::make_chunk(buffer), use_awaitable));
+    if (fixed_length_ && body_bytes_ + bytes.size() > *fixed_length_) {
+      throw std::logic_error("response body exceeds its Content-Length");
     }
-    body_bytes_ += bytes.size();
+    // What the socket took counts even when the write then fails (the client left half-way):
+    // the access log's bytes are never fewer than the client received.
+    beast::error_code ec;
+    std::size_t framing = 0;  // the chunk header in front of the body bytes
+    std::size_t written = 0;
+    if (fixed_length_ || until_close_) {
+      std::tie(ec, written) = co_await asio::async_write(stream_, buffer, kTuple);
+    } else {
+      const http::chunk_header header(bytes.size());
+      framing = asio::buffer_size(header);
+      std::tie(ec, written) =
+          co_await asio::async_write(stream_, http::make_chunk(buffer), kTuple);
+    }
+    body_bytes_ += std::min(bytes.size(), written > framing ? written - framing : 0);
+    if (ec) {
+      note_failure(ec);
+      throw beast::system_error(ec);
+    }
   }
 
   // sendfile(2) straight from the page cache to the socket: archives of stored files send
@@ -166,7 +176,6 @@ class SessionResponder final : public HttpResponder, public ByteSink {
       stream_.expires_after(config_.write_timeout);
       co_await guarded(asio::async_write(stream_, http::chunk_crlf(), use_awaitable));
     }
-    body_bytes_ += length;
   }
 
   asio::awaitable<void> finish() override {
@@ -268,6 +277,7 @@ class SessionResponder final : public HttpResponder, public ByteSink {
       const ssize_t sent = ::sendfile(socket.native_handle(), fd, &offset, chunk);
       if (sent > 0) {
         length -= static_cast<std::uint64_t>(sent);
+        body_bytes_ += static_cast<std::uint64_t>(sent);  // counted as the socket takes them
         continue;
       }
       if (sent == 0) throw std::runtime_error("file ended before the bytes to send");

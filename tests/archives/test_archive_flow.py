@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import random
 import socket
-import time
 
 import requests
 
 from support.archives import create_archive
 from support.http import raw_connect
-from support.metrics import wait_until
+from support.metrics import assert_steady, read_chars, wait_until, wait_until_steady
 from support.server import SluiceServer
-
-
-def read_chars(pid: int) -> int:
-    """Bytes the process read through read/pread so far (/proc/PID/io rchar)."""
-    with open(f"/proc/{pid}/io") as io:
-        for line in io:
-            if line.startswith("rchar:"):
-                return int(line.split()[1])
-    raise AssertionError("no rchar")
 
 
 def start_download(server: SluiceServer, target: str, rcvbuf: int = 32768) -> socket.socket:
@@ -72,12 +62,18 @@ def test_a_stalled_client_stalls_the_reads(idle, store):
     created = create_archive(idle, {"name": "stall", "prefix": prefix, "method": "store"})
     assert len(requests.get(idle.url + created["url"], timeout=60).content) == created["size"]
     # The CRCs are cached now: the server reads each byte once, when the client wants it.
+    before = read_chars(idle.pid)
     sock = start_download(idle, created["url"])
-    time.sleep(0.5)  # socket buffers fill, then the server must stop reading
-    reads = read_chars(idle.pid)
-    time.sleep(1.0)
-    stalled_reads = read_chars(idle.pid) - reads
-    assert stalled_reads < 1_000_000, f"the server read {stalled_reads} bytes for a stalled client"
+    # The client reads nothing: the socket buffers and the per-download budget fill, then the
+    # server must stop reading (waited for, not assumed after a fixed time).
+    reads, _ = wait_until_steady(lambda: read_chars(idle.pid), quiet=0.5, timeout=10,
+                                 message="the server's reads for a stalled client",
+                                 tolerance=64 * 1024)
+    assert reads - before < created["size"] // 2, (
+        f"the server read {reads - before} of {created['size']} bytes ahead of a stalled client")
+    # ... and it stays stopped while the client stalls.
+    assert_steady(lambda: read_chars(idle.pid), 1.0, "the server's reads for a stalled client",
+                  tolerance=1_000_000)
     total = 0
     sock.settimeout(30)
     while chunk := sock.recv(1 << 20):

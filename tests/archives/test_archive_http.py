@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import socket
-import time
 import zipfile
 
 import pytest
 import requests
 
 from support.archives import create_archive, write_config
-from support.http import assert_json_error
+from support.http import assert_head_has_no_body, assert_json_error, head_then_get
 from support.metrics import wait_until
 from support.server import SluiceServer, serve, stop_and_check
 
@@ -74,10 +74,13 @@ def test_known_length_etag_head_and_ranges(idle, photos):
     assert whole.headers["Content-Type"] == "application/zip"
     assert whole.headers["Content-Disposition"] == 'attachment; filename="photos.zip"'
     etag = whole.headers["ETag"]
-    head = requests.head(url, timeout=10)
-    assert head.status_code == 200 and head.content == b""
-    assert head.headers["Content-Length"] == whole.headers["Content-Length"]
-    assert head.headers["ETag"] == etag
+    # HEAD then GET on one connection, off the wire: no body bytes after the HEAD response's
+    # headers (requests never reads them), the same Content-Length and ETag as the GET.
+    pair = head_then_get(idle.port, created["url"])
+    assert_head_has_no_body(pair)
+    assert pair.head_headers["content-length"] == whole.headers["Content-Length"]
+    assert pair.head_headers["etag"] == etag
+    assert pair.get_body == whole.content
     body = whole.content
     length = len(body)
     rng = random.Random(1)
@@ -149,8 +152,12 @@ def test_changed_or_vanished_objects_answer_409_or_410_before_the_first_byte(idl
     store.put("http/volatile/a.txt", b"one")
     store.put("http/volatile/b.txt", b"two")
     created = create_archive(idle, {"name": "v", "prefix": "http/volatile/", "method": "store"})
-    time.sleep(0.01)
+    captured = (store.root / "http/volatile/a.txt").stat()
     store.put("http/volatile/a.txt", b"changed")
+    # Size and modification time both differ from what the archive captured (no reliance on
+    # the clock having ticked between the two writes).
+    os.utime(store.root / "http/volatile/a.txt",
+             ns=(captured.st_atime_ns, captured.st_mtime_ns + 1_000_000_000))
     assert_error(requests.get(url_of(idle, created), timeout=10), 409, "object_changed", "http/volatile/a.txt")
     (store.root / "http/volatile/a.txt").unlink()
     assert_error(requests.get(url_of(idle, created), timeout=10), 410, "object_gone", "http/volatile/a.txt")
@@ -166,7 +173,8 @@ def test_an_object_that_changes_mid_archive_aborts_the_transfer(idle, store):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     sock.sendall(f"GET {created['url']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     received = sock.recv(65536)
-    time.sleep(0.01)
+    # The archive is on its way (its headers and first bytes are here, the download counted):
+    wait_until(lambda: idle.metrics()["sluice_active_archives"] == 1, 10, "the download")
     store.put("http/midway/5.jpg", b"replaced while the archive is on its way")
     sock.settimeout(30)
     while chunk := sock.recv(1 << 20):

@@ -18,8 +18,33 @@ from pathlib import Path
 import pytest
 import requests
 
-from support.http import ChunkedReader, assert_json_error, raw_get
-from support.metrics import metrics, wait_for_metric, wait_until
+from support.csv import csv_rows_with_nulls
+from support.demo import (
+    ORDERS_COLUMNS,
+    ORDERS_QUERY,
+    RowDigest,
+    assert_rows_of_the_table,
+    canonical_orders_row,
+    parse_csv_table,
+    parse_jsonl_table,
+    sqlite_connect,
+    sqlite_rows,
+)
+from support.http import (
+    ChunkedReader,
+    assert_head_has_no_body,
+    assert_json_error,
+    head_then_get,
+    raw_get,
+)
+from support.metrics import (
+    assert_steady,
+    metrics,
+    read_chars,
+    wait_for_metric,
+    wait_until,
+    wait_until_steady,
+)
 from support.server import run_sluice
 
 FAILING = """
@@ -55,6 +80,20 @@ def decompress_with_tool(ext: str, path: Path) -> bytes:
     return result.stdout
 
 
+def table_rows(body: bytes, fmt: str) -> list[tuple]:
+    """The canonical rows of a CSV or JSON Lines body (support/demo.py)."""
+    text = body.decode("utf-8")
+    return (parse_csv_table(text) if fmt == "csv" else parse_jsonl_table(text))[1]
+
+
+def assert_from_table(db, body: bytes, fmt: str, limit: int, where: str = "1 = 1") -> None:
+    """The body holds min(limit, matching) distinct rows of the selection, each equal to the
+    table's row (sqlite3): an oracle outside Sluice for what the compressed bytes decode to."""
+    with sqlite_connect(db) as conn:
+        matching = conn.execute(f"SELECT count(*) FROM orders WHERE {where}").fetchone()[0]
+    assert_rows_of_the_table(db, table_rows(body, fmt), min(limit, matching), where)
+
+
 def plain(url: str) -> bytes:
     """The uncompressed body, as curl without --compressed gets it."""
     result = subprocess.run(["curl", "-sSf", url], capture_output=True, timeout=300)
@@ -66,14 +105,15 @@ def plain(url: str) -> bytes:
 # Downloads named .gz / .zst
 # --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt, ext, params", [
-    ("csv", "gz", "limit=200000"),
-    ("jsonl", "gz", "country=DE&limit=50000"),
-    ("csv", "zst", "limit=200000"),
-    ("jsonl", "zst", "status=paid&limit=30000"),
-    ("csv", "gz", "limit=0"),
+@pytest.mark.parametrize("fmt, ext, params, limit, where", [
+    ("csv", "gz", "limit=200000", 200000, "1 = 1"),
+    ("jsonl", "gz", "country=DE&limit=50000", 50000, "country = 'DE'"),
+    ("csv", "zst", "limit=200000", 200000, "1 = 1"),
+    ("jsonl", "zst", "status=paid&limit=30000", 30000, "status = 'paid'"),
+    ("csv", "gz", "limit=0", 0, "1 = 1"),
 ])
-def test_suffix_download_is_a_compressed_file(server, tmp_path, fmt, ext, params):
+def test_suffix_download_is_a_compressed_file(demo, server, tmp_path, fmt, ext, params, limit,
+                                              where):
     code, headers, _, body = curl(f"{server.url}/v1/exports/orders.{fmt}.{ext}?{params}",
                                   tmp_path, "-H", "Accept-Encoding: gzip, zstd",
                                   name=f"orders.{fmt}.{ext}")
@@ -87,14 +127,20 @@ def test_suffix_download_is_a_compressed_file(server, tmp_path, fmt, ext, params
     if ext == "gz":
         assert gzip.decompress(body.read_bytes()) == expected
     assert body.stat().st_size < max(len(expected), 100) * 0.45 + 64
+    assert_from_table(demo.db, expected, fmt, limit, where)
 
 
-def test_whole_demo_as_gz_matches_the_plain_export(server, tmp_path):
+def test_whole_demo_as_gz_matches_the_plain_export(server, tmp_path, orders_digest):
     code, _, _, body = curl(f"{server.url}/v1/exports/orders.csv.gz", tmp_path,
                             name="all.csv.gz")
     assert code == 0
+    decoded = decompress_with_tool("gz", body)
     expected = hashlib.sha256(plain(f"{server.url}/v1/exports/orders.csv")).hexdigest()
-    assert hashlib.sha256(decompress_with_tool("gz", body)).hexdigest() == expected
+    assert hashlib.sha256(decoded).hexdigest() == expected
+    # And what it decodes to is the table (sqlite3), not only the same as another export.
+    rows = csv_rows_with_nulls(decoded.decode("utf-8"))
+    assert next(rows) == ORDERS_COLUMNS
+    assert RowDigest().add_all(canonical_orders_row(r) for r in rows) == orders_digest
 
 
 def test_unknown_suffixes_are_unknown_formats(server):
@@ -108,7 +154,7 @@ def test_unknown_suffixes_are_unknown_formats(server):
 # Content-Encoding by Accept-Encoding
 # --------------------------------------------------------------------------------------------
 
-def test_curl_compressed_gets_gzip_transparently(server, tmp_path):
+def test_curl_compressed_gets_gzip_transparently(demo, server, tmp_path):
     url = f"{server.url}/v1/exports/orders.csv?limit=100000"
     code, headers, _, body = curl(url, tmp_path, "--compressed")
     assert code == 0
@@ -117,6 +163,7 @@ def test_curl_compressed_gets_gzip_transparently(server, tmp_path):
     assert headers["content-type"] == "text/csv; charset=utf-8"
     assert headers["content-disposition"].endswith('.csv"')
     assert body.read_bytes() == plain(url)
+    assert_from_table(demo.db, body.read_bytes(), "csv", 100000)
 
 
 @pytest.mark.parametrize("accept, coding", [
@@ -128,7 +175,7 @@ def test_curl_compressed_gets_gzip_transparently(server, tmp_path):
     ("gzip;q=0.5, identity", None),
     ("*", "gzip"),
 ])
-def test_accept_encoding_chooses(server, tmp_path, accept, coding):
+def test_accept_encoding_chooses(demo, server, tmp_path, accept, coding):
     url = f"{server.url}/v1/exports/orders.jsonl?limit=20000"
     code, headers, _, body = curl(url, tmp_path, "-H", f"Accept-Encoding: {accept}")
     assert code == 0
@@ -141,6 +188,7 @@ def test_accept_encoding_chooses(server, tmp_path, accept, coding):
         assert raw == expected
     else:
         assert decompress_with_tool({"gzip": "gz", "zstd": "zst"}[coding], body) == expected
+    assert_from_table(demo.db, expected, "jsonl", 20000)
 
 
 def test_plain_requests_stay_plain_but_vary(server):
@@ -151,11 +199,12 @@ def test_plain_requests_stay_plain_but_vary(server):
     assert response.headers["Vary"] == "Accept-Encoding"
 
 
-def test_requests_decodes_its_default_gzip(server):
+def test_requests_decodes_its_default_gzip(demo, server):
     url = f"{server.url}/v1/exports/orders.csv?limit=50000"
     response = requests.get(url, timeout=60)  # sends Accept-Encoding: gzip, deflate
     assert response.headers["Content-Encoding"] == "gzip"
     assert response.content == plain(url)
+    assert_from_table(demo.db, response.content, "csv", 50000)
 
 
 def test_nothing_acceptable_is_406_before_the_query(server):
@@ -170,17 +219,31 @@ def test_nothing_acceptable_is_406_before_the_query(server):
     assert response.status_code == 200 and response.headers["Content-Encoding"] == "zstd"
 
 
-def test_head_answers_the_same_headers(server):
+def test_head_answers_the_same_headers(demo, server):
+    """HEAD and GET on one keep-alive connection, read off the wire: the same headers, and not
+    one byte between the HEAD response's headers and the GET's status line (requests and
+    http.client never read a HEAD body, so they cannot see one)."""
     for target, accept in (("orders.csv.gz", ""), ("orders.jsonl.zst", ""),
                            ("orders.csv", "zstd")):
-        url = f"{server.url}/v1/exports/{target}?limit=10"
+        url = f"/v1/exports/{target}?limit=10"
         extra = {"Accept-Encoding": accept} if accept else {"Accept-Encoding": "identity"}
-        head = requests.head(url, timeout=10, headers=extra)
-        get = requests.get(url, timeout=10, headers=extra, stream=True)
-        for name in ("Content-Type", "Content-Disposition", "Content-Encoding", "Vary"):
-            assert head.headers.get(name) == get.headers.get(name), (target, name)
-        assert head.content == b""
-        get.close()
+        result = head_then_get(server.port, url, headers=extra)
+        assert_head_has_no_body(result)
+        for name in ("content-type", "content-disposition", "content-encoding", "vary"):
+            assert result.head_headers.get(name) == result.get_headers.get(name), (target, name)
+        # The GET after it is a whole, correct download: 10 rows of the table.
+        ext = "zst" if ".zst" in target or accept == "zstd" else "gz"
+        decoded = subprocess.run(TOOLS[ext], input=result.get_body, capture_output=True,
+                                 check=True).stdout.decode("utf-8")
+        if target.startswith("orders.jsonl"):
+            _, rows = parse_jsonl_table(decoded)
+        else:
+            _, rows = parse_csv_table(decoded)
+        assert len(rows) == 10, decoded[:300]
+        ids = [row[0] for row in rows]
+        expected = sqlite_rows(demo.db, f"{ORDERS_QUERY} WHERE id IN ({', '.join('?' * 10)})",
+                               ids)
+        assert sorted(rows) == sorted(canonical_orders_row(r) for r in expected), target
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,9 +283,10 @@ def test_a_big_export_starts_at_once_and_its_first_chunk_decodes(demo, server, t
     assert statistics.median(times) < 0.100, times
 
 
-def test_a_client_that_leaves_mid_stream_stops_the_query(start_server):
+def test_a_client_that_leaves_mid_stream_stops_the_query(start_server, demo):
     srv = start_server(name="leaves")
     before = metrics(srv.url)
+    read_before = read_chars(srv.pid)
     response = raw_get(srv.port, "/v1/exports/orders_big.csv.zst")
     assert response.status == 200
     received = len(response.buffered)
@@ -231,10 +295,21 @@ def test_a_client_that_leaves_mid_stream_stops_the_query(start_server):
         assert data
         received += len(data)
     response.sock.close()
+    # Outside Sluice's counters: the kernel's count of the bytes the process read (the SQLite
+    # file through pread) stops moving soon after the client left...
+    settled, _ = wait_until_steady(lambda: read_chars(srv.pid), quiet=0.3, timeout=3,
+                                   message="the server's file reads (rchar)", tolerance=4096)
+    # ... and stays still (a query still running would read on), ...
+    assert_steady(lambda: read_chars(srv.pid), 0.5, "the server's file reads after the client "
+                  "left", tolerance=4096)
+    # ... far from the 100,000,000 rows (50 passes over orders.db) of orders_big: at most 5
+    # passes over the file, the bound rows_read_total < 10,000,000 below sets on Sluice's own
+    # count (the compressed stream fills the socket buffers with many rows).
+    db_size = demo.db.stat().st_size
+    assert settled - read_before < 5 * db_size, (settled - read_before, db_size)
     wait_for_metric(srv.url, "sluice_active_streams", lambda v: v == 0, timeout=5)
     after = metrics(srv.url)
-    time.sleep(0.3)
-    assert metrics(srv.url)["sluice_rows_read_total"] == after["sluice_rows_read_total"]
+    assert_steady(lambda: metrics(srv.url)["sluice_rows_read_total"], 0.3, "rows_read_total")
     assert after["sluice_rows_read_total"] < 10_000_000
     assert after["sluice_streams_aborted_total"] == before["sluice_streams_aborted_total"] + 1
 
@@ -257,7 +332,7 @@ def test_bytes_sent_total_counts_wire_bytes(start_server, tmp_path):
     ("orders.jsonl.zst?limit=54321", "identity"),
     ("orders.csv?limit=54321", "gzip"),
 ])
-def test_trailers_are_over_the_compressed_wire_bytes(server, tmp_path, target, accept):
+def test_trailers_are_over_the_compressed_wire_bytes(demo, server, tmp_path, target, accept):
     code, headers, trailers, body = curl(f"{server.url}/v1/exports/{target}", tmp_path,
                                          "-H", "TE: trailers", "-H", f"Accept-Encoding: {accept}")
     assert code == 0
@@ -267,7 +342,9 @@ def test_trailers_are_over_the_compressed_wire_bytes(server, tmp_path, target, a
     assert trailers["sluice-sha256"] == digest.hexdigest()
     assert trailers["content-digest"] == f"sha-256=:{base64.b64encode(digest.digest()).decode()}:"
     ext = "zst" if ".zst" in target else "gz"
-    assert len(decompress_with_tool(ext, body).splitlines()) >= 54321
+    fmt = "jsonl" if ".jsonl" in target else "csv"
+    # Exactly that many rows of the table (notes hold line breaks: counted as parsed rows).
+    assert_from_table(demo.db, decompress_with_tool(ext, body), fmt, 54321)
 
 
 @pytest.mark.parametrize("target, accept, ext", [
@@ -275,7 +352,8 @@ def test_trailers_are_over_the_compressed_wire_bytes(server, tmp_path, target, a
     ("fails.csv", "gzip", "gz"),
     ("fails.csv.zst", "identity", "zst"),
 ])
-def test_a_failure_mid_stream_never_leaves_a_valid_file(start_server, tmp_path, target, accept, ext):
+def test_a_failure_mid_stream_never_leaves_a_valid_file(start_server, demo, tmp_path, target,
+                                                        accept, ext):
     srv = start_server(name="fails", datasets=FAILING)
     code, headers, trailers, body = curl(f"{srv.url}/v1/exports/{target}", tmp_path,
                                          "-H", f"Accept-Encoding: {accept}", "-H", "TE: trailers")
@@ -287,6 +365,11 @@ def test_a_failure_mid_stream_never_leaves_a_valid_file(start_server, tmp_path, 
     # What did arrive decodes (each write was flushed): the rows before the failure.
     partial = subprocess.run([*TOOLS[ext], str(body)], capture_output=True, timeout=60).stdout
     assert partial.startswith(b"id,x\r\n1,1\r\n")
+    # Exactly a beginning of what the query yields before it fails (id <= 5000, x = 1, from
+    # orders.db), never a row past the failure.
+    ids = sqlite_rows(demo.db, "SELECT id FROM orders WHERE id <= 5000 ORDER BY id")
+    whole = b"id,x\r\n" + b"".join(b"%d,1\r\n" % r[0] for r in ids)
+    assert whole.startswith(partial), partial[-200:]
 
 
 def test_a_failed_http10_compressed_export_is_reset(start_server, tmp_path):
@@ -305,6 +388,10 @@ def test_cli_compresses_by_suffix_and_flag(demo, tmp_path):
             "--filter", "id.lte=200000"]
     plain_out = run_sluice(*base, "--format", "csv")
     assert plain_out.returncode == 0, plain_out.stderr
+    # The plain export is the table's selection (sqlite3); the compressed ones must equal it.
+    expected = sqlite_rows(demo.db, f"{ORDERS_QUERY} WHERE country = 'FR' AND id <= 200000")
+    assert sorted(table_rows(plain_out.stdout, "csv")) == sorted(
+        canonical_orders_row(r) for r in expected)
     for name, tool in (("o.csv.gz", TOOLS["gz"]), ("o.csv.zst", TOOLS["zst"])):
         result = run_sluice(*base, "--format", "csv", "-o", str(tmp_path / name))
         assert result.returncode == 0, result.stderr

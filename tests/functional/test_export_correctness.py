@@ -18,6 +18,7 @@ from support.demo import (
     ORDERS_COLUMNS,
     ORDERS_QUERY,
     RowDigest,
+    assert_rows_of_the_table,
     canonical_orders_row,
     canonical_row,
     parse_csv_table,
@@ -53,6 +54,46 @@ def orders_jsonl(demo, tmp_path_factory) -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def orders_csv_digest(orders_csv) -> RowDigest:
+    """The rows of the downloaded CSV, parsed once (strictly, NULL apart from '') for every test
+    that compares with the table (orders_digest, read with sqlite3)."""
+    text = orders_csv.read_bytes().decode("utf-8")  # must be valid UTF-8
+    assert text.startswith(CSV_HEADER)
+    rows = csv_rows_with_nulls(text)
+    assert next(rows) == ORDERS_COLUMNS
+    return RowDigest().add_all(canonical_orders_row(row) for row in rows)
+
+
+@pytest.fixture(scope="module")
+def orders_jsonl_checked(orders_jsonl) -> tuple[RowDigest, list[str]]:
+    """The rows of the downloaded JSON Lines, parsed once: (digest, lines with a wrong JSON
+    type: integers must stay integers, the decimal amount a number, NULL null)."""
+    text = orders_jsonl.read_bytes().decode("utf-8")
+    assert text.endswith("\n")
+    lines = text.split("\n")
+    assert lines[-1] == ""
+    del lines[-1]
+    assert list(json.loads(lines[0])) == ORDERS_COLUMNS
+    scan = json.JSONDecoder().scan_once  # json.loads without its per-call overhead
+    bad: list[str] = []
+
+    def rows():
+        for line in lines:
+            o, end = scan(line, 0)
+            row = (o["id"], o["created_at"], o["email"], o["country"], o["status"], o["amount"],
+                   o["quantity"], o["note"])
+            if not (end == len(line) and len(o) == 8 and type(row[0]) is int
+                    and type(row[6]) is int and type(row[5]) in (int, float)
+                    and type(row[1]) is str and type(row[3]) is str and type(row[4]) is str
+                    and (row[2] is None or type(row[2]) is str)
+                    and (row[7] is None or type(row[7]) is str)):
+                bad.append(line)
+            yield canonical_orders_row(row)
+
+    return RowDigest().add_all(rows()), bad
+
+
 def csv_cell(value) -> str:
     """How the server must write one value (RFC 4180, NULL empty, '' quoted, the formula guard's
     "'" before text that a spreadsheet would evaluate)."""
@@ -73,12 +114,8 @@ def csv_record(row) -> str:
 # The whole table
 # --------------------------------------------------------------------------------------------
 
-def test_full_csv_export_equals_the_table(orders_csv, orders_digest, demo):
-    text = orders_csv.read_bytes().decode("utf-8")  # must be valid UTF-8
-    assert text.startswith(CSV_HEADER)
-    rows = csv_rows_with_nulls(text)
-    assert next(rows) == ORDERS_COLUMNS
-    digest = RowDigest().add_all(canonical_orders_row(row) for row in rows)
+def test_full_csv_export_equals_the_table(orders_csv_digest, orders_digest, demo):
+    digest = orders_csv_digest
     assert digest.count == demo.rows
     assert digest == orders_digest, "CSV rows differ from the table (values, NULLs or '')"
 
@@ -133,31 +170,8 @@ def test_csv_tricky_rows_are_byte_exact(demo, server):
     assert rows == [canonical_row(ORDERS_COLUMNS, r) for r in expected]
 
 
-def test_full_jsonl_export_equals_the_table(orders_jsonl, orders_digest, demo):
-    text = orders_jsonl.read_bytes().decode("utf-8")
-    assert text.endswith("\n")
-    lines = text.split("\n")
-    assert lines[-1] == ""
-    del lines[-1]
-    assert list(json.loads(lines[0])) == ORDERS_COLUMNS
-    scan = json.JSONDecoder().scan_once  # json.loads without its per-call overhead
-    bad: list[str] = []
-
-    def rows():
-        for line in lines:
-            o, end = scan(line, 0)
-            row = (o["id"], o["created_at"], o["email"], o["country"], o["status"], o["amount"],
-                   o["quantity"], o["note"])
-            # Types: integers stay integers, the decimal amount is a number, NULL is null.
-            if not (end == len(line) and len(o) == 8 and type(row[0]) is int
-                    and type(row[6]) is int and type(row[5]) in (int, float)
-                    and type(row[1]) is str and type(row[3]) is str and type(row[4]) is str
-                    and (row[2] is None or type(row[2]) is str)
-                    and (row[7] is None or type(row[7]) is str)):
-                bad.append(line)
-            yield canonical_orders_row(row)
-
-    digest = RowDigest().add_all(rows())
+def test_full_jsonl_export_equals_the_table(orders_jsonl_checked, orders_digest, demo):
+    digest, bad = orders_jsonl_checked
     assert not bad, bad[:3]
     assert digest.count == demo.rows
     assert digest == orders_digest, "JSON Lines rows differ from the table"
@@ -360,7 +374,10 @@ def test_limit_zero_csv_is_just_the_header(demo, server):
 # The command line gives the same bytes as HTTP
 # --------------------------------------------------------------------------------------------
 
-def test_cli_export_to_file_equals_http_body(demo, orders_csv, tmp_path):
+def test_cli_export_to_file_equals_http_body(demo, orders_csv, orders_csv_digest, orders_digest,
+                                            tmp_path):
+    # The HTTP body is the table (sqlite3), so the same bytes from the CLI are the table too.
+    assert orders_csv_digest == orders_digest
     target = tmp_path / "cli-orders.csv"
     result = run_sluice("export", "orders", "--config", str(demo.config), "--format", "csv",
                         "-o", str(target))
@@ -392,12 +409,20 @@ def test_cli_export_into_a_fifo_writes_in_place(demo, server, tmp_path):
     assert not reader.is_alive(), "nothing was written into the pipe"
     assert stat.S_ISFIFO(os.stat(fifo).st_mode), "the pipe was replaced by a file"
     assert not (tmp_path / "pipe.csv.partial").exists()
+    # What went through the pipe is the table's selection, byte for byte as RFC 4180 writes it.
+    expected = sqlite_rows(demo.db, ORDERS_QUERY + " WHERE id <= 1000 ORDER BY id")
+    assert sorted(parse_csv_table(bytes(received).decode("utf-8"))[1]) == sorted(
+        canonical_orders_row(r) for r in expected)
     http = requests.get(f"{demo.url}/v1/exports/orders.csv?id.lte=1000",
                         headers={"Accept-Encoding": "identity"}, timeout=30)
     assert bytes(received) == http.content
 
 
-def test_cli_export_to_stdout_equals_http_body(demo, orders_jsonl):
+def test_cli_export_to_stdout_equals_http_body(demo, orders_jsonl, orders_jsonl_checked,
+                                              orders_digest):
+    # The HTTP body is the table (sqlite3), so the same bytes from the CLI are the table too.
+    digest, bad = orders_jsonl_checked
+    assert digest == orders_digest and not bad
     result = run_sluice("export", "orders", "--config", str(demo.config), "--format", "jsonl")
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert len(result.stdout) == orders_jsonl.stat().st_size
@@ -409,6 +434,11 @@ def test_cli_export_with_filters_equals_http_body(demo, server, tmp_path, fmt):
     filters = ["country=DE,FR", "id.lt=150000", "quantity.gte=2"]
     http = requests.get(f"{demo.url}/v1/exports/orders.{fmt}?" + "&".join(filters), timeout=60)
     assert http.status_code == 200
+    # The HTTP body itself is the table's selection (sqlite3), so CLI == HTTP proves both right.
+    expected = sqlite_rows(demo.db, f"{ORDERS_QUERY} WHERE country IN ('DE', 'FR') "
+                                    "AND id < 150000 AND quantity >= 2")
+    _, rows = (parse_csv_table if fmt == "csv" else parse_jsonl_table)(http.content.decode())
+    assert sorted(rows) == sorted(canonical_orders_row(r) for r in expected)
     args = ["export", "orders", "--config", str(demo.config), "--format", fmt]
     for f in filters:
         args += ["--filter", f]
@@ -446,17 +476,20 @@ def test_chunked_body_ends_with_the_last_chunk(demo, server):
         assert response.status == 200
         body = ChunkedReader(response).read_all()
         assert response.complete
-        assert body.startswith(CSV_HEADER.encode()) and body.count(b"\r\n") >= 1001
+        assert body.startswith(CSV_HEADER.encode())
+        assert_rows_of_the_table(demo.db, parse_csv_table(body.decode("utf-8"))[1], 1000)
     finally:
         response.close()
 
 
 def test_client_request_id_is_echoed(demo, server):
     offered = "test-Req_42.abc"
-    for path in ["/v1/exports/orders.csv?limit=1", "/healthz", "/v1/exports/nope.csv"]:
+    for path, status in [("/v1/exports/orders.csv?limit=1", 200), ("/healthz", 200),
+                         ("/v1/exports/nope.csv", 404)]:
         response = requests.get(f"{demo.url}{path}", headers={"X-Request-Id": offered}, timeout=10)
+        assert response.status_code == status, (path, response.status_code)
         assert response.headers["X-Request-Id"] == offered, path
-        if response.status_code >= 400:
+        if status == 404:  # the error body names the same id
             assert response.json()["error"]["request_id"] == offered
 
 

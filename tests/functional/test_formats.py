@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from support.demo import config_for
+from support.demo import canonical_orders_row, config_for, sqlite_rows
 from support.http import assert_json_error
 from support.server import SluiceServer, run_sluice, stop_and_check
 
@@ -283,11 +283,49 @@ def test_json_array_empty_and_limited(hostile):
     assert json.loads(get(hostile, "hostile.json?limit=1").content) == json_expectation()[:1]
 
 
+ORDERS_NAMES = ["id", "created_at", "email", "country", "status", "amount", "quantity", "note"]
+
+
+def expected_order_object(row: tuple) -> dict:
+    """docs/API.md's JSON for one orders row read with sqlite3: int and decimal columns as JSON
+    numbers (id, quantity; amount, whose REALs and the few whole INTEGERs compare by value),
+    NULL as null, text (the timestamp too: the dataset passes it through) as strings."""
+    return dict(zip(ORDERS_NAMES, row))
+
+
+def assert_orders_objects(objects: list, rows: list[tuple]) -> None:
+    """JSON objects against sqlite3's rows, value by value and with the JSON types."""
+    assert len(objects) == len(rows), (len(objects), len(rows))
+    for obj, row in zip(objects, rows):
+        assert isinstance(obj, dict) and list(obj) == ORDERS_NAMES, obj
+        assert obj == expected_order_object(row), (obj, row)
+        assert type(obj["id"]) is int and type(obj["quantity"]) is int, obj
+        assert type(obj["amount"]) in (int, float) or obj["amount"] is None, obj
+        for name in ("created_at", "email", "country", "status", "note"):
+            assert obj[name] is None or type(obj[name]) is str, (name, obj)
+
+
 def test_json_array_of_the_demo_orders(demo, server):
-    rows = json.loads(requests.get(f"{demo.url}/v1/exports/orders.json?limit=500",
-                                   timeout=60).content)
-    assert len(rows) == 500 and list(rows[0]) == ["id", "created_at", "email", "country",
-                                                  "status", "amount", "quantity", "note"]
+    """The first 500 orders (every hard note: quotes, CR/LF, tabs, control characters, emoji,
+    '' and NULL) as a JSON array, compared value by value with orders.db through sqlite3."""
+    response = requests.get(f"{demo.url}/v1/exports/orders.json?id.lte=500", timeout=60)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.content.decode("utf-8")
+    # `[` newline, one object per line separated by `,` newline, newline `]` newline.
+    lines = body.split("\n")
+    assert lines[0] == "[" and lines[-2:] == ["]", ""], (body[:100], body[-100:])
+    objects_text = lines[1:-2]
+    assert all(line.endswith("},") for line in objects_text[:-1]), objects_text[:2]
+    assert objects_text[-1].endswith("}") and not objects_text[-1].endswith(",")
+    rows = sqlite_rows(demo.db, "SELECT id, created_at, email, country, status, amount, "
+                                "quantity, note FROM orders WHERE id <= 500 ORDER BY id")
+    assert len(rows) == 500
+    objects = json.loads(body)  # strict: raw control characters inside strings fail
+    assert_orders_objects(sorted(objects, key=lambda o: o["id"]), rows)
+    # The data held what the comparison is about.
+    assert any(r[7] is None for r in rows) and any(r[7] == "" for r in rows)
+    assert any(r[7] and any(ord(c) < 0x20 for c in r[7]) for r in rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,8 +412,15 @@ def test_cli_formats_and_options(demo, tmp_path):
         result = run_sluice("export", "orders", "--config", str(demo.config), "--format", fmt,
                             "--filter", "id.lte=3", "-o", str(target))
         assert result.returncode == 0, result.stderr.decode()
-    assert len(json.loads((tmp_path / "orders.json").read_bytes())) == 3
-    assert (tmp_path / "orders.tsv").read_bytes().startswith(b"id\tcreated_at\t")
+    rows = sqlite_rows(demo.db, "SELECT id, created_at, email, country, status, amount, "
+                                "quantity, note FROM orders WHERE id <= 3 ORDER BY id")
+    objects = json.loads((tmp_path / "orders.json").read_bytes())
+    assert_orders_objects(sorted(objects, key=lambda o: o["id"]), rows)
+    tsv = (tmp_path / "orders.tsv").read_bytes().decode("utf-8")
+    assert tsv.startswith("id\tcreated_at\t")
+    tsv_rows = [canonical_orders_row([tsv_unescape(f) for f in line.split("\t")])
+                for line in tsv.split("\n")[1:-1]]
+    assert sorted(tsv_rows) == sorted(canonical_orders_row(row) for row in rows)
 
 
 def test_datasets_list_every_format(hostile):

@@ -27,7 +27,15 @@ from support.demo import (
     sqlite_rows,
 )
 from support.http import ChunkedReader, raw_get
-from support.metrics import metrics, wait_for_metric, wait_until
+from support.metrics import (
+    assert_steady,
+    metrics,
+    proc_io,
+    read_chars,
+    wait_for_metric,
+    wait_until,
+    wait_until_steady,
+)
 
 
 def set_linger_zero(sock: socket.socket) -> None:
@@ -96,7 +104,8 @@ def test_time_to_first_byte_does_not_grow_with_export_size(demo, server):
 # --------------------------------------------------------------------------------------------
 
 class PacedReader(threading.Thread):
-    """Downloads a target over a socket with a small receive buffer at about `rate` bytes/s."""
+    """Downloads a target over a socket with a small receive buffer at about `rate` bytes/s;
+    `pause_event` makes it stop reading (the connection stays open), `stop_event` leave."""
 
     def __init__(self, port: int, target: str, rate: float, duration: float,
                  rcvbuf: int = 64 * 1024):
@@ -104,10 +113,12 @@ class PacedReader(threading.Thread):
         self.port, self.target, self.rate, self.duration = port, target, rate, duration
         self.rcvbuf = rcvbuf
         self.received = 0
+        self.line_ends = 0  # CRLFs received: at least the rows (notes hold some too)
         self.status = None
         self.error: BaseException | None = None
         self.started_at = None
         self.stop_event = threading.Event()
+        self.pause_event = threading.Event()
 
     def run(self) -> None:
         try:
@@ -122,53 +133,87 @@ class PacedReader(threading.Thread):
                 if elapsed >= self.duration:
                     break
                 allowed = int(self.rate * (elapsed + tick)) - self.received
-                while allowed > 0:
+                while allowed > 0 and not self.pause_event.is_set():
                     data = response.sock.recv(min(allowed, 65536))
                     if not data:
                         raise ConnectionError("server closed the download")
                     self.received += len(data)
+                    self.line_ends += data.count(b"\r\n")
                     allowed -= len(data)
-                time.sleep(tick)
+                time.sleep(tick)  # the pace (while paused: the stall)
             response.close()
         except BaseException as error:  # reported by the test
             self.error = error
 
 
-def test_backpressure_slow_client(start_server):
+def test_backpressure_slow_client(start_server, demo):
     srv = start_server(name="backpressure")
     budget = metrics(srv.url)["sluice_stream_budget_bytes"]
     assert budget > 0
     bound = 2 * budget / 60  # rows are >= ~60 bytes; 2x slack
-    reader = PacedReader(srv.port, "/v1/exports/orders_big.csv", rate=1_000_000, duration=10.5)
+    # orders_big reads orders.db over and over (a 64 KiB SQLite page cache: pread after pread),
+    # so the kernel's count of the bytes the process read (/proc/PID/io rchar) measures the
+    # database reads from outside Sluice. One row costs at most this many file bytes:
+    db_bytes_per_row = demo.db.stat().st_size / demo.rows
+    reader = PacedReader(srv.port, "/v1/exports/orders_big.csv", rate=1_000_000, duration=60)
     reader.start()
-    wait_until(lambda: reader.started_at is not None or reader.error, timeout=10,
-               message="download started")
-    assert reader.error is None, reader.error
-    assert reader.status == 200
+    try:
+        wait_until(lambda: reader.started_at is not None or reader.error, timeout=10,
+                   message="download started")
+        assert reader.error is None, reader.error
+        assert reader.status == 200
 
-    samples = []  # (seconds since start, read - sent, rss KiB, rows sent)
-    t0 = reader.started_at
-    next_sample = t0 + 0.5
-    while next_sample <= t0 + 10.0:
-        time.sleep(max(0.0, next_sample - time.monotonic()))
-        m = metrics(srv.url)
-        samples.append((next_sample - t0, m["sluice_rows_read_total"] - m["sluice_rows_sent_total"],
-                        srv.rss_kib(), m["sluice_rows_sent_total"], m["sluice_active_streams"]))
-        next_sample += 0.5
-    reader.stop_event.set()
-    reader.join(timeout=10)
-    assert reader.error is None, reader.error
+        # (seconds since start, read - sent, rss KiB, rows sent, active, rchar, client CRLFs)
+        samples = []
+        t0 = reader.started_at
+        next_sample = t0 + 0.5
+        while next_sample <= t0 + 10.0:
+            time.sleep(max(0.0, next_sample - time.monotonic()))  # the sampling clock
+            m = metrics(srv.url)
+            samples.append((next_sample - t0,
+                            m["sluice_rows_read_total"] - m["sluice_rows_sent_total"],
+                            srv.rss_kib(), m["sluice_rows_sent_total"], m["sluice_active_streams"],
+                            read_chars(srv.pid), reader.line_ends))
+            next_sample += 0.5
+        received_at_10 = reader.received
+        assert reader.error is None, reader.error
 
-    table = "\n".join(f"t={t:4.1f}s read-sent={d:8d} rss={r} KiB sent={s}"
-                      for t, d, r, s, _ in samples)
-    assert all(active == 1 for *_, active in samples), table
-    assert max(d for _, d, *_ in samples) <= bound, f"bound {bound:.0f} rows\n{table}"
-    # The client really was served at about its pace (the stream did not stall or run away).
-    assert 5_000_000 <= reader.received <= 13_000_000, reader.received
-    assert samples[-1][3] > samples[3][3], table
-    rss_at_2 = next(r for t, _, r, *_ in samples if t >= 2.0)
-    rss_at_10 = samples[-1][2]
-    assert rss_at_10 - rss_at_2 <= 4 * 1024, f"RSS grew {rss_at_10 - rss_at_2} KiB\n{table}"
+        table = "\n".join(f"t={t:4.1f}s read-sent={d:8d} rss={r} KiB sent={s} rchar={c} crlf={n}"
+                          for t, d, r, s, _, c, n in samples)
+        assert all(sample[4] == 1 for sample in samples), table
+        assert max(d for _, d, *_ in samples) <= bound, f"bound {bound:.0f} rows\n{table}"
+        # The client really was served at about its pace (the stream did not stall or run away).
+        assert 5_000_000 <= received_at_10 <= 13_000_000, received_at_10
+        assert samples[-1][3] > samples[3][3], table
+        rss_at_2 = next(r for t, _, r, *_ in samples if t >= 2.0)
+        rss_at_10 = samples[-1][2]
+        assert rss_at_10 - rss_at_2 <= 4 * 1024, f"RSS grew {rss_at_10 - rss_at_2} KiB\n{table}"
+        # Outside Sluice's counters: from t=2 s to t=10 s the process read from the database
+        # about what the client took (its rows, plus the buffers and the pipeline budget
+        # refilled), not the hundreds of MB a read that ignores the client would have fetched
+        # meanwhile (about 75 MB/s here when nothing holds it back).
+        at_2 = next(sample for sample in samples if sample[0] >= 2.0)
+        file_bytes = samples[-1][5] - at_2[5]
+        client_rows = samples[-1][6] - at_2[6]
+        allowed = 2 * (client_rows + bound) * db_bytes_per_row + (1 << 20)
+        assert 0 < file_bytes <= allowed, (
+            f"the server read {file_bytes} file bytes while the client took {client_rows} rows "
+            f"(allowed {allowed:.0f})\n{table}")
+
+        # The client stalls: once the socket buffers and the pipeline are full, the process reads
+        # nothing from the database until the client reads again.
+        reader.pause_event.set()
+        wait_until_steady(lambda: read_chars(srv.pid), quiet=0.5, timeout=10,
+                          message="the server's file reads while the client stalls", tolerance=4096)
+        assert_steady(lambda: read_chars(srv.pid), 1.0,
+                      "the server's file reads (rchar) while the client stalls", tolerance=4096)
+        assert metrics(srv.url)["sluice_active_streams"] == 1  # still connected, just not reading
+        reader.stop_event.set()
+        reader.join(timeout=10)
+        assert reader.error is None, reader.error
+    finally:  # the reader never outlives the test, whatever failed
+        reader.stop_event.set()
+        reader.join(timeout=10)
 
     m = wait_for_metric(srv.url, "sluice_active_streams", lambda v: v == 0, timeout=5)
     assert m["sluice_busy_source_threads"] == 0
@@ -178,9 +223,15 @@ def test_backpressure_slow_client(start_server):
 # Disconnect
 # --------------------------------------------------------------------------------------------
 
+def file_reads(srv):
+    """The kernel's count of the bytes `srv` read from files (the SQLite database)."""
+    return lambda: read_chars(srv.pid)
+
+
 def test_client_disconnect_stops_the_query(start_server, demo):
     srv = start_server(name="disconnect")
     before = metrics(srv.url)
+    read_before = read_chars(srv.pid)
     response = raw_get(srv.port, "/v1/exports/orders_big.csv")
     assert response.status == 200
     received = len(response.buffered)
@@ -190,22 +241,30 @@ def test_client_disconnect_stops_the_query(start_server, demo):
         received += len(data)
     during = metrics(srv.url)
     assert during["sluice_active_streams"] == 1
+    assert read_chars(srv.pid) > read_before  # the export reads the file: the probe sees it
     response.sock.close()
     closed = time.monotonic()
 
-    time.sleep(max(0.0, closed + 0.1 - time.monotonic()))
-    at_100ms = metrics(srv.url)
-    time.sleep(max(0.0, closed + 0.6 - time.monotonic()))
-    at_600ms = metrics(srv.url)
-    report = (f"rows_read +100ms {at_100ms['sluice_rows_read_total']}, "
-              f"+600ms {at_600ms['sluice_rows_read_total']}")
-    assert at_100ms["sluice_rows_read_total"] == at_600ms["sluice_rows_read_total"], report
+    # Outside Sluice: the process stops reading orders.db (rchar of /proc/PID/io) at once ...
+    settled, last_read = wait_until_steady(file_reads(srv), quiet=0.3, timeout=5,
+                                           message="the server's file reads", tolerance=4096)
+    assert last_read - closed < 0.5, f"file reads went on {last_read - closed:.2f} s"
+    assert_steady(file_reads(srv), 0.5, "the server's file reads after the client left",
+                  tolerance=4096)
+    # ... far from the 100,000,000 rows of orders_big: less than half a pass over the file
+    # (the 1,000,000-row bound on rows_read_total below).
+    db_size = demo.db.stat().st_size
+    assert settled - read_before < db_size // 2, (settled - read_before, db_size)
+    # Sluice's own counters agree.
+    wait_until(lambda: (lambda m: m["sluice_active_streams"] == 0
+                        and m["sluice_busy_source_threads"] == 0)(metrics(srv.url)),
+               timeout=2, message="no active stream, no busy source thread")
+    rows_read = assert_steady(lambda: metrics(srv.url)["sluice_rows_read_total"], 0.3,
+                              "rows_read_total after the client left")
     # Far from the 100,000,000 rows of orders_big: the read stopped near where the client did.
-    assert at_600ms["sluice_rows_read_total"] < 1_000_000, report
-    for m in (at_100ms, at_600ms):
-        assert m["sluice_busy_source_threads"] == 0, m
-        assert m["sluice_active_streams"] == 0, m
-    assert at_600ms["sluice_streams_aborted_total"] == before["sluice_streams_aborted_total"] + 1
+    assert rows_read < 1_000_000, rows_read
+    after = metrics(srv.url)
+    assert after["sluice_streams_aborted_total"] == before["sluice_streams_aborted_total"] + 1
 
     # The next request is served normally and correctly.
     check = requests.get(f"{srv.url}/v1/exports/orders.csv?id.gt=1000&id.lte=3000", timeout=30)
@@ -230,7 +289,10 @@ def test_client_disconnect_while_the_query_has_no_rows_yet(start_server):
     sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     sock.sendall(b"GET /v1/exports/slow.csv HTTP/1.1\r\nHost: x\r\n\r\n")
     wait_for_metric(srv.url, "sluice_busy_source_threads", lambda v: v == 1, timeout=5)
-    time.sleep(0.5)
+    reads_at_start = read_chars(srv.pid)
+    time.sleep(0.5)  # the client's patience (the stimulus), while the query scans orders.db
+    # The running query reads the file: the kernel's count shows it (so it can show the stop).
+    assert read_chars(srv.pid) - reads_at_start > 4096, "the query read nothing in 0.5 s"
     sock.settimeout(0.01)
     with pytest.raises(socket.timeout):
         sock.recv(1)  # still nothing: the query has not produced a row
@@ -243,6 +305,12 @@ def test_client_disconnect_while_the_query_has_no_rows_yet(start_server):
             f"{error}: the query kept running after its client left "
             f"({time.monotonic() - closed:.1f} s)") from None
     assert m["sluice_active_streams"] == 0
+    # Outside Sluice's counters: the process stopped reading orders.db within a second.
+    _, last_read = wait_until_steady(file_reads(srv), quiet=0.3, timeout=5,
+                                     message="the server's file reads", tolerance=4096)
+    assert last_read - closed < 1.0, f"file reads went on {last_read - closed:.2f} s"
+    assert_steady(file_reads(srv), 0.5, "the server's file reads after the client left",
+                  tolerance=4096)
     assert requests.get(f"{srv.url}/healthz", timeout=10).status_code == 200
 
 
@@ -350,7 +418,9 @@ def test_shutdown_cuts_a_slow_download_without_the_last_chunk(start_server, demo
     assert fast.status == 200
     try:
         wait_for_metric(srv.url, "sluice_active_streams", lambda v: v == 2, timeout=10)
-        time.sleep(0.3)
+        # The slow download is flowing: curl has written a first MiB into /dev/null.
+        wait_until(lambda: slow.poll() is not None or proc_io(slow.pid)["wchar"] >= 1 << 20,
+                   timeout=10, message="curl received its first MiB")
         assert slow.poll() is None, slow.stderr.read()
         signalled = time.monotonic()
         srv.signal(signal.SIGTERM)
@@ -384,7 +454,7 @@ def test_shutdown_with_requests_sees_chunked_encoding_error(start_server):
     received = len(next(chunks))
     srv.signal(signal.SIGTERM)
     signalled = time.monotonic()
-    time.sleep(0.6)  # past the grace period
+    time.sleep(0.6)  # the stimulus: the client does not read past the grace period (300 ms)
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
         for chunk in chunks:
             received += len(chunk)
@@ -402,7 +472,10 @@ def test_graceful_shutdown_lets_a_running_download_finish(start_server, demo, tm
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         wait_for_metric(srv.url, "sluice_active_streams", lambda v: v == 1, timeout=10)
-        time.sleep(0.3)
+        # The download is under way: curl has written its first bytes to the file.
+        wait_until(lambda: download.poll() is not None
+                   or (target.exists() and target.stat().st_size >= 256 * 1024),
+                   timeout=10, message="curl wrote its first 256 KiB")
         assert download.poll() is None, "the download finished before the signal"
         signalled = time.monotonic()
         srv.signal(signal.SIGTERM)
@@ -428,7 +501,18 @@ def test_new_connections_are_refused_after_sigterm(start_server):
     try:
         assert slow.status == 200
         srv.signal(signal.SIGTERM)
-        time.sleep(0.3)
+
+        def refused() -> bool:
+            try:
+                socket.create_connection((srv.host, srv.port), timeout=2).close()
+            except ConnectionRefusedError:
+                return True
+            return False
+
+        wait_until(refused, timeout=1.5, message="the listening socket closed after SIGTERM")
+        # Refused while the server still runs (its download keeps it up for the grace period):
+        # the listener was closed, the process has not merely exited.
+        srv.assert_alive()
         with pytest.raises(requests.exceptions.ConnectionError):
             requests.get(f"{srv.url}/healthz", timeout=2)
     finally:
@@ -464,6 +548,9 @@ def test_keep_alive_one_connection_many_requests(demo, server):
     sock = conn.sock
     try:
         expected = sqlite_rows(demo.db, "SELECT id, email FROM orders WHERE id <= 300")
+        statuses = {"/healthz": 200, "/v1/exports/orders.csv?id.lte=300&columns=id,email": 200,
+                    "/v1/exports/nope.csv": 404, "/v1/exports/orders.csv?limit=-1": 400,
+                    "/metrics": 200, "/v1/datasets": 200}
         for i, path in enumerate(["/healthz", "/v1/exports/orders.csv?id.lte=300&columns=id,email",
                                   "/v1/exports/nope.csv", "/v1/exports/orders.csv?limit=-1",
                                   "/metrics", "/v1/exports/orders.csv?id.lte=300&columns=id,email",
@@ -472,7 +559,7 @@ def test_keep_alive_one_connection_many_requests(demo, server):
             response = conn.getresponse()
             body = response.read()
             assert conn.sock is sock, f"request {i} ({path}) needed a new connection"
-            assert response.status in (200, 400, 404), (path, response.status)
+            assert response.status == statuses[path], (path, response.status, body[:200])
             if "columns=id,email" in path:
                 _, rows = parse_csv_table(body.decode())
                 assert sorted(rows) == sorted(expected)

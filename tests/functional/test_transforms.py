@@ -172,8 +172,11 @@ def test_json_lines_types_and_nulls(shaped, demo):
 def test_places_keeps_digits_exact(shaped, demo):
     body = requests.get(f"{shaped.url}/v1/exports/shaped.jsonl?columns=amount", timeout=60).text
     raw = [line.split(":", 1)[1].rstrip("}") for line in body.splitlines()]
-    # The literal text: one fraction digit, no exponent, no float noise.
+    expected = [expected_row(r)[5] for r in source_rows(demo)]
+    assert len(raw) == len(expected) == 2000 + 1998
+    # The literal text: one fraction digit, no exponent, no float noise; the rounded value.
     assert all(len(v.split(".")[1]) == 1 for v in raw), raw[:5]
+    assert sorted(raw) == sorted(v if v is not None else "null" for v in expected)
 
 
 def test_requests_use_output_names(shaped, demo):
@@ -218,6 +221,12 @@ def test_datasets_lists_output_names_and_types(shaped):
 
 def test_gzip_and_cli_give_the_same_bytes(shaped, demo, tmp_path):
     plain = requests.get(f"{shaped.url}/v1/exports/shaped.csv", timeout=60).content
+    # The plain body is right by itself (computed in Python from orders.db) ...
+    rows = list(csv.reader(io.StringIO(plain.decode("utf-8"), newline="")))
+    assert rows[0] == OUTPUT_NAMES
+    assert [[csv_unguard(c) for c in got] for got in rows[1:]] == [
+        [w if w is not None else "" for w in expected_row(r)] for r in source_rows(demo)]
+    # ... and the gzip file and the CLI give the same bytes.
     packed = requests.get(f"{shaped.url}/v1/exports/shaped.csv.gz", timeout=60).content
     assert gzip.decompress(packed) == plain
     config = tmp_path / "shaped.toml"

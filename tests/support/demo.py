@@ -124,6 +124,29 @@ def sqlite_digest(db: Path, columns: list[str], sql: str, params: Iterable = ())
         return RowDigest().add_all(canonical_row(columns, row) for row in cursor)
 
 
+def assert_rows_of_the_table(db: Path, rows: list[tuple], count: int, where: str = "1 = 1",
+                             params: Iterable = (), columns: list[str] = ORDERS_COLUMNS) -> None:
+    """`rows` (canonical, as parse_csv_table / parse_jsonl_table give them) are `count` distinct
+    rows of `SELECT columns FROM orders WHERE where`, each equal to the table's row with its id
+    (read with sqlite3). For exports whose rows are the source's choice (a limit, no order)."""
+    assert len(rows) == count, f"{len(rows)} rows, expected {count}"
+    position = columns.index("id")
+    ids = [row[position] for row in rows]
+    assert len(set(ids)) == len(ids), "an id came twice"
+    found: list[tuple] = []
+    with sqlite_connect(db) as conn:
+        for start in range(0, len(ids), 30000):
+            part = ids[start:start + 30000]
+            found += conn.execute(
+                f"SELECT {', '.join(columns)} FROM orders WHERE ({where}) AND id IN "
+                f"({', '.join('?' for _ in part)})", (*params, *part)).fetchall()
+    by_id = lambda row: row[position]  # noqa: E731 - ids are unique: no None is compared
+    expected = sorted((canonical_row(columns, r) for r in found), key=by_id)
+    assert len(expected) == len(rows), (
+        f"{len(rows) - len(expected)} exported ids are not rows of the selection")
+    assert sorted(rows, key=by_id) == expected, "exported rows differ from the table's"
+
+
 # --------------------------------------------------------------------------------------------
 # Server output as canonical rows
 # --------------------------------------------------------------------------------------------

@@ -107,6 +107,78 @@ def read_fixed_body(response: RawResponse) -> bytes:
     return response.body
 
 
+@dataclass
+class HeadThenGet:
+    """What one keep-alive connection carried for HEAD then GET of the same target."""
+    head_status: int
+    head_headers: dict[str, str]     # names in lower case
+    after_head: bytes                # every byte after the HEAD response's header block
+    get_status: int
+    get_headers: dict[str, str]
+    get_body: bytes                  # the GET's body, de-chunked when chunked
+    get_complete: bool               # the body was whole (Content-Length reached / last chunk)
+
+
+def head_then_get(port: int, target: str, headers: dict[str, str] | None = None,
+                  timeout: float = 60.0) -> HeadThenGet:
+    """HEAD, then GET of the same target on the same connection, checked on the wire.
+
+    http.client and requests never read a body after HEAD, so a server that wrongly sends one
+    passes through them unnoticed. Here the GET goes out only after the HEAD response's header
+    block arrived; TCP keeps the order, so whatever the server wrote for the HEAD request comes
+    before the GET's answer: `after_head` must start with the GET's status line, with no byte
+    in between. The GET carries `Connection: close`, so everything after it is read to the end.
+    """
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    sock = raw_connect(port, timeout=timeout)
+    try:
+        sock.sendall(f"HEAD {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode("latin-1"))
+        head, rest = read_head(sock)
+        head_status, _, head_values = parse_head(head)
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}"
+                     "Connection: close\r\n\r\n".encode("latin-1"))
+        data = bytearray(rest)
+        while True:
+            try:
+                chunk = sock.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    after_head = bytes(data)
+    get_status, get_headers, body, complete = 0, {}, b"", False
+    if b"\r\n\r\n" in after_head and after_head.startswith(b"HTTP/"):
+        end = after_head.index(b"\r\n\r\n") + 4
+        get_status, _, values = parse_head(after_head[:end])
+        get_headers = {k.lower(): v for k, v in values}
+        payload = after_head[end:]
+        if get_headers.get("transfer-encoding", "").lower() == "chunked":
+            decoder = ChunkedDecoder()
+            decoder.feed(payload)
+            body, complete = bytes(decoder.body), decoder.complete
+        elif "content-length" in get_headers:
+            length = int(get_headers["content-length"])
+            body, complete = payload[:length], len(payload) == length
+        else:
+            body, complete = payload, True
+    return HeadThenGet(head_status, {k.lower(): v for k, v in head_values}, after_head,
+                       get_status, get_headers, body, complete)
+
+
+def assert_head_has_no_body(result: HeadThenGet, status: int = 200) -> None:
+    """Both requests answered with `status`, and the bytes right after the HEAD response's
+    header block are the GET's status line: not one byte of body for HEAD."""
+    assert result.head_status == status, result.head_status
+    assert result.after_head.startswith(f"HTTP/1.1 {status} ".encode()), (
+        "after the HEAD response's headers came "
+        f"{result.after_head[:120]!r} instead of the GET's status line")
+    assert result.get_status == status, result.after_head[:300]
+    assert result.get_complete, "the GET after the HEAD was not answered whole"
+
+
 # --------------------------------------------------------------------------------------------
 # Chunked bodies
 # --------------------------------------------------------------------------------------------

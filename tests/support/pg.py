@@ -150,6 +150,16 @@ class PgCluster:
         """PostgreSQL's own CSV of a query (header included, LF line ends)."""
         return self.psql(f"COPY ({select}) TO STDOUT (FORMAT csv, HEADER)")
 
+    def connect(self, dbname: str = DB_NAME):
+        """A psycopg2 connection on the unix socket with Sluice's session settings: an
+        independent client for typed values and COPY FROM STDIN (autocommit off: a
+        transaction, so temporary tables live until close)."""
+        import psycopg2  # Debian's python3-psycopg2 (scripts/install-deps.sh)
+
+        return psycopg2.connect(host=str(self.dir), port=self.port, user=PG_USER,
+                                dbname=dbname, options=SLUICE_PGOPTIONS,
+                                client_encoding="UTF8", connect_timeout=5)
+
 
 _clusters: list[PgCluster] = []
 
