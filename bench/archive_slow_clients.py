@@ -2,6 +2,11 @@
 """1,000 concurrent archive downloads by slow clients: every body must be byte-identical to a
 reference download, and the server's RSS must stay under 256 MiB.
 
+The two reference downloads are read back with Python's zipfile (the chunked one de-chunked
+first; testzip: every entry's CRC-32, and the entry count), so every timed body that equals its
+reference is a good archive. A bad reference, a body that differs or an RSS over the limit ends
+the run with exit 1.
+
 Half the clients fetch an all-stored archive (Content-Length; large photos go by sendfile,
 small files through the read-ahead buffers), half an archive with deflated text (chunked).
 Each client has a 32 KiB receive buffer and reads 16 KiB every 100 ms (~160 KB/s), so the
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import io
 import random
 import socket
 import threading
@@ -22,7 +28,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from archive_common import Process, create_archive, log, raise_fd_limit, start_sluice
+from archive_common import (BadArchive, Process, check_zip, create_archive, fail, log,
+                            raise_fd_limit, start_sluice)
 
 READ_BYTES = 16 * 1024
 READ_EVERY_S = 0.1
@@ -67,8 +74,25 @@ async def slow_download(port: int, target: str) -> tuple[str, int]:
     return (raw.hexdigest() if status == 200 else f"status {status}"), size
 
 
-def reference(url: str) -> tuple[str, int]:
-    """sha256 and size of the raw body bytes as a client reads them (chunk framing included)."""
+def dechunk(body: bytes) -> bytes:
+    """The payload of a chunked body (RFC 9112 7.1); raises ValueError when it is cut short."""
+    payload = bytearray()
+    at = 0
+    while True:
+        line_end = body.index(b"\r\n", at)
+        size = int(body[at:line_end].split(b";", 1)[0], 16)
+        at = line_end + 2
+        if size == 0:
+            return bytes(payload)
+        if at + size + 2 > len(body):
+            raise ValueError("a chunk is cut short")
+        payload += body[at:at + size]
+        at += size + 2
+
+
+def reference(url: str, expected_entries: int) -> tuple[str, int]:
+    """sha256 and size of the raw body bytes as a client reads them (chunk framing included);
+    the archive in it is checked with zipfile first (a bad one fails the run)."""
     host, port_path = url.split("//", 1)[1].split(":", 1)
     port, path = port_path.split("/", 1)
     with socket.create_connection((host, int(port))) as sock:
@@ -76,7 +100,16 @@ def reference(url: str) -> tuple[str, int]:
         data = b""
         while chunk := sock.recv(1 << 20):
             data += chunk
-    body = data.split(b"\r\n\r\n", 1)[1]
+    head, body = data.split(b"\r\n\r\n", 1)
+    status = head.split(b" ", 2)[1]
+    if status != b"200":
+        fail(f"reference download {url}: HTTP {status.decode()}")
+    chunked = b"\r\ntransfer-encoding: chunked" in head.lower()
+    try:
+        check_zip(io.BytesIO(dechunk(body) if chunked else body), expected_entries)
+    except (BadArchive, ValueError) as error:
+        fail(f"reference download {url} ({'chunked' if chunked else 'Content-Length'}): "
+             f"bad archive: {error}")
     return hashlib.sha256(body).hexdigest(), len(body)
 
 
@@ -96,7 +129,8 @@ def main() -> None:
     try:
         stored = create_archive(sluice, "slow/", "store")
         deflated = create_archive(sluice, "slow/", "auto")
-        expected = {a["url"]: reference(sluice.url + a["url"]) for a in (stored, deflated)}
+        entries = sum(1 for _ in (store / "slow").iterdir())
+        expected = {a["url"]: reference(sluice.url + a["url"], entries) for a in (stored, deflated)}
         rss_idle = sluice.rss_kib()
         targets = [(stored if i % 2 else deflated)["url"] for i in range(args.clients)]
         peak = {"rss": 0, "active": 0}
@@ -127,10 +161,17 @@ def main() -> None:
             f"{expected[deflated['url']][1] / 1e6:.2f} MB (deflated, chunked)")
         log(f"correct bodies: {correct}/{args.clients} in {seconds:.1f} s; "
             f"peak concurrent archives: {peak['active']}")
+        passed = peak["rss"] < RSS_LIMIT_MIB * 1024 and correct == args.clients
         log(f"RSS idle {rss_idle / 1024:.1f} MiB, peak {peak['rss'] / 1024:.1f} MiB "
-            f"(limit {RSS_LIMIT_MIB} MiB) {'OK' if peak['rss'] < RSS_LIMIT_MIB * 1024 and correct == args.clients else 'FAILED'}")
+            f"(limit {RSS_LIMIT_MIB} MiB) {'OK' if passed else 'FAILED'}")
     finally:
         sluice.stop()
+    if correct != args.clients:
+        wrong = [got for target, got in zip(targets, results) if got != expected[target]]
+        fail(f"{args.clients - correct} of {args.clients} bodies differ from their checked "
+             f"reference (first: {wrong[0][0]}, {wrong[0][1]} bytes)")
+    if not passed:
+        fail(f"peak RSS {peak['rss'] / 1024:.1f} MiB over the limit of {RSS_LIMIT_MIB} MiB")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 // Fuzzes the decoders of PostgreSQL COPY data (binary and text): malformed messages must
-// throw SourceError, never read out of bounds; every decoded row has one cell per column.
+// throw SourceError, never read out of bounds; each successful decode adds the rows it reports
+// (0 or 1) and nothing more, every cell is NULL or a slice of the batch's arena; a text row has
+// one cell per column, and its plain fields (no backslash) arrive unchanged.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
@@ -7,6 +9,26 @@
 #include "sources/source_error.hpp"
 #include "sources/pg_binary_decoder.hpp"
 #include "sources/pg_text_decoder.hpp"
+
+namespace {
+
+// Every cell of the first `rows` rows is NULL or a slice of the batch's arena.
+void check_cells(const sluice::RowBatch& batch, std::size_t rows) {
+  const std::string_view arena = batch.arena();
+  for (std::size_t row = 0; row < rows; ++row) {
+    for (std::size_t column = 0; column < batch.columns(); ++column) {
+      const sluice::Cell cell = batch.cell(row, column);
+      if (cell.null) continue;
+      if (cell.value.empty()) continue;
+      if (cell.value.data() < arena.data() ||
+          cell.value.data() + cell.value.size() > arena.data() + arena.size()) {
+        std::abort();
+      }
+    }
+  }
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace sluice;
@@ -23,26 +45,50 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   PgBinaryDecoder binary(layout);
   RowBatch batch;
   batch.reset(columns);
+  // Rows completed by successful decode() calls: each adds what it returns (0 for the header
+  // or the trailer, else 1 tuple), nothing else. A failed call may leave a partial row; the
+  // reader abandons the batch then, so decoding stops there.
+  std::size_t decoded_rows = 0;
   std::string_view messages = rest;
   while (!messages.empty()) {
     std::size_t cut = messages.find("\xFF\xFE");
     std::string_view message = messages.substr(0, cut);
     messages = cut == std::string_view::npos ? std::string_view() : messages.substr(cut + 2);
+    const std::size_t rows_before = batch.rows();
+    const std::size_t arena_before = batch.arena_bytes();
+    std::size_t added = 0;
     try {
-      binary.decode(message, batch);
+      added = binary.decode(message, batch);
     } catch (const SourceError&) {
-      break;
+      break;  // (the batch may now hold a partial or unchecked row: not looked at)
     }
+    if (added > 1) std::abort();
+    if (batch.rows() != rows_before + added) std::abort();  // a row is `columns` cells, whole
+    if (added == 0 && batch.arena_bytes() != arena_before) std::abort();
+    decoded_rows += added;
   }
-  if (batch.rows() * columns != batch.rows() * batch.columns()) std::abort();
-  for (std::size_t row = 0; row < batch.rows(); ++row) {
-    for (std::size_t column = 0; column < columns; ++column) (void)batch.cell(row, column);
-  }
+  if (batch.rows() < decoded_rows) std::abort();
+  check_cells(batch, decoded_rows);
   RowBatch text;
   text.reset(columns);
   try {
     decode_copy_text_row(rest, columns, text);
     if (text.rows() != 1) std::abort();
+    check_cells(text, 1);
+    // A field without a backslash and other than \N arrives as it was sent.
+    std::string_view row = rest;
+    if (!row.empty() && row.back() == '\n') row.remove_suffix(1);
+    for (std::size_t column = 0; column < columns; ++column) {
+      const std::size_t tab = row.find('\t');
+      const std::string_view field = row.substr(0, tab);
+      const Cell cell = text.cell(0, column);
+      if (field == "\\N") {
+        if (!cell.null) std::abort();
+      } else if (field.find('\\') == std::string_view::npos) {
+        if (cell.null || cell.value != field) std::abort();
+      }
+      row = tab == std::string_view::npos ? std::string_view() : row.substr(tab + 1);
+    }
   } catch (const SourceError&) {
   }
   return 0;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds Sluice and runs every test: unit tests (optimised, then under AddressSanitizer+UBSan),
-# clang-tidy, bounded libFuzzer runs, and the functional tests that drive the real binary with real clients.
+# clang-tidy, functional suites against the sanitizer binary, bounded libFuzzer runs, and the
+# functional tests that drive the real binary with real clients.
 # Usage (as root on Debian 12): bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,22 @@ step "AddressSanitizer + UBSan build and unit tests"
 cmake --preset asan >/dev/null
 cmake --build --preset asan
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -j "$(nproc)"
+
+step "functional tests against the AddressSanitizer + UBSan binary (a named subset)"
+# The paths where memory goes wrong only under real traffic: clients that leave, stall or
+# trickle, shutdown and its grace, timeouts, connection shedding, PostgreSQL pool replacement and
+# failures mid-stream, 200 and 500 concurrent downloads, archives with sendfile and Range. Every
+# server's teardown fails on a sanitizer report in its log (tests/support/server.py).
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 SLUICE_SANITIZED=1 \
+  SLUICE_BIN="$PWD/build/asan/sluice" \
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+  tests/functional/test_server_machinery.py tests/functional/test_streaming.py \
+  tests/functional/test_errors.py tests/functional/test_timeouts_and_signals.py \
+  tests/functional/test_operations.py \
+  tests/postgres/test_pg_streaming.py tests/postgres/test_pg_errors.py \
+  tests/postgres/test_pg_hardening.py \
+  tests/archives/test_archive_flow.py tests/archives/test_archive_hardening.py \
+  tests/archives/test_archive_http.py
 
 step "fuzzing (libFuzzer, clang; saved findings replayed, then 20 s per target)"
 bash scripts/fuzz.sh 20

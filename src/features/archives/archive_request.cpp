@@ -18,6 +18,38 @@ constexpr std::size_t kMaxNameBytes = 200;
   throw ApiError(400, "invalid_archive", field + ": " + problem);
 }
 
+// Client text as an error message shows it: at most 200 bytes, cut at a character boundary,
+// and control characters as \xHH. A NUL would end the message (what() is a C string) and a
+// line break would split it.
+std::string shown(std::string_view text) {
+  constexpr std::size_t kMaxShown = 200;
+  if (text.size() > kMaxShown) {
+    std::size_t cut = kMaxShown;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    text = text.substr(0, cut);
+  }
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7F) {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xF];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// An unknown member's name as the message names it: `""` for the empty name, which would
+// otherwise leave the message naming no field (": unknown field").
+std::string member_name(std::string_view name) {
+  return name.empty() ? std::string("\"\"") : shown(name);
+}
+
 const json::string& string_field(const json::value& value, const std::string& field) {
   if (!value.is_string()) reject(field, "must be a string");
   return value.get_string();
@@ -25,7 +57,7 @@ const json::string& string_field(const json::value& value, const std::string& fi
 
 std::string checked_key(const json::value& value, const std::string& field) {
   std::string key(string_field(value, field));
-  if (auto problem = key_problem(key)) reject(field, "the key '" + key.substr(0, 200) + "' " + *problem);
+  if (auto problem = key_problem(key)) reject(field, "the key '" + shown(key) + "' " + *problem);
   if (is_reserved_key(key)) reject(field, "keys under '.sluice/' are reserved");
   return key;
 }
@@ -39,7 +71,15 @@ std::string download_name(const json::value& value) {
   for (char& c : name) {
     if (c == '/' || c == '\\') c = '_';
   }
-  return sanitize_zip_path(name, "archive");
+  std::string safe = sanitize_zip_path(name, "archive");
+  if (safe.size() > kMaxNameBytes) {
+    // A device name's leading '_' ("CON.…" → "_CON.…") can take it one byte past the limit:
+    // cut at a character boundary, then make the end safe again (no trailing dot or space).
+    std::size_t cut = kMaxNameBytes;
+    while (cut > 0 && (static_cast<unsigned char>(safe[cut]) & 0xC0) == 0x80) --cut;
+    safe = sanitize_zip_path(safe.substr(0, cut), "archive");
+  }
+  return safe;
 }
 
 MethodChoice parse_method(const json::value& value) {
@@ -70,7 +110,7 @@ std::vector<RequestedEntry> parse_entries(const json::value& value) {
         entry.path = std::string(string_field(field, at + ".path"));
         if (entry.path.size() > kMaxKeyBytes) reject(at + ".path", "is longer than 1024 bytes");
       } else {
-        reject(at + "." + std::string(name), "unknown field; allowed: key, path");
+        reject(at + "." + member_name(name), "unknown field; allowed: key, path");
       }
     }
     if (entry.key.empty()) reject(at + ".key", "is required");
@@ -102,7 +142,7 @@ ArchiveRequest parse_archive_request(std::string_view body) {
       has_entries = true;
     } else if (name == "prefix") {
       std::string prefix(string_field(value, "prefix"));
-      if (auto problem = prefix_problem(prefix)) reject("prefix", "'" + prefix.substr(0, 200) + "' " + *problem);
+      if (auto problem = prefix_problem(prefix)) reject("prefix", "'" + shown(prefix) + "' " + *problem);
       if (is_reserved_key(prefix) || prefix.rfind(".sluice", 0) == 0) {
         reject("prefix", "keys under '.sluice/' are reserved");
       }
@@ -110,7 +150,7 @@ ArchiveRequest parse_archive_request(std::string_view body) {
     } else if (name == "method") {
       request.method = parse_method(value);
     } else {
-      reject(std::string(name), "unknown field; allowed: name, entries, prefix, method");
+      reject(member_name(name), "unknown field; allowed: name, entries, prefix, method");
     }
   }
   if (has_entries == request.prefix.has_value()) {

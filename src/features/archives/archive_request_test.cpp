@@ -53,6 +53,30 @@ TEST(ArchiveRequestTest, ErrorsNameTheField) {
   EXPECT_NE(error_of(many + "]}").find("more than 100000"), std::string::npos);
 }
 
+// Found by fuzz/fuzz_archive_request.
+TEST(ArchiveRequestTest, ErrorsNameEvenOddFields) {
+  // A member with an empty name was ": unknown field", naming nothing.
+  EXPECT_EQ(error_of(R"({"": "album/"})"), R"("": unknown field; allowed: name, entries, prefix, method)");
+  EXPECT_EQ(error_of(R"({"entries": [{"key": "a", "": 1}]})"),
+            R"(entries[0]."": unknown field; allowed: key, path)");
+  // A NUL ended the message (what() is a C string): "na" and nothing after it.
+  EXPECT_EQ(error_of(R"({"na\u0000me": "x", "prefix": ""})"),
+            R"(na\x00me: unknown field; allowed: name, entries, prefix, method)");
+  EXPECT_EQ(error_of(R"({"entries": [{"key": "a\u0000b\nc"}]})"),
+            R"(entries[0].key: the key 'a\x00b\x0Ac' contains a control character)");
+}
+
+// Found by fuzz/fuzz_archive_request: a 200-byte device name became 201 bytes ("_CON...").
+TEST(ArchiveRequestTest, TheDownloadNameStaysWithin200Bytes) {
+  const std::string given = "CON." + std::string(196, 'x');
+  ArchiveRequest request = parse_archive_request(R"({"prefix": "", "name": ")" + given + R"("})");
+  EXPECT_EQ(request.name, "_CON." + std::string(195, 'x'));
+  EXPECT_EQ(request.name.size(), 200u);
+  ArchiveRequest dotted = parse_archive_request(
+      R"({"prefix": "", "name": "nul)" + std::string(195, ' ') + R"(.x"})");  // cut before ".x"
+  EXPECT_EQ(dotted.name, "_nul" + std::string(196, '_'));
+}
+
 TEST(ArchiveRequestTest, AutoStoresWhatIsAlreadyCompressed) {
   EXPECT_EQ(method_for(MethodChoice::kAuto, "a/IMG_1.JPG"), ZipMethod::kStore);
   EXPECT_EQ(method_for(MethodChoice::kAuto, "movie.mp4"), ZipMethod::kStore);

@@ -30,6 +30,20 @@ std::optional<std::uint64_t> number(std::string_view text) {
   return value;
 }
 
+// Whether the position `a` is below `b` (both 1*DIGIT), compared exactly however many digits
+// they have: two positions past 2^64 - 1 both clamp to it, yet a last one below the first still
+// makes the range invalid.
+bool position_below(std::string_view a, std::string_view b) {
+  auto significant = [](std::string_view digits) {
+    const std::size_t first = digits.find_first_not_of('0');
+    return first == std::string_view::npos ? std::string_view() : digits.substr(first);
+  };
+  a = significant(a);
+  b = significant(b);
+  if (a.size() != b.size()) return a.size() < b.size();
+  return a < b;
+}
+
 // The range unit is case-insensitive (RFC 9110 14.1): "bytes=", "BYTES=", "Bytes=".
 bool starts_with_bytes_unit(std::string_view range) {
   constexpr std::string_view kUnit = "bytes=";
@@ -70,7 +84,7 @@ RangeDecision decide_range(std::string_view range, std::string_view if_range,
   std::uint64_t end = length;
   if (!last_text.empty()) {
     const auto last = number(last_text);
-    if (!last || *last < *first) return full;
+    if (!last || position_below(last_text, first_text)) return full;  // invalid: ignored
     end = length > 0 && *last < length - 1 ? *last + 1 : length;  // (no overflow at 2^64 - 1)
   }
   if (*first >= length) return unsatisfiable;

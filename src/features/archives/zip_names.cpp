@@ -26,9 +26,19 @@ std::size_t bidi_control_at(const std::string& text, std::size_t i) {
   return 0;
 }
 
-void replace_bidi_controls(std::string& segment) {
+// The C1 controls (U+0080..U+009F: NEL, CSI, ...) are control characters as much as the ASCII
+// ones; two bytes: C2 80..9F.
+std::size_t c1_control_at(const std::string& text, std::size_t i) {
+  if (i + 1 >= text.size() || static_cast<unsigned char>(text[i]) != 0xC2) return 0;
+  const auto second = static_cast<unsigned char>(text[i + 1]);
+  return second >= 0x80 && second <= 0x9F ? 2 : 0;
+}
+
+void replace_unicode_controls(std::string& segment) {
   for (std::size_t i = 0; i < segment.size(); ++i) {
-    if (bidi_control_at(segment, i) != 0) segment.replace(i, 3, "_");
+    std::size_t length = bidi_control_at(segment, i);
+    if (length == 0) length = c1_control_at(segment, i);
+    if (length != 0) segment.replace(i, length, "_");
   }
 }
 
@@ -39,6 +49,13 @@ bool equals_ascii_folded(std::string_view text, std::string_view upper) {
     if ((c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c) != upper[i]) return false;
   }
   return true;
+}
+
+void replace_trailing_dots_and_spaces(std::string& segment) {
+  for (std::size_t i = segment.size(); i > 0 && (segment[i - 1] == '.' || segment[i - 1] == ' ');
+       --i) {
+    segment[i - 1] = '_';
+  }
 }
 
 // Windows cannot create CON, PRN, AUX, NUL, COM1..COM9, LPT1..LPT9 (any case, with any
@@ -56,10 +73,7 @@ void avoid_windows_reserved(std::string& segment) {
                equals_ascii_folded(stem.substr(0, 3), "LPT");
   }
   if (reserved) segment.insert(0, "_");
-  for (std::size_t i = segment.size(); i > 0 && (segment[i - 1] == '.' || segment[i - 1] == ' ');
-       --i) {
-    segment[i - 1] = '_';
-  }
+  replace_trailing_dots_and_spaces(segment);
 }
 
 // Cuts `segment` to at most kMaxSegmentBytes without splitting a UTF-8 sequence.
@@ -79,13 +93,28 @@ std::string fold(std::string_view name) {
 }
 
 // "a/b.tar" + 2 → "a/b (2).tar"; the counter goes before the last extension of the last
-// segment (a leading dot is no extension: ".profile (1)").
-std::string numbered(const std::string& name, int n) {
+// segment (a leading dot is no extension: ".profile (1)"), or at its end for a folder
+// ("photos.2024" → "photos.2024 (1)"). The segment stays within kMaxSegmentBytes: the part
+// before the counter is cut at a character boundary ("<255 bytes>" → "<251 bytes> (1)"), and an
+// extension too long to keep beside the counter is cut with it.
+std::string numbered(const std::string& name, int n, bool file = true) {
   const std::size_t slash = name.rfind('/');
   const std::size_t base = slash == std::string::npos ? 0 : slash + 1;
-  std::size_t dot = name.rfind('.');
+  std::size_t dot = file ? name.rfind('.') : std::string::npos;
   if (dot == std::string::npos || dot <= base) dot = name.size();
-  return name.substr(0, dot) + " (" + std::to_string(n) + ")" + name.substr(dot);
+  const std::string counter = " (" + std::to_string(n) + ")";
+  std::string_view stem = std::string_view(name).substr(base, dot - base);
+  std::string_view extension = std::string_view(name).substr(dot);
+  if (stem.size() + counter.size() + extension.size() > kMaxSegmentBytes) {
+    if (counter.size() + extension.size() >= kMaxSegmentBytes) {
+      stem = std::string_view(name).substr(base);
+      extension = {};
+    }
+    std::size_t cut = kMaxSegmentBytes - counter.size() - extension.size();
+    while (cut > 0 && (static_cast<unsigned char>(stem[cut]) & 0xC0) == 0x80) --cut;
+    stem = stem.substr(0, cut);
+  }
+  return name.substr(0, base) + std::string(stem) + counter + std::string(extension);
 }
 
 }  // namespace
@@ -111,9 +140,16 @@ std::string sanitize_zip_path(std::string_view path, std::string_view fallback) 
     for (char& c : segment) {
       if (is_forbidden(static_cast<unsigned char>(c))) c = '_';
     }
-    replace_bidi_controls(segment);
-    avoid_windows_reserved(segment);
+    replace_unicode_controls(segment);
+    // Cut first, so that what Windows looks at is the end that stays: a cut can leave a dot or
+    // a space last ("name<253 bytes>. more" → "name<253 bytes>.") or a device name before
+    // spaces ("CON<300 spaces>x" → "CON<252 spaces>").
     truncate_segment(segment);
+    avoid_windows_reserved(segment);
+    if (segment.size() > kMaxSegmentBytes) {  // the device's leading '_' made it one too long
+      truncate_segment(segment);
+      replace_trailing_dots_and_spaces(segment);
+    }
     if (!out.empty()) out += '/';
     out += segment;
   }
@@ -140,7 +176,7 @@ std::string ZipNameSet::free_folder_path(std::string name) {
     int& n = next_number_[fold(folder) + '/'];
     if (n == 0) n = 1;
     std::string renamed;
-    while (taken_as_file(renamed = folder + " (" + std::to_string(n) + ")")) ++n;
+    while (taken_as_file(renamed = numbered(folder, n, /*file=*/false))) ++n;
     name = renamed + name.substr(slash);
     slash = renamed.size();
   }

@@ -63,6 +63,53 @@ TEST(SanitizeZipPathTest, NamesThatReadWrongOrWindowsCannotCreate) {
   for (const auto& [path, expected] : cases) EXPECT_EQ(sanitize_zip_path(path), expected) << path;
 }
 
+// Found by fuzz/fuzz_zip_names.
+TEST(SanitizeZipPathTest, C1ControlsBecomeUnderscores) {
+  EXPECT_EQ(sanitize_zip_path("a\u0085b\u009Bc\u0080.txt"), "a_b_c_.txt");  // NEL, CSI, PAD
+  EXPECT_EQ(sanitize_zip_path("\u00A0x\u00FF"), "\u00A0x\u00FF");  // not controls
+}
+
+// Found by fuzz/fuzz_zip_names: the 255-byte cut came after the trailing dot/space and device
+// checks, so it could leave a dot or space last, or a device name before the spaces it cut.
+TEST(SanitizeZipPathTest, TheCutSegmentIsCheckedForWindowsToo) {
+  const std::string dotted = sanitize_zip_path(std::string(254, 'n') + ". more");
+  EXPECT_EQ(dotted, std::string(254, 'n') + "_");
+  const std::string spaces = sanitize_zip_path("CON" + std::string(300, ' ') + "x");
+  EXPECT_EQ(spaces, "_CON" + std::string(251, '_'));
+  EXPECT_EQ(spaces.size(), 255u);
+  const std::string device = sanitize_zip_path("aux." + std::string(300, 'e'));
+  EXPECT_EQ(device, "_aux." + std::string(250, 'e'));
+  for (const std::string& name : {dotted, spaces, device}) {
+    EXPECT_EQ(sanitize_zip_path(name), name);  // idempotent
+  }
+}
+
+// Found by fuzz/fuzz_zip_names: " (1)" took a 255-byte name to 259 bytes, which no file system
+// extracts; the part before the counter is cut instead.
+TEST(ZipNameSetTest, NumberedNamesStayWithin255BytesPerSegment) {
+  ZipNameSet names;
+  const std::string long_name(255, 'a');
+  EXPECT_EQ(names.add(long_name), long_name);
+  EXPECT_EQ(names.add(long_name), std::string(251, 'a') + " (1)");
+  EXPECT_EQ(names.add(long_name), std::string(251, 'a') + " (2)");
+  const std::string photo = std::string(250, 'p') + ".jpeg";
+  EXPECT_EQ(names.add(photo), photo);
+  EXPECT_EQ(names.add(photo), std::string(246, 'p') + " (1).jpeg");
+  const std::string long_extension = "x." + std::string(253, 'e');  // no room beside the counter
+  EXPECT_EQ(names.add(long_extension), long_extension);
+  EXPECT_EQ(names.add(long_extension), "x." + std::string(249, 'e') + " (1)");
+  std::string umlauts;
+  for (int i = 0; i < 127; ++i) umlauts += "\u00FC";  // 254 bytes
+  EXPECT_EQ(names.add(umlauts), umlauts);
+  EXPECT_EQ(names.add(umlauts), umlauts.substr(0, 250) + " (1)");  // cut between characters
+  // A folder renamed because a file has its name.
+  ZipNameSet folders;
+  const std::string folder(255, 'd');
+  EXPECT_EQ(folders.add(folder), folder);
+  EXPECT_EQ(folders.add(folder + "/x"), std::string(251, 'd') + " (1)/x");
+  EXPECT_EQ(folders.add(folder + "/y"), std::string(251, 'd') + " (1)/y");
+}
+
 TEST(ZipNameSetTest, ManyClashesStayLinear) {
   ZipNameSet names;
   EXPECT_EQ(names.add("same.jpg"), "same.jpg");

@@ -50,6 +50,19 @@ TEST(SplitExportNameTest, BadNamesAre400) {
   }
 }
 
+// Found by fuzz/fuzz_request_target: the segment is percent-decoded, so the extension shown in
+// the message can hold any bytes; invalid UTF-8 made the JSON error body invalid and a NUL cut
+// the message short (what() is a C string).
+TEST(SplitExportNameTest, TheUnknownFormatIsShownAsText) {
+  EXPECT_STREQ(split_error("orders.\xFF" "csv").what(),
+               "unknown format '\xEF\xBF\xBD" "csv'; available: csv, tsv, jsonl, json (each optionally + .gz or .zst)");
+  EXPECT_STREQ(split_error(std::string("orders.\0csv\n", 12)).what(),
+               "unknown format '\\x00csv\\x0A'; available: csv, tsv, jsonl, json (each optionally + .gz or .zst)");
+  // At most 16 bytes, never half a character: 15 ASCII bytes and then a two-byte character.
+  EXPECT_STREQ(split_error("orders.xxxxxxxxxxxxxxx\u00FC\u00FC").what(),
+               "unknown format 'xxxxxxxxxxxxxxx\u00FC'; available: csv, tsv, jsonl, json (each optionally + .gz or .zst)");
+}
+
 // ---- parse_http_export_request ----------------------------------------
 
 HttpRequest get(std::string segment, Headers headers = {}) {
