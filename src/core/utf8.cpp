@@ -110,4 +110,26 @@ char* write_repaired_utf8(std::string_view text, char* out) {
   return out;
 }
 
+std::string shown_text(std::string_view text, std::size_t limit) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && out.size() < limit;) {
+    const std::size_t length = utf8_sequence_length(text, i);
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (length == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      ++i;
+    } else if (byte < 0x20 || byte == 0x7F) {
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xF];
+      ++i;
+    } else {
+      out.append(text.substr(i, length));
+      i += length;
+    }
+  }
+  return out;
+}
+
 }  // namespace sluice

@@ -4,6 +4,7 @@
 // object keys and request values check and repair text with these one set of rules.
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace sluice {
@@ -19,5 +20,9 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t i);
 // replaced by U+FFFD (EF BF BD). REQUIRES: room for 3 * text.size() bytes at `out`.
 // Returns the end of what was written.
 char* write_repaired_utf8(std::string_view text, char* out);
+// Client text as an error message shows it: about `limit` bytes, cut at a character boundary,
+// each invalid UTF-8 byte as U+FFFD and each control character as \xHH. A JSON error body must
+// be UTF-8, a NUL would end what() (a C string) and a line break would split a log line.
+std::string shown_text(std::string_view text, std::size_t limit = 64);
 
 }  // namespace sluice

@@ -35,6 +35,14 @@ TEST(Utf8Test, Validation) {
   EXPECT_FALSE(valid_utf8(std::string(40, 'a') + "\xff"));
 }
 
+TEST(Utf8Test, ShownTextIsValidUtf8WithoutControlsAndCutAtACharacter) {
+  EXPECT_EQ(shown_text("plain"), "plain");
+  EXPECT_EQ(shown_text(std::string_view("a\0b\n", 4)), "a\\x00b\\x0A");
+  EXPECT_EQ(shown_text("\xff\xc3"), "\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(shown_text("ab\xC3\xA9" "cd", 3), "ab\xC3\xA9");  // never half a character
+  EXPECT_EQ(shown_text(std::string(100, 'x')).size(), 64u);
+}
+
 TEST(Utf8Test, RepairReplacesMaximalSubparts) {
   const std::string kFffd = "\xef\xbf\xbd";
   EXPECT_EQ(repaired("ok"), "ok");

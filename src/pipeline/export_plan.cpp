@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "core/api_error.hpp"
+#include "core/utf8.hpp"
 #include "pipeline/filter_value.hpp"
 #include "pipeline/output_params.hpp"
 
@@ -98,7 +99,7 @@ BoundValue parse_value(FilterType type, std::string_view text,
                        const std::string& key) {
   std::optional<BoundValue> value = parse_filter_value(type, text);
   if (!value) {
-    std::string shown(text.substr(0, 64));
+    const std::string shown = shown_text(text);
     reject("invalid_value", "parameter '" + key + "': '" + shown + "' is not " +
                                 std::string(filter_value_syntax(type)));
   }
@@ -317,7 +318,7 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
     }
     const FilterConfig* filter = find_filter(dataset, name);
     if (filter == nullptr) {
-      reject("unknown_filter", "unknown parameter '" + key.substr(0, 64) +
+      reject("unknown_filter", "unknown parameter '" + shown_text(key) +
                                    "'; allowed: " + allowed_parameters(dataset));
     }
     FilterOp op = choose_operator(*filter, op_name, value, key);

@@ -283,6 +283,9 @@ TEST_F(ExportPlanTest, UnknownFilterNamesTheParameterAndListsTheAllowedOnes) {
   EXPECT_EQ(error_for({{"created_at.gte", "2024-01-01"}}).code(), "unknown_filter");
   EXPECT_EQ(error_for({{"", "x"}}).code(), "unknown_filter");
   EXPECT_EQ(error_for({{"Country", "DE"}}).code(), "unknown_filter");
+  // The client's bytes as the message can carry them: valid UTF-8, no NUL ending what() early.
+  EXPECT_EQ(std::string(error_for({{std::string("a\xff" "b\0c", 5), "1"}}).what()).substr(0, 30),
+            "unknown parameter 'a\xEF\xBF\xBD" "b\\x00c'");
 }
 
 TEST_F(ExportPlanTest, OperatorNotAllowedForTheFilter) {

@@ -3,6 +3,7 @@
 #include <array>
 
 #include "core/api_error.hpp"
+#include "core/utf8.hpp"
 #include "encode/utf8_check.hpp"
 
 namespace sluice {
@@ -15,12 +16,11 @@ constexpr std::array<std::string_view, 4> kOutputParams{kHeaderParam, kBomParam,
   throw ApiError(400, std::move(code), message);
 }
 
-std::string shown(std::string_view value) { return std::string(value.substr(0, 64)); }
 
 bool parse_flag(std::string_view key, std::string_view value) {
   if (value == "true") return true;
   if (value == "false") return false;
-  reject("invalid_value", "parameter '" + std::string(key) + "': '" + shown(value) +
+  reject("invalid_value", "parameter '" + std::string(key) + "': '" + shown_text(value) +
                               "' is not allowed; allowed: true, false");
 }
 
@@ -58,14 +58,14 @@ void OutputParams::apply(std::string_view key, std::string_view value) {
     options_.bom = parse_flag(key, value);
   } else if (key == kLineEndingParam) {
     if (value != "crlf" && value != "lf") {
-      reject("invalid_value", "parameter 'line_ending': '" + shown(value) +
+      reject("invalid_value", "parameter 'line_ending': '" + shown_text(value) +
                                   "' is not allowed; allowed: crlf, lf");
     }
     options_.crlf = value == "crlf";
   } else {
     if (value.size() != 1 || !is_valid_delimiter(value.front())) {
       reject("invalid_value",
-             "parameter 'delimiter': '" + shown(value) +
+             "parameter 'delimiter': '" + shown_text(value) +
                  "' is not allowed; allowed: one ASCII character other than '\"', CR and LF, "
                  "e.g. ';' (%3B), '|' or TAB (%09)");
     }

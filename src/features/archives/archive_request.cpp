@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include "core/api_error.hpp"
+#include "core/utf8.hpp"
 #include "features/archives/zip_names.hpp"
 #include "storage/object_key.hpp"
 
@@ -18,36 +19,10 @@ constexpr std::size_t kMaxNameBytes = 200;
   throw ApiError(400, "invalid_archive", field + ": " + problem);
 }
 
-// Client text as an error message shows it: at most 200 bytes, cut at a character boundary,
-// and control characters as \xHH. A NUL would end the message (what() is a C string) and a
-// line break would split it.
-std::string shown(std::string_view text) {
-  constexpr std::size_t kMaxShown = 200;
-  if (text.size() > kMaxShown) {
-    std::size_t cut = kMaxShown;
-    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-    text = text.substr(0, cut);
-  }
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte == 0x7F) {
-      static constexpr char kHex[] = "0123456789ABCDEF";
-      out += "\\x";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0xF];
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 // An unknown member's name as the message names it: `""` for the empty name, which would
 // otherwise leave the message naming no field (": unknown field").
 std::string member_name(std::string_view name) {
-  return name.empty() ? std::string("\"\"") : shown(name);
+  return name.empty() ? std::string("\"\"") : shown_text(name, 200);
 }
 
 const json::string& string_field(const json::value& value, const std::string& field) {
@@ -57,7 +32,7 @@ const json::string& string_field(const json::value& value, const std::string& fi
 
 std::string checked_key(const json::value& value, const std::string& field) {
   std::string key(string_field(value, field));
-  if (auto problem = key_problem(key)) reject(field, "the key '" + shown(key) + "' " + *problem);
+  if (auto problem = key_problem(key)) reject(field, "the key '" + shown_text(key, 200) + "' " + *problem);
   if (is_reserved_key(key)) reject(field, "keys under '.sluice/' are reserved");
   return key;
 }
@@ -142,7 +117,7 @@ ArchiveRequest parse_archive_request(std::string_view body) {
       has_entries = true;
     } else if (name == "prefix") {
       std::string prefix(string_field(value, "prefix"));
-      if (auto problem = prefix_problem(prefix)) reject("prefix", "'" + shown(prefix) + "' " + *problem);
+      if (auto problem = prefix_problem(prefix)) reject("prefix", "'" + shown_text(prefix, 200) + "' " + *problem);
       if (is_reserved_key(prefix) || prefix.rfind(".sluice", 0) == 0) {
         reject("prefix", "keys under '.sluice/' are reserved");
       }

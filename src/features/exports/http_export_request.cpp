@@ -15,31 +15,6 @@ bool is_name_char(char c) {
          c == '-';
 }
 
-// The client's text as an error message shows it (the segment is percent-decoded: any bytes):
-// about `limit` bytes, cut at a character boundary, each invalid UTF-8 byte as U+FFFD and each
-// control character as \xHH. The JSON error body must be UTF-8, and a NUL would end what().
-std::string shown(std::string_view text, std::size_t limit) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (std::size_t i = 0; i < text.size() && out.size() < limit;) {
-    const std::size_t length = utf8_sequence_length(text, i);
-    const auto byte = static_cast<unsigned char>(text[i]);
-    if (length == 0) {
-      out += "\xEF\xBF\xBD";  // U+FFFD
-      ++i;
-    } else if (byte < 0x20 || byte == 0x7F) {
-      out += "\\x";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0xF];
-      ++i;
-    } else {
-      out.append(text.substr(i, length));
-      i += length;
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 std::pair<std::string, Format> split_export_name(std::string_view segment) {
@@ -53,7 +28,7 @@ std::pair<std::string, Format> split_export_name(std::string_view segment) {
   std::optional<Format> format = parse_format(extension);
   if (!format) {
     throw ApiError(404, "unknown_format",
-                   "unknown format '" + shown(extension, 16) +
+                   "unknown format '" + shown_text(extension, 16) +
                        "'; available: csv, tsv, jsonl, json (each optionally + .gz or .zst)");
   }
   return {std::string(name), *format};
