@@ -225,7 +225,9 @@ def test_every_started_stream_ends_and_every_row_read_is_accounted_for(start_ser
     assert m["sluice_archives_started_total"] == \
         m["sluice_archives_completed_total"] + m["sluice_archives_aborted_total"]
     assert m["sluice_active_archives"] == 0
-    assert m["sluice_rows_read_total"] > m["sluice_rows_sent_total"] > 0
+    # Rows read ahead of a cut download are discarded (how many depends on where the cut fell;
+    # a HEAD reads none): read = sent + discarded, checked above.
+    assert m["sluice_rows_read_total"] >= m["sluice_rows_sent_total"] > 0
     assert m["sluice_rows_read_total"] == \
         m["sluice_rows_sent_total"] + m["sluice_rows_discarded_total"], m
     # The 416 and the 404, nothing else (the POST was 201; the rest 200, /metrics included).
