@@ -1,4 +1,4 @@
-// Fuzzes decide_range (features/archives/byte_range.hpp) against a reference written from its
+// Fuzzes decide_range (http/byte_range.hpp) against a reference written from its
 // contract and RFC 9110 §14, on any Range / If-Range text and body length.
 // Input: "LENGTH\nRANGE\nIF-RANGE" (LENGTH in decimal, saturating; the strong ETag is "tag").
 // Invariants:
@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-#include "features/archives/byte_range.hpp"
+#include "http/byte_range.hpp"
 
 namespace {
 

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "app/commands.hpp"
+#include "features/files/presigned_link.hpp"
 
 namespace sluice {
 
@@ -49,12 +50,28 @@ int run_cli(int argc, char** argv) {
   auto* check = app.add_subcommand("check-config", "Validate a configuration file");
   check->add_option("file", check_file, "Configuration file (TOML)")->required();
 
+  PresignOptions presign_options;
+  auto* presign = app.add_subcommand(
+      "presign", "Print a presigned link (GET /v1/files/KEY) to a stored object of [storage]");
+  presign->add_option("key", presign_options.key, "Object key, e.g. album/2024/photo.jpg")
+      ->required();
+  presign->add_option("--config", presign_options.config_file, "Configuration file (TOML)");
+  presign
+      ->add_option("--expires", presign_options.expires,
+                   "How long the link is valid: 30s, 15m, 1h, 7d (default 1h, at most 7d)")
+      ->check(CLI::Validator(
+          [](std::string& text) { return parse_link_lifetime(text).error; }, "DURATION"));
+  presign->add_option("--base-url", presign_options.base_url,
+                      "Scheme, host and port the link starts with (default: http://LISTEN of "
+                      "[server] listen)");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (serve->parsed()) return serve_command(load_config(serve_config), serve_listen);
     if (demo->parsed()) return demo_command(demo_options);
     if (export_cmd->parsed()) return export_command(export_options);
     if (check->parsed()) return check_config_command(check_file);
+    if (presign->parsed()) return presign_command(presign_options);
   } catch (const std::exception& error) {
     std::cerr << "sluice: " << error.what() << '\n';
     return 1;

@@ -42,4 +42,14 @@ int demo_command(const DemoCommandOptions& options);
 
 int check_config_command(const std::filesystem::path& file);
 
+struct PresignOptions {
+  std::string key;
+  std::filesystem::path config_file = "sluice.toml";
+  std::string expires = "1h";           // 30s, 15m, 1h, 7d (at most 7d)
+  std::optional<std::string> base_url;  // default: http://<[server] listen>
+};
+// sluice presign: prints a presigned link to stored object `key` (GET /v1/files/{key}), signed
+// with the secret in the environment variable named by [storage] link_secret_env.
+int presign_command(const PresignOptions& options);
+
 }  // namespace sluice

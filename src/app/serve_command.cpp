@@ -6,6 +6,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "features/archives/archive_feature.hpp"
+#include "features/files/file_feature.hpp"
 #include "pipeline/dataset_catalog.hpp"
 #include "features/exports/export_handler.hpp"
 #include "http/server.hpp"
@@ -45,11 +46,17 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
   // exist only with it. Declared before the server so both outlive every download.
   std::unique_ptr<ObjectStore> store;
   std::unique_ptr<ArchiveFeature> archives;
+  std::unique_ptr<FileFeature> files;
   if (config.storage) {
     store = open_object_store(*config.storage);
     archives = make_archive_feature(*store, config.server, limiter, router);
+    files = make_file_feature(*store, *config.storage, config.server, limiter, router);
   }
   HttpServer server(config.server, router);
+  if (files && !files->links_enabled()) {  // (after the server chose the log format)
+    log_event("presigned file links disabled: environment variable " +
+              config.storage->link_secret_env + " is not set");
+  }
   std::string bound = server.listen(listen.value_or(config.server.listen));
   std::cout << "listening on http://" << bound << std::endl;
   for (const std::string& path : banner_paths) std::cout << "  http://" << bound << path << '\n';
@@ -57,6 +64,7 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
   server.run();
   // Joins the object store's pool while the server's io_context still exists: a read job that
   // outlived its download holds a WakeSignal whose timer belongs to that context.
+  files.reset();
   archives.reset();
   store.reset();
   catalog.close();  // while the server's I/O context, where connections are registered, exists

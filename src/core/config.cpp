@@ -356,7 +356,7 @@ void read_datasets(const Reader& reader, const toml::table& root, Config& config
 
 // The folder must exist: a typo must not silently serve an empty store.
 StorageConfig read_storage(const Reader& reader, const toml::table& table, const fs::path& base_dir) {
-  reader.check_keys(table, "storage", {"kind", "path"});
+  reader.check_keys(table, "storage", {"kind", "path", "link_secret_env"});
   StorageConfig storage;
   storage.line = line_of(table);
   if (const auto* kind = reader.optional<TomlString>(table, "storage", "kind")) {
@@ -372,6 +372,19 @@ StorageConfig read_storage(const Reader& reader, const toml::table& table, const
   std::error_code ec;
   if (!fs::is_directory(storage.path, ec)) {
     reader.fail(path, "storage.path", "no such folder: " + storage.path.string());
+  }
+  if (const auto* env = reader.optional<TomlString>(table, "storage", "link_secret_env")) {
+    const std::string& name = env->get();
+    bool valid = !name.empty() && (name[0] < '0' || name[0] > '9');
+    for (const char c : name) {
+      valid = valid && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+    }
+    if (!valid) {
+      reader.fail(*env, "storage.link_secret_env",
+                  "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*), not " +
+                      quote_text(name));
+    }
+    storage.link_secret_env = name;
   }
   return storage;
 }

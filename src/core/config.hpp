@@ -124,6 +124,9 @@ struct DatasetConfig {
 struct StorageConfig {
   std::string kind = "local";       // "local" (S3 later)
   std::filesystem::path path;       // local: the root folder, relative to the config file
+  // The environment variable holding the secret of presigned links (/v1/files); its value with
+  // "_PREVIOUS" appended names the previous secret, still accepted while secrets rotate.
+  std::string link_secret_env = "SLUICE_LINK_SECRET";
   int line = 0;
 };
 

@@ -549,7 +549,21 @@ TEST(ConfigStorageTest, ErrorsNameKeyAndLine) {
             (dir / "s.toml").string() + ":2: storage.path: missing required key");
   EXPECT_EQ(message("[storage]\npath = \".\"\nroot = 1\n"),
             (dir / "s.toml").string() +
-                ":3: storage.root: unknown key (expected one of: kind, path)");
+                ":3: storage.root: unknown key (expected one of: kind, path, link_secret_env)");
+  EXPECT_EQ(message("[storage]\npath = \".\"\nlink_secret_env = \"1A\"\n"),
+            (dir / "s.toml").string() +
+                ":3: storage.link_secret_env: must be an environment variable name "
+                "([A-Za-z_][A-Za-z0-9_]*), not \"1A\"");
+}
+
+TEST(ConfigStorageTest, LinkSecretEnvHasADefault) {
+  auto dir = std::filesystem::temp_directory_path() / "sluice-config-storage-test";
+  std::filesystem::create_directories(dir);
+  EXPECT_EQ(parse_config("[storage]\npath = \".\"\n", dir / "s.toml").storage->link_secret_env,
+            "SLUICE_LINK_SECRET");
+  EXPECT_EQ(parse_config("[storage]\npath = \".\"\nlink_secret_env = \"MY_KEY\"\n", dir / "s.toml")
+                .storage->link_secret_env,
+            "MY_KEY");
 }
 
 }  // namespace

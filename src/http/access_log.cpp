@@ -1,6 +1,8 @@
 #include "http/access_log.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <string_view>
 
 namespace sluice {
 namespace {
@@ -14,9 +16,28 @@ std::string milliseconds(std::chrono::microseconds duration) {
   return buffer;
 }
 
+// A presigned link's signature (the `sig` query parameter of /v1/files) is a credential until
+// the link expires: whoever reads the log must not be able to reuse the link.
+std::string without_signatures(const std::string& target) {
+  const std::size_t query = target.find('?');
+  if (query == std::string::npos) return target;
+  std::string shown = target.substr(0, query + 1);
+  std::size_t start = query + 1;
+  for (;;) {
+    const std::size_t end = std::min(target.find('&', start), target.size());
+    const std::string_view param(target.data() + start, end - start);
+    shown += param.starts_with("sig=") ? std::string_view("sig=REDACTED") : param;
+    if (end == target.size()) break;
+    shown += '&';
+    start = end + 1;
+  }
+  return shown;
+}
+
 std::string shown_target(const std::string& target) {
-  if (target.size() <= kMaxTarget) return target;
-  return target.substr(0, kMaxTarget) + "...";
+  std::string shown = without_signatures(target);
+  if (shown.size() <= kMaxTarget) return shown;
+  return shown.substr(0, kMaxTarget) + "...";
 }
 
 }  // namespace

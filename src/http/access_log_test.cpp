@@ -42,6 +42,18 @@ TEST(AccessLogTest, ATargetCannotForgeALine) {
   EXPECT_LT(format_access_record(hostile, LogFormat::kText).size(), 2200u);
 }
 
+TEST(AccessLogTest, LinkSignaturesAreRedacted) {
+  AccessRecord link = record();
+  link.target = "/v1/files/a/b.txt?expires=1700000000&sig=0123abcd&x=1";
+  EXPECT_NE(format_access_record(link, LogFormat::kText)
+                .find("\"GET /v1/files/a/b.txt?expires=1700000000&sig=REDACTED&x=1\""),
+            std::string::npos);
+  link.target = "/v1/files/a?sig=1&sig=2&signal=3";
+  EXPECT_NE(format_access_record(link, LogFormat::kJson)
+                .find("\"target\":\"/v1/files/a?sig=REDACTED&sig=REDACTED&signal=3\""),
+            std::string::npos);
+}
+
 TEST(AccessLogTest, JsonLineIsOneValidObject) {
   AccessRecord r = record();
   r.target = "/t?q=\"\xff\"\n";  // a quote, invalid UTF-8, a newline

@@ -12,9 +12,14 @@ const Router::Route* Router::match(const HttpRequest& request, bool& path_matche
   path_matched = false;
   allowed.clear();
   for (const Route& route : routes_) {
-    if (route.path.size() != request.segments.size()) continue;
+    const bool rest = !route.path.empty() && route.path.back() == "**";
+    if (rest ? request.segments.size() < route.path.size()
+             : route.path.size() != request.segments.size()) {
+      continue;
+    }
+    const std::size_t fixed = rest ? route.path.size() - 1 : route.path.size();
     bool same = true;
-    for (std::size_t i = 0; i < route.path.size() && same; ++i) {
+    for (std::size_t i = 0; i < fixed && same; ++i) {
       same = route.path[i] == "*" || route.path[i] == request.segments[i];
     }
     if (!same) continue;

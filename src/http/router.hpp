@@ -8,7 +8,8 @@
 namespace sluice {
 
 // Maps a method and a path to a handler (404 and 405 itself). A route's path is a list of
-// segments; a segment "*" matches any one segment. What a handler throws goes to the request
+// segments; a segment "*" matches any one segment, and a last segment "**" matches one or more
+// (the rest of the path: /v1/files/{key with slashes}). What a handler throws goes to the request
 // path's error mapping (request_path.cpp).
 // Thread-safe after the routes are added.
 class Router {

@@ -185,6 +185,32 @@ TEST_F(RouterTest, StarMatchesAnyOneSegment) {
   EXPECT_EQ(first.sent.at(0).body, "export");
 }
 
+TEST_F(RouterTest, FinalDoubleStarMatchesOneOrMoreSegments) {
+  router_.add("GET", {"v1", "files", "**"}, [this](const HttpRequest& r, HttpResponder& responder) {
+    return answer("files", r, responder);
+  });
+  for (const std::vector<std::string>& segments : std::vector<std::vector<std::string>>{
+           {"v1", "files", "a"}, {"v1", "files", "a", "b", "c.txt"}, {"v1", "files", ""}}) {
+    FakeResponder responder;
+    dispatch(request("GET", segments), responder);
+    EXPECT_EQ(responder.sent.at(0).status, 200);
+    EXPECT_EQ(responder.sent.at(0).body, "files");
+  }
+  EXPECT_EQ(calls_.size(), 3u);
+  // Not zero segments, and the fixed segments before it must match.
+  for (const std::vector<std::string>& segments :
+       std::vector<std::vector<std::string>>{{"v1", "files"}, {"v1", "filez", "a", "b"}, {"v1"}}) {
+    FakeResponder responder;
+    dispatch(request("GET", segments), responder);
+    EXPECT_EQ(responder.sent.at(0).status, 404);
+  }
+  FakeResponder post;
+  dispatch(request("POST", {"v1", "files", "a", "b"}), post);
+  EXPECT_EQ(post.sent.at(0).status, 405);
+  EXPECT_EQ(post.header("Allow"), "GET, HEAD");
+  EXPECT_EQ(calls_.size(), 3u);
+}
+
 TEST_F(RouterTest, UnknownPathIs404) {
   for (const std::vector<std::string>& segments :
        std::vector<std::vector<std::string>>{{"v1", "exports"},

@@ -88,8 +88,10 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   asio::awaitable<void> send(int status, Headers headers, std::string body) override {
     http::response<http::string_body> response{static_cast<http::status>(status), 11};
     add_headers(response, headers);
-    response.content_length(body.size());
-    if (!head_only_) response.body() = std::move(body);
+    // A 304 has no body and must not claim Content-Length: 0 (RFC 9110 8.6: it would have to be
+    // the length a 200 would have).
+    if (status != 304) response.content_length(body.size());
+    if (!head_only_ && status != 304) response.body() = std::move(body);
     started_ = true;
     status_ = status;
     stream_.expires_after(config_.write_timeout);

@@ -50,13 +50,14 @@ class SluiceServer:
     LISTENING = re.compile(r"listening on http://(\S+):(\d+)")
 
     def __init__(self, args: list[str], log_path: Path, cwd: Path | None = None,
-                 startup_timeout: float = 30.0, preexec_fn=None):
+                 startup_timeout: float = 30.0, preexec_fn=None,
+                 env: dict[str, str] | None = None):
         self.args = args
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             [sluice_bin(), *args], stdout=subprocess.PIPE, stderr=self._log, cwd=cwd,
-            stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)
+            stdin=subprocess.DEVNULL, preexec_fn=preexec_fn, env=env)
         self.stdout_lines: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
@@ -154,9 +155,12 @@ class SluiceServer:
             f"sluice exited with {self.proc.returncode}\n{self.log_tail()}")
 
 
-def serve(config: Path, log_path: Path, *args: str, preexec_fn=None) -> SluiceServer:
-    """`sluice serve --config CONFIG [ARGS]`, its stderr in log_path."""
-    return SluiceServer(["serve", "--config", str(config), *args], log_path, preexec_fn=preexec_fn)
+def serve(config: Path, log_path: Path, *args: str, preexec_fn=None,
+          env: dict[str, str] | None = None) -> SluiceServer:
+    """`sluice serve --config CONFIG [ARGS]`, its stderr in log_path; `env` replaces the
+    environment (default: this process's)."""
+    return SluiceServer(["serve", "--config", str(config), *args], log_path, preexec_fn=preexec_fn,
+                        env=env)
 
 
 def stop_and_check(server: SluiceServer, timeout: float = STOP_TIMEOUT_S) -> None:

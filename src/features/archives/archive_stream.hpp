@@ -7,7 +7,7 @@
 #include "core/byte_sink.hpp"
 #include "features/archives/archive_layout.hpp"
 #include "features/archives/archive_manifest.hpp"
-#include "features/archives/byte_range.hpp"
+#include "http/byte_range.hpp"
 #include "features/archives/crc_cache.hpp"
 #include "storage/object_store.hpp"
 

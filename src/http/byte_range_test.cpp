@@ -1,4 +1,4 @@
-#include "features/archives/byte_range.hpp"
+#include "http/byte_range.hpp"
 
 #include <gtest/gtest.h>
 
