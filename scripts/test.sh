@@ -30,8 +30,9 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan
 step "functional tests against the AddressSanitizer + UBSan binary (a named subset)"
 # The paths where memory goes wrong only under real traffic: clients that leave, stall or
 # trickle, shutdown and its grace, timeouts, connection shedding, PostgreSQL pool replacement and
-# failures mid-stream, 200 and 500 concurrent downloads, archives with sendfile and Range. Every
-# server's teardown fails on a sanitizer report in its log (tests/support/server.py).
+# failures mid-stream, 200 and 500 concurrent downloads, archives and presigned files with sendfile
+# and Range. Every server's teardown fails on a sanitizer report in its log
+# (tests/support/server.py).
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 SLUICE_SANITIZED=1 \
   SLUICE_BIN="$PWD/build/asan/sluice" \
   /usr/bin/python3 -m pytest -q -p no:cacheprovider \
@@ -41,7 +42,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 SLUICE_SANITIZED=1 
   tests/postgres/test_pg_streaming.py tests/postgres/test_pg_errors.py \
   tests/postgres/test_pg_hardening.py \
   tests/archives/test_archive_flow.py tests/archives/test_archive_hardening.py \
-  tests/archives/test_archive_http.py
+  tests/archives/test_archive_http.py tests/archives/test_presigned_files.py
 
 step "fuzzing (libFuzzer, clang; saved findings replayed, then 20 s per target)"
 bash scripts/fuzz.sh 20
