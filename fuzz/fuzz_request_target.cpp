@@ -1,7 +1,7 @@
 // Fuzzes a request from its raw bytes to the export handler's parsing, as the session reads it
 // (src/http/session.cpp): the raw head checks (request_head_end, raw_head_problem), Beast's
 // parser, the framing check (framing_problem), the target split and percent-decoded as
-// parse_target does (Boost.URL, '+' as space in the query), then the Router with the server's
+// parse_target (http/request_head.hpp) does (Boost.URL, '+' as space in the query), then the Router with the server's
 // route table and, on the export route, parse_http_export_request and plan_export against a
 // real DatasetCatalog. Invariants:
 // - request_head_end: npos, or an offset within the input just past a CRLFCRLF, the first one
@@ -104,27 +104,6 @@ void check_framing(const RequestFraming& framing, std::string_view input) {
   const std::optional<std::string> problem = framing_problem(framing);
   check(problem.has_value() == refused, "framing_problem disagrees with its rules", input);
   if (problem) check(!problem->empty(), "framing_problem: an empty reason", input);
-}
-
-// ---- the target, as session.cpp's parse_target splits it (keep the two in step) ------------
-
-bool parse_target(HttpRequest& request) {
-  auto take = [&](auto&& url) {
-    boost::urls::encoding_opts options;
-    options.space_as_plus = true;
-    for (auto segment : url.segments()) request.segments.emplace_back(segment);
-    for (auto param : url.params(options)) {
-      request.params.emplace_back(param.key, param.has_value ? param.value : std::string());
-    }
-  };
-  if (auto origin = boost::urls::parse_origin_form(request.target)) {
-    take(*origin);
-    return true;
-  }
-  auto absolute = boost::urls::parse_absolute_uri(request.target);
-  if (!absolute || (absolute->scheme() != "http" && absolute->scheme() != "https")) return false;
-  take(*absolute);
-  return true;
 }
 
 // ---- the router ----------------------------------------------------------------------------

@@ -1,5 +1,9 @@
 #include "http/request_head.hpp"
 
+#include <boost/url/parse.hpp>
+
+#include "http/handler.hpp"
+
 namespace sluice {
 
 std::size_t request_head_end(std::string_view received) {
@@ -32,6 +36,25 @@ std::optional<std::string> framing_problem(const RequestFraming& framing) {
   if (framing.host_fields > 1) return "more than one Host header";
   if (framing.host_fields == 0 && framing.version >= 11) return "an HTTP/1.1 request needs a Host header";
   return std::nullopt;
+}
+
+bool parse_target(HttpRequest& request) {
+  auto take = [&](auto&& url) {
+    boost::urls::encoding_opts options;
+    options.space_as_plus = true;
+    for (auto segment : url.segments()) request.segments.emplace_back(segment);
+    for (auto param : url.params(options)) {
+      request.params.emplace_back(param.key, param.has_value ? param.value : std::string());
+    }
+  };
+  if (auto origin = boost::urls::parse_origin_form(request.target)) {
+    take(*origin);
+    return true;
+  }
+  auto absolute = boost::urls::parse_absolute_uri(request.target);
+  if (!absolute || (absolute->scheme() != "http" && absolute->scheme() != "https")) return false;
+  take(*absolute);
+  return true;
 }
 
 }  // namespace sluice

@@ -7,6 +7,8 @@
 
 namespace sluice {
 
+struct HttpRequest;
+
 // Checks on a request head that Beast's parser lets through but RFC 9112 refuses; each answer
 // is a 400 and the connection closes (a request whose framing is in doubt can hide another one:
 // request smuggling). Beast-free, so they are unit-tested and fuzzed on their own.
@@ -31,5 +33,10 @@ struct RequestFraming {
 // `chunked` (`xchunked`, `chunked, identity`: the body's end is unknown) or on HTTP/1.0; a
 // missing Host on HTTP/1.1; more than one Host.
 std::optional<std::string> framing_problem(const RequestFraming& framing);
+
+// Splits and decodes request.target into request.segments and request.params (origin form, or
+// the absolute form RFC 9112 3.2.2 requires servers to accept; '+' is a space in the query);
+// false when it is neither.
+bool parse_target(HttpRequest& request);
 
 }  // namespace sluice

@@ -13,7 +13,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/url/parse.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -324,27 +323,6 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   std::string failure_;       // why a write failed
   std::string abort_reason_;  // why the transfer was cut
 };
-
-// Splits and decodes the target (origin form, or the absolute form RFC 9112 3.2.2 requires
-// servers to accept); false when it is neither.
-bool parse_target(HttpRequest& request) {
-  auto take = [&](auto&& url) {
-    boost::urls::encoding_opts options;
-    options.space_as_plus = true;
-    for (auto segment : url.segments()) request.segments.emplace_back(segment);
-    for (auto param : url.params(options)) {
-      request.params.emplace_back(param.key, param.has_value ? param.value : std::string());
-    }
-  };
-  if (auto origin = boost::urls::parse_origin_form(request.target)) {
-    take(*origin);
-    return true;
-  }
-  auto absolute = boost::urls::parse_absolute_uri(request.target);
-  if (!absolute || (absolute->scheme() != "http" && absolute->scheme() != "https")) return false;
-  take(*absolute);
-  return true;
-}
 
 std::string remote_of(beast::tcp_stream& stream) {
   beast::error_code ec;
