@@ -158,10 +158,10 @@ asio::awaitable<void> PgConnection::send_and_flush(const std::string& sql,
   }
 }
 
-asio::awaitable<void> PgConnection::consume_until_ready() {
+asio::awaitable<void> PgConnection::consume_until_ready(const char* during) {
   while (PQisBusy(conn_)) {
     co_await wait_readable();
-    if (PQconsumeInput(conn_) == 0) fail_connection("lost the connection");
+    if (PQconsumeInput(conn_) == 0) fail_connection(during);
   }
 }
 
@@ -243,7 +243,8 @@ asio::awaitable<void> PgConnection::finish_copy() {
   // The COPY ended: its final status says whether it completed.
   std::unique_ptr<PgError> error;
   for (;;) {
-    co_await consume_until_ready();
+    // A backend that went away mid-COPY may be noticed only here, after libpq ended the COPY.
+    co_await consume_until_ready("lost the connection during COPY");
     PgResult result(PQgetResult(conn_));
     if (!result) break;
     if (PQresultStatus(result.get()) != PGRES_COMMAND_OK && !error) {

@@ -93,7 +93,8 @@ class PgConnection {
                                               const std::vector<std::string>& params);
   boost::asio::awaitable<void> wait_readable();
   boost::asio::awaitable<void> wait_writable();
-  boost::asio::awaitable<void> consume_until_ready();
+  // `during` names the step in the error when the connection is lost meanwhile.
+  boost::asio::awaitable<void> consume_until_ready(const char* during = "lost the connection");
   [[noreturn]] void fail_connection(const std::string& what);
 
   PGconn* conn_;
