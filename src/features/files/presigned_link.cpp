@@ -9,7 +9,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "storage/s3_signing.hpp"
+#include "s3/s3_signing.hpp"
 
 namespace sluice {
 namespace {

@@ -1,4 +1,4 @@
-#include "storage/s3_signing.hpp"
+#include "s3/s3_signing.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
