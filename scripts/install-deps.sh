@@ -11,7 +11,7 @@ packages=(
   # libraries (see README "Dependencies" for why each one is there)
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev libtomlplusplus-dev libcli11-dev
-  libssl-dev zlib1g-dev libzstd-dev libdeflate-dev libisal-dev libpq-dev libcctz-dev tzdata
+  libssl-dev libpugixml-dev zlib1g-dev libzstd-dev libdeflate-dev libisal-dev libpq-dev libcctz-dev tzdata
   libgtest-dev libgmock-dev libbenchmark-dev
   # test and benchmark peers; python3-pytest-timeout: pytest.ini's per-test timeout, so a hung
   # test fails instead of blocking CI
@@ -24,6 +24,9 @@ packages=(
   # archives: the ZIP readers the tests check every archive with (Info-ZIP, 7-Zip, libarchive's
   # bsdtar, Java's ZipInputStream), and the benchmark peers (nginx, Node's archiver from npm)
   unzip p7zip-full libarchive-tools default-jdk-headless nginx-light nodejs
+  # S3: AWS's own client (interoperability tests, the transfer benchmark's peer) and botocore,
+  # the library it is built on, which recomputes Sluice's signatures independently
+  awscli python3-botocore
 )
 # npm comes with some nodejs builds (NodeSource's provides it); Debian's own is a package.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
