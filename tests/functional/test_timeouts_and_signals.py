@@ -433,7 +433,11 @@ def test_head_sends_no_body_and_the_connection_carries_the_next_request(lite, st
     assert m["sluice_rows_sent_total"] == 2
     assert m["sluice_rows_read_total"] == m["sluice_rows_sent_total"] + \
         m["sluice_rows_discarded_total"]
-    assert m["sluice_busy_source_threads"] == 0 and m["sluice_active_streams"] == 0
+    # The client has the whole body once the last chunk is written; the server releases the
+    # stream and the source thread just after that.
+    wait_until(lambda: (lambda n: n["sluice_busy_source_threads"] == 0
+                        and n["sluice_active_streams"] == 0)(srv.metrics()),
+               timeout=5, message="the GET's stream and source thread are released")
 
 
 # --------------------------------------------------------------------------------------------
