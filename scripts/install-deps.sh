@@ -16,6 +16,8 @@ packages=(
   # test and benchmark peers; python3-pytest-timeout: pytest.ini's per-test timeout, so a hung
   # test fails instead of blocking CI
   sqlite3 curl procps python3 python3-pytest python3-pytest-timeout python3-requests gzip zstd
+  # wrk: HTTP load generator (requests/s of 200-byte ranges in bench/files_vs_nginx.py)
+  wrk
   # PostgreSQL server and psql: the tests start a private cluster; psql is the COPY baseline
   postgresql postgresql-client
   # benchmark peer: the Flask + psycopg2 streaming export under gunicorn (bench/pg_vs_flask.py);
@@ -27,6 +29,8 @@ packages=(
   # S3: AWS's own client (interoperability tests, the transfer benchmark's peer) and botocore,
   # the library it is built on, which recomputes Sluice's signatures independently
   awscli python3-botocore
+  # openssl: the S3 tests make a private CA and a certificate for the HTTPS endpoint
+  openssl
 )
 # npm comes with some nodejs builds (NodeSource's provides it); Debian's own is a package.
 command -v npm >/dev/null 2>&1 || packages+=(npm)

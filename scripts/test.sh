@@ -12,6 +12,12 @@ step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
 step "dependencies"
 bash scripts/install-deps.sh
 
+step "npm test tools (tests/s3)"
+# The versions package-lock.json pins: s3rver, the S3 endpoint the functional tests start, and
+# AWS's SigV4 test suite, which the unit tests read (src/s3/s3_signing_suite_test.cpp fails without
+# it). npm ci installs exactly the lock file, so a run cannot pick up a newer release.
+npm ci --prefix tests/s3 --no-audit --no-fund
+
 step "release build"
 cmake --preset release >/dev/null
 cmake --build --preset release
@@ -31,7 +37,8 @@ step "functional tests against the AddressSanitizer + UBSan binary (a named subs
 # The paths where memory goes wrong only under real traffic: clients that leave, stall or
 # trickle, shutdown and its grace, timeouts, connection shedding, PostgreSQL pool replacement and
 # failures mid-stream, 200 and 500 concurrent downloads, archives and presigned files with sendfile
-# and Range. Every server's teardown fails on a sanitizer report in its log
+# and Range, and the S3 client against a real endpoint (multipart uploads aborted, answers cut,
+# retries, TLS). Every server's teardown fails on a sanitizer report in its log
 # (tests/support/server.py).
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 SLUICE_SANITIZED=1 \
   SLUICE_BIN="$PWD/build/asan/sluice" \
@@ -42,7 +49,8 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 SLUICE_SANITIZED=1 
   tests/postgres/test_pg_streaming.py tests/postgres/test_pg_errors.py \
   tests/postgres/test_pg_hardening.py \
   tests/archives/test_archive_flow.py tests/archives/test_archive_hardening.py \
-  tests/archives/test_archive_http.py tests/archives/test_presigned_files.py
+  tests/archives/test_archive_http.py tests/archives/test_presigned_files.py \
+  tests/s3/test_s3_store.py
 
 step "fuzzing (libFuzzer, clang; saved findings replayed, then 20 s per target)"
 bash scripts/fuzz.sh 20

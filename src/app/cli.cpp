@@ -40,7 +40,13 @@ int run_cli(int argc, char** argv) {
   export_cmd->add_flag("--lf", export_options.lf, "CSV: end records with LF instead of CRLF");
   export_cmd->add_option("--filter", export_options.filters,
                          "Filter as name=value or name.op=value (repeatable)");
-  export_cmd->add_option("-o,--output", export_options.output, "Output file (default: stdout)");
+  auto* output_option =
+      export_cmd->add_option("-o,--output", export_options.output, "Output file (default: stdout)");
+  export_cmd
+      ->add_option("--to-store", export_options.to_store,
+                   "Write into the [storage] object store under this key (S3: a multipart "
+                   "upload, visible only when complete)")
+      ->excludes(output_option);
   export_cmd
       ->add_option("--compress", export_options.compress,
                    "gzip, zstd or none (default: by the output's suffix .gz / .zst)")
@@ -59,8 +65,8 @@ int run_cli(int argc, char** argv) {
   presign
       ->add_option("--expires", presign_options.expires,
                    "How long the link is valid: 30s, 15m, 1h, 7d (default 1h, at most 7d)")
-      ->check(CLI::Validator(
-          [](std::string& text) { return parse_link_lifetime(text).error; }, "DURATION"));
+      ->check(CLI::Validator([](std::string& text) { return parse_link_lifetime(text).error; },
+                             "DURATION"));
   presign->add_option("--base-url", presign_options.base_url,
                       "Scheme, host and port the link starts with (default: http://LISTEN of "
                       "[server] listen)");

@@ -19,8 +19,11 @@ struct ExportOptions {
   std::filesystem::path config_file;
   std::string dataset;
   std::string format = "csv";
-  std::vector<std::string> filters;  // "name=value" or "name.op=value"
+  std::vector<std::string> filters;             // "name=value" or "name.op=value"
   std::optional<std::filesystem::path> output;  // stdout when absent
+  // Into the object store of [storage] under this key instead (local folder or S3): the object
+  // appears only when complete, and a failure leaves nothing (no partial upload either).
+  std::optional<std::string> to_store;
   // Output options, applied like the HTTP query parameters of the same meaning.
   std::optional<std::string> delimiter;  // one character; "tab" or "\t" for TAB
   bool no_header = false;
@@ -29,8 +32,9 @@ struct ExportOptions {
   // "gzip", "zstd" or "none"; when absent, an output name ending .gz / .zst decides.
   std::optional<std::string> compress;
 };
-// sluice export: the same pipeline as the HTTP endpoint, into a file or stdout. A file is
-// written under a temporary name and renamed only when complete.
+// sluice export: the same pipeline as the HTTP endpoint, into a file, stdout or the object
+// store. A file is written under a temporary name and renamed only when complete; a stored
+// object is committed only when complete.
 int export_command(const ExportOptions& options);
 
 struct DemoCommandOptions {

@@ -6,6 +6,8 @@
 #include "app/commands.hpp"
 #include "core/api_error.hpp"
 #include "pipeline/export_pipeline.hpp"
+#include "storage/object_key.hpp"
+#include "storage/open_object_store.hpp"
 
 namespace sluice {
 namespace {
@@ -46,14 +48,16 @@ QueryParams filter_params(const std::vector<std::string>& filters) {
 // --compress, else the output file's suffix (orders.csv.gz); a contradiction is an error.
 Compression output_compression(const ExportOptions& options) {
   std::optional<Compression> by_suffix;
-  if (options.output && options.output->has_extension()) {
-    by_suffix = compression_for_suffix(options.output->extension().string().substr(1));
+  const std::filesystem::path name =
+      options.to_store ? std::filesystem::path(*options.to_store) : options.output.value_or("");
+  if (name.has_extension()) {
+    by_suffix = compression_for_suffix(name.extension().string().substr(1));
   }
   if (!options.compress) return by_suffix.value_or(Compression::kNone);
   Compression chosen = parse_compression(*options.compress).value_or(Compression::kNone);
   if (by_suffix && *by_suffix != chosen) {
     throw std::runtime_error("--compress " + *options.compress + " contradicts the output name " +
-                             options.output->filename().string());
+                             name.filename().string());
   }
   return chosen;
 }
@@ -61,6 +65,46 @@ Compression output_compression(const ExportOptions& options) {
 asio::awaitable<PipelineStats> run_export(ExportPlan plan, StreamBudget budget, ByteSink& sink) {
   auto pipeline = co_await ExportPipeline::open(std::move(plan), budget);
   co_return co_await pipeline->run(sink);
+}
+
+// Into the store: the pipeline finishes the writer (commit) after the last byte; on any failure
+// the writer is abandoned, so nothing appears and no upload stays open.
+asio::awaitable<PipelineStats> run_export_to_store(ExportPlan plan, StreamBudget budget,
+                                                   ObjectStore& store, std::string key) {
+  std::unique_ptr<ObjectWriter> writer = co_await store.write(std::move(key));
+  std::exception_ptr failure;
+  try {
+    co_return co_await run_export(std::move(plan), budget, *writer);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  co_await writer->abandon();
+  std::rethrow_exception(failure);
+}
+
+int export_to_store(const Config& config, asio::io_context& io, ExportPlan plan,
+                    const std::string& key) {
+  if (!config.storage) {
+    throw std::runtime_error("--to-store: " + config.file.string() + " has no [storage] section");
+  }
+  if (const std::optional<std::string> problem = key_problem(key)) {
+    throw std::runtime_error("--to-store: the object key " + *problem);
+  }
+  std::unique_ptr<ObjectStore> store = open_object_store(*config.storage);
+  std::exception_ptr failure;
+  PipelineStats stats;
+  asio::co_spawn(io,
+                 run_export_to_store(std::move(plan),
+                                     StreamBudget{config.server.stream_buffer_bytes}, *store, key),
+                 [&](std::exception_ptr error, PipelineStats result) {
+                   failure = std::move(error);
+                   stats = result;
+                 });
+  io.run();
+  if (failure) std::rethrow_exception(failure);
+  std::clog << "exported " << stats.rows << " rows, " << stats.bytes_out << " bytes into " << key
+            << '\n';
+  return 0;
 }
 
 // The flags as the one ExportRequest the HTTP endpoint would also build; throws naming the flag.
@@ -99,6 +143,7 @@ int export_command(const ExportOptions& options) {
   } catch (const ApiError& error) {
     throw std::runtime_error(error.what());
   }
+  if (options.to_store) return export_to_store(config, io, std::move(plan), *options.to_store);
 
   // A file is written as FILE.partial and renamed when complete. A path that exists and is not
   // a regular file (/dev/null, a FIFO, a terminal) is written in place: a rename would replace
@@ -110,18 +155,20 @@ int export_command(const ExportOptions& options) {
     std::error_code ec;
     const auto status = std::filesystem::status(*options.output, ec);
     in_place = !ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status);
-    temporary = in_place ? *options.output : std::filesystem::path(options.output->string() + ".partial");
+    temporary =
+        in_place ? *options.output : std::filesystem::path(options.output->string() + ".partial");
     file = std::fopen(temporary.c_str(), "wb");
     if (file == nullptr) throw std::runtime_error("cannot write " + temporary.string());
   }
   FileSink file_sink(file);
   std::exception_ptr failure;
   PipelineStats stats;
-  asio::co_spawn(io, run_export(std::move(plan), StreamBudget{config.server.stream_buffer_bytes}, file_sink),
-                 [&](std::exception_ptr error, PipelineStats result) {
-                   failure = std::move(error);
-                   stats = result;
-                 });
+  asio::co_spawn(
+      io, run_export(std::move(plan), StreamBudget{config.server.stream_buffer_bytes}, file_sink),
+      [&](std::exception_ptr error, PipelineStats result) {
+        failure = std::move(error);
+        stats = result;
+      });
   io.run();
   if (options.output) {
     std::fclose(file);

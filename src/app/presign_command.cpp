@@ -4,7 +4,9 @@
 
 #include "app/commands.hpp"
 #include "features/files/presigned_link.hpp"
+#include "http/content_disposition.hpp"
 #include "storage/object_key.hpp"
+#include "storage/open_object_store.hpp"
 
 namespace sluice {
 
@@ -22,6 +24,15 @@ int presign_command(const PresignOptions& options) {
   if (!config.storage) {
     throw std::invalid_argument(config.file.string() +
                                 ": no [storage] section: there are no stored objects to link to");
+  }
+  if (config.storage->kind == "s3") {
+    // S3 serves the object itself: a URL presigned with the store's credentials.
+    std::unique_ptr<ObjectStore> store = open_object_store(*config.storage);
+    const std::string name = options.key.substr(options.key.rfind('/') + 1);
+    std::cout
+        << store->presign_get(options.key, lifetime.seconds, content_disposition(name)).value()
+        << '\n';
+    return 0;
   }
   const std::string& variable = config.storage->link_secret_env;
   const LinkSecrets secrets = link_secrets_from_env(variable);

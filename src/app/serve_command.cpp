@@ -6,10 +6,10 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "features/archives/archive_feature.hpp"
-#include "features/files/file_feature.hpp"
-#include "pipeline/dataset_catalog.hpp"
 #include "features/exports/export_handler.hpp"
+#include "features/files/file_feature.hpp"
 #include "http/server.hpp"
+#include "pipeline/dataset_catalog.hpp"
 #include "storage/open_object_store.hpp"
 
 namespace sluice {
@@ -18,16 +18,18 @@ namespace {
 namespace asio = boost::asio;
 
 void add_operations_routes(Router& router) {
-  router.add("GET", {"healthz"}, [](const HttpRequest&, HttpResponder& responder) -> asio::awaitable<void> {
-    // Built outside co_await: g++ 12 miscompiles braced pair lists inside it.
-    Headers headers{{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
-    co_await responder.send(200, std::move(headers), R"({"status":"ok"})");
-  });
-  router.add("GET", {"metrics"}, [](const HttpRequest&, HttpResponder& responder) -> asio::awaitable<void> {
-    Headers headers{{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"},
-                    {"Cache-Control", "no-store"}};
-    co_await responder.send(200, std::move(headers), metrics().render_prometheus());
-  });
+  router.add("GET", {"healthz"},
+             [](const HttpRequest&, HttpResponder& responder) -> asio::awaitable<void> {
+               // Built outside co_await: g++ 12 miscompiles braced pair lists inside it.
+               Headers headers{{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
+               co_await responder.send(200, std::move(headers), R"({"status":"ok"})");
+             });
+  router.add("GET", {"metrics"},
+             [](const HttpRequest&, HttpResponder& responder) -> asio::awaitable<void> {
+               Headers headers{{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"},
+                               {"Cache-Control", "no-store"}};
+               co_await responder.send(200, std::move(headers), metrics().render_prometheus());
+             });
 }
 
 }  // namespace
@@ -49,6 +51,9 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
   std::unique_ptr<FileFeature> files;
   if (config.storage) {
     store = open_object_store(*config.storage);
+    // A bucket that cannot be reached, or credentials S3 refuses, stop the start with S3's
+    // reason instead of failing every later request.
+    if (config.storage->kind == "s3") verify_object_store(*store, false);
     archives = make_archive_feature(*store, config.server, limiter, router);
     files = make_file_feature(*store, *config.storage, config.server, limiter, router);
   }
@@ -77,18 +82,27 @@ int demo_command(const DemoCommandOptions& options) {
   Config config = load_config(setup.config_file);
   std::cout << "demo folder " << options.dir.string() << " (" << setup.rows << " orders, config "
             << setup.config_file.string() << ")\ntry:\n";
-  return serve_command(config, options.listen,
-                       {"/v1/datasets", "/v1/exports/orders.csv", "/v1/exports/orders.jsonl?country=DE,FR",
-                        "/v1/exports/orders.csv?status=paid&columns=id,email,amount&limit=100",
-                        "/v1/exports/orders_report.csv?country=DE&limit=100",
-                        "/v1/exports/countries.jsonl", "/metrics", "/healthz"});
+  return serve_command(
+      config, options.listen,
+      {"/v1/datasets", "/v1/exports/orders.csv", "/v1/exports/orders.jsonl?country=DE,FR",
+       "/v1/exports/orders.csv?status=paid&columns=id,email,amount&limit=100",
+       "/v1/exports/orders_report.csv?country=DE&limit=100", "/v1/exports/countries.jsonl",
+       "/metrics", "/healthz"});
 }
 
 int check_config_command(const std::filesystem::path& file) {
   Config config = load_config(file);
   DatasetCatalog catalog(config);  // also prepares every query against its source
+  std::string storage = "no storage";
+  if (config.storage) {
+    std::unique_ptr<ObjectStore> store = open_object_store(*config.storage);
+    verify_object_store(*store, true);
+    storage = config.storage->kind == "s3"
+                  ? "S3 bucket " + config.storage->s3->bucket + " listed, written, read, deleted"
+                  : "folder " + config.storage->path.string() + " listed, written, read, deleted";
+  }
   std::cout << file.string() << ": ok (" << config.sources.size() << " source(s), "
-            << config.datasets.size() << " dataset(s))\n";
+            << config.datasets.size() << " dataset(s), " << storage << ")\n";
   return 0;
 }
 

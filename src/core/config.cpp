@@ -354,38 +354,186 @@ void read_datasets(const Reader& reader, const toml::table& root, Config& config
   }
 }
 
+// Secrets written into the file end up in backups, diffs and tickets; only the names of the
+// variables that hold them belong there. Each such key and the *_env key to use instead.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 7> kSecretKeys{{
+    {"access_key_id", "access_key_id_env"},
+    {"aws_access_key_id", "access_key_id_env"},
+    {"secret_access_key", "secret_access_key_env"},
+    {"aws_secret_access_key", "secret_access_key_env"},
+    {"password", "secret_access_key_env"},
+    {"session_token", "session_token_env"},
+    {"aws_session_token", "session_token_env"},
+}};
+
+// The [storage] keys of kind = "s3" besides kind and link_secret_env.
+constexpr std::array<std::string_view, 13> kS3Keys{"endpoint",
+                                                   "bucket",
+                                                   "region",
+                                                   "addressing",
+                                                   "prefix",
+                                                   "access_key_id_env",
+                                                   "secret_access_key_env",
+                                                   "session_token_env",
+                                                   "ca_file",
+                                                   "connect_timeout_ms",
+                                                   "request_timeout_ms",
+                                                   "max_attempts",
+                                                   "max_connections"};
+
+struct S3IntKey {
+  std::string_view key;
+  int S3StorageConfig::*member;
+  std::int64_t min;
+  std::int64_t max;
+};
+
+constexpr std::array<S3IntKey, 4> kS3IntKeys{{
+    {"connect_timeout_ms", &S3StorageConfig::connect_timeout_ms, 1, 600'000},
+    {"request_timeout_ms", &S3StorageConfig::request_timeout_ms, 1, 3'600'000},
+    {"max_attempts", &S3StorageConfig::max_attempts, 1, 10},
+    {"max_connections", &S3StorageConfig::max_connections, 1, 1024},
+}};
+
+void reject_secrets(const Reader& reader, const toml::table& table) {
+  for (const auto& [key, env_key] : kSecretKeys) {
+    if (const toml::node* node = table.get(key)) {
+      reader.fail(*node, key_child("storage", key),
+                  "credentials come only from the environment, never from this file: set " +
+                      std::string(env_key) + " to the name of the variable that holds it");
+    }
+  }
+}
+
+// The name of an environment variable, into `out` when the key is present. The variable itself
+// is read when the store opens, not here: checking a config needs no secrets.
+void read_env_name(const Reader& reader, const toml::table& table, std::string_view key,
+                   std::string& out) {
+  const auto* env = reader.optional<TomlString>(table, "storage", key);
+  if (env == nullptr) return;
+  const std::string& name = env->get();
+  bool valid = !name.empty() && (name[0] < '0' || name[0] > '9');
+  for (const char c : name) {
+    valid = valid && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '_');
+  }
+  if (!valid) {
+    reader.fail(
+        *env, key_child("storage", key),
+        "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*), not " + quote_text(name));
+  }
+  out = name;
+}
+
 // The folder must exist: a typo must not silently serve an empty store.
-StorageConfig read_storage(const Reader& reader, const toml::table& table, const fs::path& base_dir) {
-  reader.check_keys(table, "storage", {"kind", "path", "link_secret_env"});
+fs::path read_local_root(const Reader& reader, const toml::table& table, const fs::path& base_dir) {
+  const auto& path = reader.required<TomlString>(table, "storage", "path");
+  if (is_blank(path.get())) reader.fail(path, "storage.path", "must not be empty");
+  fs::path root = (base_dir / path.get()).lexically_normal();
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) {
+    reader.fail(path, "storage.path", "no such folder: " + root.string());
+  }
+  return root;
+}
+
+fs::path read_ca_file(const Reader& reader, const TomlString& value, const fs::path& base_dir) {
+  if (value.get().empty()) {
+    reader.fail(value, "storage.ca_file",
+                "must not be empty (leave ca_file out to trust the system's certificates)");
+  }
+  fs::path file = (base_dir / value.get()).lexically_normal();
+  std::error_code ec;
+  fs::file_status status = fs::status(file, ec);
+  if (status.type() == fs::file_type::not_found) {
+    reader.fail(value, "storage.ca_file", "no such file: " + file.string());
+  }
+  if (ec) {
+    reader.fail(value, "storage.ca_file", "cannot access " + file.string() + ": " + ec.message());
+  }
+  if (fs::is_directory(status)) {
+    reader.fail(value, "storage.ca_file", "is a folder, not a PEM file: " + file.string());
+  }
+  return file;
+}
+
+// Checks every value the S3 client will use, except the credentials: those are read from the
+// environment when the store opens.
+S3StorageConfig read_s3_storage(const Reader& reader, const toml::table& table,
+                                const fs::path& base_dir) {
+  S3StorageConfig s3;
+  // A present key is read into `out`, then `problem` (a *_problem function) judges it.
+  auto read_text = [&](std::string_view key, std::string& out, auto problem) {
+    const auto* value = reader.optional<TomlString>(table, "storage", key);
+    if (value == nullptr) return;
+    out = value->get();
+    std::string message = problem(out);
+    if (!message.empty()) reader.fail(*value, key_child("storage", key), message);
+  };
+  const auto& bucket = reader.required<TomlString>(table, "storage", "bucket");
+  s3.bucket = bucket.get();
+  std::string problem = s3_bucket_problem(s3.bucket);
+  if (!problem.empty()) reader.fail(bucket, "storage.bucket", problem);
+  // An empty endpoint is the same as none: AWS S3 in the region.
+  read_text("endpoint", s3.endpoint, [](const std::string& endpoint) {
+    return endpoint.empty() ? std::string() : s3_endpoint_problem(endpoint);
+  });
+  read_text("region", s3.region, [&](const std::string& region) {
+    return s3_region_problem(region, s3.endpoint.empty());
+  });
+  const std::string endpoint =
+      s3.endpoint.empty() ? "https://s3." + s3.region + ".amazonaws.com" : s3.endpoint;
+  read_text("addressing", s3.addressing, [&](const std::string& addressing) {
+    return s3_addressing_problem(addressing, endpoint, s3.bucket);
+  });
+  read_text("prefix", s3.prefix, s3_prefix_problem);
+  read_env_name(reader, table, "access_key_id_env", s3.access_key_id_env);
+  read_env_name(reader, table, "secret_access_key_env", s3.secret_access_key_env);
+  read_env_name(reader, table, "session_token_env", s3.session_token_env);
+  if (const auto* ca_file = reader.optional<TomlString>(table, "storage", "ca_file")) {
+    s3.ca_file = read_ca_file(reader, *ca_file, base_dir);
+  }
+  for (const S3IntKey& number : kS3IntKeys) {
+    if (auto value = reader.optional_int(table, "storage", number.key, number.min, number.max)) {
+      s3.*number.member = static_cast<int>(*value);
+    }
+  }
+  return s3;
+}
+
+StorageConfig read_storage(const Reader& reader, const toml::table& table,
+                           const fs::path& base_dir) {
+  reject_secrets(reader, table);
   StorageConfig storage;
   storage.line = line_of(table);
   if (const auto* kind = reader.optional<TomlString>(table, "storage", "kind")) {
-    if (kind->get() != "local") {
+    if (kind->get() != "local" && kind->get() != "s3") {
       reader.fail(*kind, "storage.kind",
-                  "unsupported kind " + quote_text(kind->get()) + " (expected one of: local)");
+                  "unsupported kind " + quote_text(kind->get()) + " (expected one of: local, s3)");
     }
     storage.kind = kind->get();
   }
-  const auto& path = reader.required<TomlString>(table, "storage", "path");
-  if (is_blank(path.get())) reader.fail(path, "storage.path", "must not be empty");
-  storage.path = (base_dir / path.get()).lexically_normal();
-  std::error_code ec;
-  if (!fs::is_directory(storage.path, ec)) {
-    reader.fail(path, "storage.path", "no such folder: " + storage.path.string());
-  }
-  if (const auto* env = reader.optional<TomlString>(table, "storage", "link_secret_env")) {
-    const std::string& name = env->get();
-    bool valid = !name.empty() && (name[0] < '0' || name[0] > '9');
-    for (const char c : name) {
-      valid = valid && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+  if (storage.kind == "s3") {
+    if (const toml::node* path = table.get("path")) {
+      reader.fail(*path, "storage.path",
+                  "not used with kind = \"s3\": objects live in the bucket (`prefix` names a "
+                  "folder in it)");
     }
-    if (!valid) {
-      reader.fail(*env, "storage.link_secret_env",
-                  "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*), not " +
-                      quote_text(name));
+    std::vector<std::string_view> known{"kind", "link_secret_env"};
+    known.insert(known.end(), kS3Keys.begin(), kS3Keys.end());
+    reader.check_keys(table, "storage", known);
+    storage.s3 = read_s3_storage(reader, table, base_dir);
+  } else {
+    for (std::string_view key : kS3Keys) {
+      if (const toml::node* node = table.get(key)) {
+        reader.fail(*node, key_child("storage", key),
+                    "an S3 setting, only with kind = \"s3\" (this store is kind = \"local\")");
+      }
     }
-    storage.link_secret_env = name;
+    reader.check_keys(table, "storage", {"kind", "path", "link_secret_env"});
+    storage.path = read_local_root(reader, table, base_dir);
   }
+  read_env_name(reader, table, "link_secret_env", storage.link_secret_env);
   return storage;
 }
 

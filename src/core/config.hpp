@@ -121,9 +121,38 @@ struct DatasetConfig {
 };
 
 // Where stored objects live (archives read them; later, job results are written there).
+// `[storage] kind = "s3"`: an S3-compatible bucket (AWS S3, MinIO, Cloudflare R2, ...).
+// Credentials never come from the file: only the names of the environment variables do.
+struct S3StorageConfig {
+  // scheme://host[:port] of the S3 API: "https://s3.eu-central-1.amazonaws.com",
+  // "http://127.0.0.1:9000" (plain HTTP only for local endpoints), an R2 account endpoint.
+  // Empty: AWS S3 in `region` (https://s3.<region>.amazonaws.com).
+  std::string endpoint;
+  std::string bucket;                 // REQUIRED
+  std::string region = "us-east-1";   // signed into every request ("auto" for R2)
+  // "path": https://host/bucket/key (MinIO, s3rver, any IP address endpoint);
+  // "virtual": https://bucket.host/key (AWS's default). "auto": virtual for AWS endpoints
+  // (and an empty endpoint) when the bucket name is DNS-compatible, path otherwise.
+  std::string addressing = "auto";
+  // Prepended to every key ("sluice/" keeps Sluice's objects in one folder of a shared
+  // bucket); empty or ends with '/'.
+  std::string prefix;
+  std::string access_key_id_env = "AWS_ACCESS_KEY_ID";
+  std::string secret_access_key_env = "AWS_SECRET_ACCESS_KEY";
+  std::string session_token_env = "AWS_SESSION_TOKEN";  // optional variable (STS credentials)
+  // A PEM file of CA certificates to trust instead of the system's (a private CA in front of
+  // MinIO); relative to the config file. Empty: the system's store.
+  std::filesystem::path ca_file;
+  int connect_timeout_ms = 5000;    // TCP connect + TLS handshake
+  int request_timeout_ms = 30000;   // one call without progress (no byte sent or received)
+  int max_attempts = 4;             // retries of idempotent calls (1 = no retry)
+  int max_connections = 64;         // connections to the endpoint at once (kept alive when idle)
+};
+
 struct StorageConfig {
-  std::string kind = "local";       // "local" (S3 later)
+  std::string kind = "local";       // "local" or "s3"
   std::filesystem::path path;       // local: the root folder, relative to the config file
+  std::optional<S3StorageConfig> s3;  // kind = "s3": the [storage] keys of S3StorageConfig
   // The environment variable holding the secret of presigned links (/v1/files); its value with
   // "_PREVIOUS" appended names the previous secret, still accepted while secrets rotate.
   std::string link_secret_env = "SLUICE_LINK_SECRET";

@@ -37,6 +37,17 @@ std::string key_element(std::string_view path, std::size_t index);
 std::string_view listen_problem(std::string_view listen);
 std::string_view file_name_problem(std::string_view name);
 std::string database_file_problem(const std::filesystem::path& resolved);
+// [storage] kind = "s3": the whole message ("invalid bucket name \"A\": ...") or empty. The
+// rules and words of make_s3_endpoint (s3/s3_endpoint.cpp, a layer above that core cannot call),
+// checked here so that a bad setting fails at load; s3_endpoint_test.cpp holds the two to the
+// same messages. `aws_default`: no endpoint, AWS S3 in the region. The `endpoint` of
+// s3_addressing_problem is the effective one (https://s3.REGION.amazonaws.com when none is set).
+std::string s3_endpoint_problem(std::string_view endpoint);
+std::string s3_region_problem(std::string_view region, bool aws_default);
+std::string s3_bucket_problem(std::string_view bucket);
+std::string s3_prefix_problem(std::string_view prefix);
+std::string s3_addressing_problem(std::string_view addressing, std::string_view endpoint,
+                                  std::string_view bucket);
 std::string read_file(const std::filesystem::path& file);
 toml::table parse_toml(std::string_view text, const std::string& file);
 
@@ -120,10 +131,14 @@ class Reader {
 
   void check_keys(const toml::table& table, std::string_view path,
                   std::initializer_list<std::string_view> known) const {
+    check_keys(table, path, std::span(known.begin(), known.end()));
+  }
+
+  void check_keys(const toml::table& table, std::string_view path,
+                  std::span<const std::string_view> known) const {
     for (auto&& [key, node] : table) {
       if (std::ranges::find(known, key.str()) != known.end()) continue;
-      fail(node, key_child(path, key.str()),
-           "unknown key (expected one of: " + join(std::span(known.begin(), known.end())) + ")");
+      fail(node, key_child(path, key.str()), "unknown key (expected one of: " + join(known) + ")");
     }
   }
 

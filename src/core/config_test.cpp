@@ -544,7 +544,7 @@ TEST(ConfigStorageTest, ErrorsNameKeyAndLine) {
                 (dir / "missing").string());
   EXPECT_EQ(message("[storage]\nkind = \"ftp\"\npath = \".\"\n"),
             (dir / "s.toml").string() +
-                ":2: storage.kind: unsupported kind \"ftp\" (expected one of: local)");
+                ":2: storage.kind: unsupported kind \"ftp\" (expected one of: local, s3)");
   EXPECT_EQ(message("\n[storage]\nkind = \"local\"\n"),
             (dir / "s.toml").string() + ":2: storage.path: missing required key");
   EXPECT_EQ(message("[storage]\npath = \".\"\nroot = 1\n"),
@@ -564,6 +564,301 @@ TEST(ConfigStorageTest, LinkSecretEnvHasADefault) {
   EXPECT_EQ(parse_config("[storage]\npath = \".\"\nlink_secret_env = \"MY_KEY\"\n", dir / "s.toml")
                 .storage->link_secret_env,
             "MY_KEY");
+}
+
+// [storage] kind = "s3". Only syntax is checked at load: nothing is resolved, connected or read
+// from the environment.
+class ConfigS3Test : public ConfigTest {
+ protected:
+  // An S3 store with its required keys; `extra` starts on line 4.
+  static std::string s3(std::string_view extra) {
+    return "[storage]\nkind = \"s3\"\nbucket = \"examplebucket\"\n" + std::string(extra);
+  }
+
+  // The message of a config with `key = value` on line 4, or "" when it loads.
+  std::string message(std::string_view key, std::string_view value) {
+    return error_of([&] { parse(s3(std::string(key) + " = " + std::string(value) + "\n")); });
+  }
+};
+
+TEST_F(ConfigS3Test, BucketAloneIsAwsS3InUsEast1) {
+  Config config = parse(s3(""));
+  ASSERT_TRUE(config.storage.has_value());
+  EXPECT_EQ(config.storage->kind, "s3");
+  EXPECT_EQ(config.storage->line, 1);
+  EXPECT_TRUE(config.storage->path.empty());
+  EXPECT_EQ(config.storage->link_secret_env, "SLUICE_LINK_SECRET");
+  ASSERT_TRUE(config.storage->s3.has_value());
+  const S3StorageConfig& s3 = *config.storage->s3;
+  EXPECT_EQ(s3.bucket, "examplebucket");
+  EXPECT_EQ(s3.endpoint, "");
+  EXPECT_EQ(s3.region, "us-east-1");
+  EXPECT_EQ(s3.addressing, "auto");
+  EXPECT_EQ(s3.prefix, "");
+  EXPECT_EQ(s3.access_key_id_env, "AWS_ACCESS_KEY_ID");
+  EXPECT_EQ(s3.secret_access_key_env, "AWS_SECRET_ACCESS_KEY");
+  EXPECT_EQ(s3.session_token_env, "AWS_SESSION_TOKEN");
+  EXPECT_TRUE(s3.ca_file.empty());
+  EXPECT_EQ(s3.connect_timeout_ms, 5000);
+  EXPECT_EQ(s3.request_timeout_ms, 30000);
+  EXPECT_EQ(s3.max_attempts, 4);
+  EXPECT_EQ(s3.max_connections, 64);
+  EXPECT_FALSE(parse("[storage]\npath = \".\"\n").storage->s3.has_value());
+}
+
+TEST_F(ConfigS3Test, ReadsEveryKey) {
+  fs::create_directories(dir_ / "certs");
+  std::ofstream(dir_ / "certs" / "ca.pem") << "-----BEGIN CERTIFICATE-----\n";
+  Config config = parse(s3(R"(endpoint = "https://minio.example.com:9443"
+region = "eu-west-3"
+addressing = "virtual"
+prefix = "sluice/exports/"
+access_key_id_env = "MINIO_KEY_ID"
+secret_access_key_env = "MINIO_SECRET"
+session_token_env = "MINIO_TOKEN"
+ca_file = "certs/../certs/ca.pem"
+connect_timeout_ms = 1
+request_timeout_ms = 3600000
+max_attempts = 10
+max_connections = 1024
+link_secret_env = "LINKS"
+)"));
+  const S3StorageConfig& s3 = *config.storage->s3;
+  EXPECT_EQ(s3.endpoint, "https://minio.example.com:9443");
+  EXPECT_EQ(s3.region, "eu-west-3");
+  EXPECT_EQ(s3.addressing, "virtual");
+  EXPECT_EQ(s3.prefix, "sluice/exports/");
+  EXPECT_EQ(s3.access_key_id_env, "MINIO_KEY_ID");
+  EXPECT_EQ(s3.secret_access_key_env, "MINIO_SECRET");
+  EXPECT_EQ(s3.session_token_env, "MINIO_TOKEN");
+  EXPECT_EQ(s3.ca_file, dir_ / "certs" / "ca.pem");
+  EXPECT_EQ(s3.connect_timeout_ms, 1);
+  EXPECT_EQ(s3.request_timeout_ms, 3600000);
+  EXPECT_EQ(s3.max_attempts, 10);
+  EXPECT_EQ(s3.max_connections, 1024);
+  EXPECT_EQ(config.storage->link_secret_env, "LINKS");
+}
+
+TEST_F(ConfigS3Test, AcceptedEndpoints) {
+  for (std::string_view endpoint :
+       {"https://s3.eu-central-1.amazonaws.com", "https://s3.eu-central-1.amazonaws.com/",
+        "http://127.0.0.1:9000", "http://[::1]:9000", "http://[2001:db8::7]",
+        "https://0123456789abcdef0123456789abcdef.r2.cloudflarestorage.com",
+        "https://minio.example.com:443/", "HTTPS://MinIO.Example.COM", "http://minio:9000",
+        "http://s3_service.local:65535", ""}) {
+    Config config = parse(s3("endpoint = \"" + std::string(endpoint) + "\"\n"));
+    EXPECT_EQ(config.storage->s3->endpoint, endpoint);
+  }
+}
+
+TEST_F(ConfigS3Test, EndpointErrorsNameTheKeyAndLine) {
+  const std::string key = "storage.endpoint";
+  auto bad = [&](std::string_view endpoint, std::string_view problem) {
+    return fails_with(
+        s3("endpoint = \"" + std::string(endpoint) + "\"\n"), 4, key,
+        "invalid endpoint \"" + std::string(endpoint) + "\": " + std::string(problem));
+  };
+  EXPECT_TRUE(bad("s3.amazonaws.com", "expected https://HOST[:PORT] or http://HOST[:PORT]"));
+  EXPECT_TRUE(bad("ftp://s3.amazonaws.com", "expected https://HOST[:PORT] or http://HOST[:PORT]"));
+  EXPECT_TRUE(bad("https://s3.amazonaws.com/examplebucket", "no path allowed (the bucket goes in"));
+  EXPECT_TRUE(bad("https://s3.amazonaws.com//", "no path allowed"));
+  EXPECT_TRUE(bad("https://s3.amazonaws.com?x=1", "no query or fragment allowed"));
+  EXPECT_TRUE(bad("https://s3.amazonaws.com/#top", "no query or fragment allowed"));
+  EXPECT_TRUE(bad("https://AKID:secret@s3.amazonaws.com",
+                  "no user info (credentials come only from the environment)"));
+  EXPECT_TRUE(bad("https://", "no host"));
+  EXPECT_TRUE(bad("http://:9000", "no host"));
+  for (std::string_view port : {"0", "65536", "", "90a", "123456"}) {
+    EXPECT_TRUE(bad("http://127.0.0.1:" + std::string(port), "the port must be a number 1..65535"));
+  }
+  EXPECT_TRUE(bad("http://[::1]:0", "the port must be a number 1..65535"));
+  EXPECT_TRUE(bad("http://::1:9000", "an IPv6 address must be in brackets"));
+  EXPECT_TRUE(bad("http://[::1", "no ']' after the IPv6 address"));
+  EXPECT_TRUE(bad("http://[::1]9000", "unexpected text after ']'"));
+  EXPECT_TRUE(bad("http://[fe80::1%eth0]:9000", "invalid IPv6 address"));
+  EXPECT_TRUE(bad("http://[example.com]", "invalid IPv6 address"));
+  EXPECT_TRUE(bad("http://256.0.0.1:9000", "invalid IPv4 address"));
+  EXPECT_TRUE(bad("https://s3..amazonaws.com", "empty label in the host name"));
+  EXPECT_TRUE(bad("https://s3.amazonaws.com.", "empty label in the host name"));
+  EXPECT_TRUE(bad("https://" + std::string(64, 'a') + ".com", "host name label longer than 63"));
+  EXPECT_TRUE(bad("https://s3 .amazonaws.com", "the host may hold only letters, digits"));
+  EXPECT_TRUE(fails_with(s3("\nendpoint = 9000\n"), 5, key, "expected a string, got an integer"));
+}
+
+TEST_F(ConfigS3Test, BucketNames) {
+  for (const std::string& bucket :
+       {std::string("abc"), std::string("my.bucket-1"), std::string("0-9"), std::string(63, 'a')}) {
+    EXPECT_EQ(parse("[storage]\nkind = \"s3\"\nbucket = \"" + bucket + "\"\n").storage->s3->bucket,
+              bucket);
+  }
+  auto bad = [&](std::string_view bucket, std::string_view problem) {
+    return fails_with(
+        "[storage]\nkind = \"s3\"\n\nbucket = \"" + std::string(bucket) + "\"\n", 4,
+        "storage.bucket",
+        "invalid bucket name \"" + std::string(bucket) + "\": " + std::string(problem));
+  };
+  EXPECT_TRUE(bad("ab", "must be 3 to 63 characters long"));
+  EXPECT_TRUE(bad(std::string(64, 'a'), "must be 3 to 63 characters long"));
+  EXPECT_TRUE(bad("My-Bucket", "may hold only lower-case letters, digits, '.' and '-'"));
+  EXPECT_TRUE(bad("my_bucket", "may hold only lower-case letters, digits, '.' and '-'"));
+  EXPECT_TRUE(bad("-bucket", "must begin and end with a letter or digit"));
+  EXPECT_TRUE(bad("bucket.", "must begin and end with a letter or digit"));
+  EXPECT_TRUE(bad("my..bucket", "must not contain \"..\""));
+  EXPECT_TRUE(bad("192.168.1.1", "must not be an IP address"));
+  EXPECT_TRUE(
+      fails_with("\n[storage]\nkind = \"s3\"\n", 2, "storage.bucket", "missing required key"));
+}
+
+TEST_F(ConfigS3Test, Prefixes) {
+  for (std::string_view prefix : {"", "sluice/", "a/b/c/", "été 2024/", "a.b/..c/"}) {
+    EXPECT_EQ(parse(s3("prefix = \"" + std::string(prefix) + "\"\n")).storage->s3->prefix, prefix);
+  }
+  auto bad = [&](std::string_view toml_value, std::string_view problem) {
+    return fails_with(s3("prefix = " + std::string(toml_value) + "\n"), 4, "storage.prefix",
+                      "invalid prefix " + std::string(toml_value) + ": " + std::string(problem));
+  };
+  EXPECT_TRUE(bad("\"sluice\"", "must end with '/'"));
+  EXPECT_TRUE(bad("\"/sluice/\"", "must not begin with '/'"));
+  EXPECT_TRUE(bad("\"/\"", "must not begin with '/'"));
+  EXPECT_TRUE(bad("\"a//b/\"", "must not contain \"//\""));
+  EXPECT_TRUE(bad("\"./\"", "must not contain \".\" or \"..\" segments"));
+  EXPECT_TRUE(bad("\"a/../\"", "must not contain \".\" or \"..\" segments"));
+  EXPECT_TRUE(bad("\"a/./b/\"", "must not contain \".\" or \"..\" segments"));
+  EXPECT_TRUE(bad("\"a\\u0009b/\"", "must not contain control characters"));
+  EXPECT_TRUE(bad("\"" + std::string(1024, 'a') + "/\"", "longer than 1024 bytes"));
+}
+
+TEST_F(ConfigS3Test, Regions) {
+  EXPECT_EQ(parse(s3("endpoint = \"http://127.0.0.1:9000\"\nregion = \"My_Region\"\n"))
+                .storage->s3->region,
+            "My_Region");
+  EXPECT_EQ(parse(s3("endpoint = \"https://a.r2.cloudflarestorage.com\"\nregion = \"auto\"\n"))
+                .storage->s3->region,
+            "auto");
+  EXPECT_TRUE(fails_with(s3("region = \"\"\n"), 4, "storage.region",
+                         "invalid region \"\": must be 1 to 64 characters long"));
+  EXPECT_TRUE(fails_with(s3("region = \"auto\"\n"), 4, "storage.region",
+                         "invalid region \"auto\": \"auto\" needs an endpoint (Cloudflare R2's"));
+  EXPECT_TRUE(fails_with(s3("region = \"EU_West\"\n"), 4, "storage.region",
+                         "without an endpoint it names an AWS region"));
+  EXPECT_TRUE(fails_with(s3("endpoint = \"http://127.0.0.1:9000\"\nregion = \"eu/west\"\n"), 5,
+                         "storage.region",
+                         "invalid region \"eu/west\": may hold only letters, digits, '-' and '_'"));
+}
+
+TEST_F(ConfigS3Test, Addressing) {
+  for (std::string_view addressing : {"auto", "path", "virtual"}) {
+    EXPECT_EQ(
+        parse(s3("addressing = \"" + std::string(addressing) + "\"\n")).storage->s3->addressing,
+        addressing);
+  }
+  // Plain HTTP has no certificate for a dotted bucket name to fail.
+  EXPECT_NO_THROW(
+      parse("[storage]\nkind = \"s3\"\nbucket = \"a.b.c\"\naddressing = \"virtual\"\n"
+            "endpoint = \"http://minio.local:9000\"\n"));
+  EXPECT_TRUE(fails_with(s3("addressing = \"dns\"\n"), 4, "storage.addressing",
+                         "expected one of: auto, path, virtual, got \"dns\""));
+  EXPECT_TRUE(fails_with(s3("endpoint = \"http://127.0.0.1:9000\"\naddressing = \"virtual\"\n"), 5,
+                         "storage.addressing",
+                         "\"virtual\" puts the bucket in the host name, an IP address has none; "
+                         "use \"path\""));
+  EXPECT_TRUE(fails_with(s3("addressing = \"virtual\"\nendpoint = \"http://[::1]:9000\"\n"), 4,
+                         "storage.addressing", "an IP address has none"));
+  EXPECT_TRUE(
+      fails_with("[storage]\nkind = \"s3\"\nbucket = \"a.b.c\"\naddressing = \"virtual\"\n", 4,
+                 "storage.addressing",
+                 "\"virtual\" with a bucket name holding '.' fails the TLS certificate check; "
+                 "use \"path\""));
+}
+
+TEST_F(ConfigS3Test, CredentialsNeverComeFromTheFile) {
+  const std::pair<std::string_view, std::string_view> secrets[] = {
+      {"access_key_id", "access_key_id_env"},
+      {"aws_access_key_id", "access_key_id_env"},
+      {"secret_access_key", "secret_access_key_env"},
+      {"aws_secret_access_key", "secret_access_key_env"},
+      {"password", "secret_access_key_env"},
+      {"session_token", "session_token_env"},
+      {"aws_session_token", "session_token_env"},
+  };
+  for (const auto& [key, env_key] : secrets) {
+    const std::string value = "\"wJalrXUtnFEMI/K7MDENG\"\n";
+    const std::string problem =
+        "credentials come only from the environment, never from this file: set " +
+        std::string(env_key) + " to the name of the variable that holds it";
+    EXPECT_TRUE(fails_with(s3(std::string(key) + " = " + value), 4, "storage." + std::string(key),
+                           problem));
+    // Also in a local store, before its own keys are looked at; the value is never repeated.
+    EXPECT_TRUE(fails_with("[storage]\n" + std::string(key) + " = " + value, 2,
+                           "storage." + std::string(key), problem));
+    EXPECT_EQ(message(key, value).find("wJalr"), std::string::npos);
+  }
+}
+
+TEST_F(ConfigS3Test, EnvironmentIsNotReadAtLoad) {
+  ASSERT_EQ(unsetenv("SLUICE_TEST_UNSET_KEY_ID"), 0);
+  Config config = parse(s3("access_key_id_env = \"SLUICE_TEST_UNSET_KEY_ID\"\n"));
+  EXPECT_EQ(config.storage->s3->access_key_id_env, "SLUICE_TEST_UNSET_KEY_ID");
+  for (std::string_view key : {"access_key_id_env", "secret_access_key_env", "session_token_env"}) {
+    EXPECT_TRUE(fails_with(s3(std::string(key) + " = \"AWS-KEY\"\n"), 4,
+                           "storage." + std::string(key),
+                           "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*), not "
+                           "\"AWS-KEY\""));
+  }
+  EXPECT_TRUE(fails_with(s3("session_token_env = \"\"\n"), 4, "storage.session_token_env",
+                         "must be an environment variable name"));
+}
+
+TEST_F(ConfigS3Test, KindDecidesTheKeys) {
+  EXPECT_TRUE(fails_with(s3("path = \"objects\"\n"), 4, "storage.path",
+                         "not used with kind = \"s3\": objects live in the bucket"));
+  for (std::string_view key :
+       {"endpoint", "bucket", "region", "addressing", "prefix", "access_key_id_env",
+        "secret_access_key_env", "session_token_env", "ca_file", "connect_timeout_ms",
+        "request_timeout_ms", "max_attempts", "max_connections"}) {
+    const std::string problem =
+        "an S3 setting, only with kind = \"s3\" (this store is kind = \"local\")";
+    EXPECT_TRUE(fails_with("[storage]\npath = \".\"\n" + std::string(key) + " = \"x\"\n", 3,
+                           "storage." + std::string(key), problem));
+    EXPECT_TRUE(
+        fails_with("[storage]\nkind = \"local\"\n" + std::string(key) + " = 1\npath = \".\"\n", 3,
+                   "storage." + std::string(key), problem));
+  }
+  EXPECT_TRUE(fails_with(s3("bukket = \"x\"\n"), 4, "storage.bukket",
+                         "unknown key (expected one of: kind, link_secret_env, endpoint, bucket, "
+                         "region, addressing, prefix, access_key_id_env, secret_access_key_env, "
+                         "session_token_env, ca_file, connect_timeout_ms, request_timeout_ms, "
+                         "max_attempts, max_connections)"));
+}
+
+TEST_F(ConfigS3Test, CaFileMustExist) {
+  EXPECT_TRUE(fails_with(s3("ca_file = \"certs/ca.pem\"\n"), 4, "storage.ca_file",
+                         "no such file: " + (dir_ / "certs" / "ca.pem").string()));
+  EXPECT_TRUE(fails_with(s3("ca_file = \".\"\n"), 4, "storage.ca_file",
+                         "is a folder, not a PEM file: " + dir_.string()));
+  EXPECT_TRUE(fails_with(s3("ca_file = \"\"\n"), 4, "storage.ca_file",
+                         "must not be empty (leave ca_file out to trust the system's "
+                         "certificates)"));
+}
+
+TEST_F(ConfigS3Test, NumberRanges) {
+  EXPECT_EQ(message("max_attempts", "1"), "");
+  EXPECT_TRUE(
+      fails_with(s3("max_attempts = 0\n"), 4, "storage.max_attempts", "must be at least 1"));
+  EXPECT_TRUE(
+      fails_with(s3("max_attempts = 11\n"), 4, "storage.max_attempts", "must be at most 10"));
+  EXPECT_TRUE(
+      fails_with(s3("max_connections = 0\n"), 4, "storage.max_connections", "must be at least 1"));
+  EXPECT_TRUE(fails_with(s3("max_connections = 1025\n"), 4, "storage.max_connections",
+                         "must be at most 1024"));
+  EXPECT_TRUE(fails_with(s3("connect_timeout_ms = 0\n"), 4, "storage.connect_timeout_ms",
+                         "must be at least 1"));
+  EXPECT_TRUE(fails_with(s3("connect_timeout_ms = 600001\n"), 4, "storage.connect_timeout_ms",
+                         "must be at most 600000"));
+  EXPECT_TRUE(fails_with(s3("request_timeout_ms = 3600001\n"), 4, "storage.request_timeout_ms",
+                         "must be at most 3600000"));
+  EXPECT_TRUE(fails_with(s3("request_timeout_ms = \"30s\"\n"), 4, "storage.request_timeout_ms",
+                         "expected an integer, got a string"));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <stdexcept>
+#include <vector>
 
 #include "core/sha256.hpp"
 
@@ -151,6 +152,36 @@ Digest signing_key(std::string_view secret, std::string_view date, std::string_v
   return hmac_sha256(as_bytes(key), "aws4_request");
 }
 
+// RFC 3986's remove_dot_segments, with empty segments dropped too: "//a/./b/../c//" is "/a/c/".
+// A path ending in '/', "/." or "/.." keeps its trailing slash, as the general SigV4 rules do.
+std::string normalised_path(std::string_view path) {
+  std::vector<std::string_view> segments;
+  std::string_view last;
+  for (std::size_t begin = 0; begin <= path.size();) {
+    const std::size_t end = std::min(path.find('/', begin), path.size());
+    last = path.substr(begin, end - begin);
+    if (last == "..") {
+      if (!segments.empty()) segments.pop_back();
+    } else if (!last.empty() && last != ".") {
+      segments.push_back(last);
+    }
+    begin = end + 1;
+  }
+  std::string normalised;
+  for (std::string_view segment : segments) {
+    normalised += '/';
+    normalised += segment;
+  }
+  if (normalised.empty() || last.empty() || last == "." || last == "..") normalised += '/';
+  return normalised;
+}
+
+std::string canonical_path(const S3Request& request) {
+  if (request.s3_path_rules) return s3_encoded_path(request.path);
+  // The path as sent is encoded once; the canonical path encodes that again ('%' is "%25").
+  return s3_uri_encode(s3_encoded_path(normalised_path(request.path)), /*keep_slash=*/true);
+}
+
 // What a signature needs besides the request's own method, path and credentials.
 struct Canonical {
   std::string amz_date;  // "20130524T000000Z"
@@ -172,7 +203,7 @@ Canonical start(const S3Request& request) {
 S3SigningSteps sign(const S3Request& request, const S3Credentials& credentials,
                     const Canonical& canonical) {
   S3SigningSteps steps;
-  steps.canonical_request = request.method + '\n' + s3_encoded_path(request.path) + '\n' +
+  steps.canonical_request = request.method + '\n' + canonical_path(request) + '\n' +
                             canonical.query + '\n' + canonical.headers + '\n' +
                             canonical.signed_headers + '\n' + std::string(canonical.payload);
   steps.string_to_sign = std::string(kAlgorithm) + '\n' + canonical.amz_date + '\n' +
@@ -265,7 +296,9 @@ S3SignedHeaders sign_headers(const S3Request& request, const S3Credentials& cred
 
   S3SignedHeaders signed_request;
   signed_request.headers.emplace_back("x-amz-date", canonical.amz_date);
-  signed_request.headers.emplace_back("x-amz-content-sha256", request.payload_sha256);
+  if (request.send_content_sha256) {
+    signed_request.headers.emplace_back("x-amz-content-sha256", request.payload_sha256);
+  }
   if (!credentials.session_token.empty()) {
     signed_request.headers.emplace_back("x-amz-security-token", credentials.session_token);
   }

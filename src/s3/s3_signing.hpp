@@ -13,8 +13,10 @@ namespace sluice {
 // (no clock, no network, no state): thread-safe, and the same inputs always give the same bytes.
 // Invalid input (see each REQUIRES) throws std::invalid_argument.
 //
-// S3 differs from other services in one rule: the path is encoded once, never twice, and not
-// normalised ("a/./b" stays as it is).
+// S3 differs from other services in two rules: the path is encoded once, never twice, and not
+// normalised ("a/./b" stays as it is); and every request signed with a header carries
+// x-amz-content-sha256. S3Request's defaults are S3's; s3_path_rules and send_content_sha256 select
+// the general rules, which AWS's SigV4 test suite checks (s3_signing_suite_test.cpp).
 
 struct S3Credentials {
   std::string access_key_id;
@@ -36,6 +38,10 @@ struct S3Request {
   // Unencoded, beginning with '/': "/album/été 2013.jpg" (virtual-hosted style: the key;
   // path style: "/bucket/key"). Empty means "/". Sent as s3_encoded_path() gives it.
   std::string path;
+  // true (S3): the canonical path is the path as sent, s3_encoded_path(path). false (every other
+  // service): the path as sent with dot segments removed and repeated slashes merged
+  // ("//a/./b/../c/" is "/a/c/"), encoded again (s3_uri_encode: '%' becomes "%25").
+  bool s3_path_rules = true;
   // Unencoded, in any order; an empty value is "key=" on the wire.
   std::vector<S3QueryParam> query;
   // Further headers to sign, sent as they are (Content-Type, Range, x-amz-meta-*, ...).
@@ -46,6 +52,10 @@ struct S3Request {
   // sign_headers: the lower-case hex SHA-256 of the body (of "" when there is none), or
   // kS3UnsignedPayload. presign_url: empty or kS3UnsignedPayload.
   std::string payload_sha256;
+  // sign_headers: true (S3, which requires it) sends and signs x-amz-content-sha256; false leaves
+  // the header out (services other than S3 do not expect it). The canonical request ends with
+  // payload_sha256 either way.
+  bool send_content_sha256 = true;
   std::string region = "us-east-1";
   std::string service = "s3";
   // Signing time; whole seconds count (the rest is dropped). REQUIRES: years 1970..9999.
@@ -63,14 +73,14 @@ struct S3SigningSteps {
 };
 
 struct S3SignedHeaders {
-  // To add to the request, in this order: x-amz-date, x-amz-content-sha256,
-  // x-amz-security-token (only with a session token), Authorization.
+  // To add to the request, in this order: x-amz-date, x-amz-content-sha256 (only with
+  // send_content_sha256), x-amz-security-token (only with a session token), Authorization.
   std::vector<S3Header> headers;
   S3SigningSteps steps;
 };
 
 // Signs `request` with an Authorization header. Signed: host, request.headers, x-amz-date,
-// x-amz-content-sha256 and x-amz-security-token (when set).
+// x-amz-content-sha256 (unless !send_content_sha256) and x-amz-security-token (when set).
 S3SignedHeaders sign_headers(const S3Request& request, const S3Credentials& credentials);
 
 inline constexpr std::chrono::seconds kS3MinPresignExpiry{1};

@@ -2,6 +2,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -19,7 +20,10 @@ namespace sluice {
 struct ObjectInfo {
   std::string key;
   std::uint64_t size = 0;
-  std::int64_t mtime_ns = 0;  // nanoseconds since the epoch
+  std::int64_t mtime_ns = 0;  // nanoseconds since the epoch (S3: whole seconds)
+  // The store's tag of the content when it has one (S3's ETag, without quotes): a reader that
+  // finds another tag fails; empty for the local folder, where size and mtime identify.
+  std::string etag;
 };
 
 // The store failed: I/O error, or an object changed or vanished while a plan was read.
@@ -153,6 +157,20 @@ class ObjectStore {
   // Starts reading `plan` ahead of the consumer; the consumer runs on `executor`.
   virtual std::unique_ptr<ObjectStream> read(std::vector<ReadStep> plan, ReadAheadBudget budget,
                                              boost::asio::any_io_executor executor) = 0;
+  // A URL the store serves by itself, for a GET of `key` until now + `expires` (S3: a
+  // presigned URL, whose answer carries `content_disposition` when given); nothing when the
+  // store serves nothing (the local folder: Sluice's own /v1/files links). Throws StorageError
+  // for an invalid key.
+  virtual std::optional<std::string> presign_get(std::string_view key, std::chrono::seconds expires,
+                                                 std::string_view content_disposition) const {
+    (void)key, (void)expires, (void)content_disposition;
+    return std::nullopt;
+  }
 };
+
+// Checks that `store` works end to end: lists one object, writes a probe object under the
+// reserved prefix, reads it back and deletes it. Returns nothing; throws StorageError naming the
+// step that failed (S3: with S3's error code).
+boost::asio::awaitable<void> check_object_store(ObjectStore& store);
 
 }  // namespace sluice

@@ -7,9 +7,15 @@
 
 namespace sluice {
 
-// The object store `[storage]` describes (a local folder today; S3 next), built once by the
+// The object store `[storage]` describes (a local folder, or an S3 bucket), built once by the
 // app and handed to every feature that stores or reads objects. Throws StorageError when it
-// cannot be used (a folder that does not exist or cannot be read).
+// cannot be used (a folder that does not exist or cannot be read, S3 credentials missing from
+// the environment, an invalid endpoint). Nothing is sent to S3 here: see verify_object_store.
 std::unique_ptr<ObjectStore> open_object_store(const StorageConfig& config);
+
+// Blocks until `store` answered: a listing of one object, and with `write_probe` a probe object
+// written, read back and deleted (check_object_store). Throws StorageError saying which step
+// failed and why (DNS, TLS, S3's error code). Runs its own io_context: not on an I/O thread.
+void verify_object_store(ObjectStore& store, bool write_probe);
 
 }  // namespace sluice

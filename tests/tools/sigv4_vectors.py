@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prints botocore's SigV4 results for the extra vectors of src/storage/s3_signing_test.cpp.
+"""Prints botocore's SigV4 results for the extra vectors of src/s3/s3_signing_test.cpp.
 
 botocore (the AWS SDK for Python's core) is an independent implementation of S3's signing:
 its canonical request, string to sign and signature for fixed inputs and a fixed clock are what
@@ -9,6 +9,7 @@ the C++ signer must reproduce byte for byte. Run: python3 tests/tools/sigv4_vect
 import datetime
 import hashlib
 import logging
+import types
 from unittest import mock
 
 import botocore
@@ -22,6 +23,20 @@ TIME = datetime.datetime(2024, 2, 29, 12, 34, 56)  # UTC, naive as botocore's ow
 KEY_ID = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 TOKEN = "IQoJb3JpZ2luX2VjEXAMPLE//token+with/slash=="
+
+
+def fixed_clock():
+    """Stops botocore's signing clock at TIME (newer botocore reads get_current_datetime(),
+    older releases datetime.datetime.utcnow())."""
+    if hasattr(botocore.auth, "get_current_datetime"):
+        return mock.patch.object(botocore.auth, "get_current_datetime", return_value=TIME)
+
+    class Stopped(datetime.datetime):
+        @classmethod
+        def utcnow(cls):
+            return TIME
+
+    return mock.patch.object(botocore.auth, "datetime", types.SimpleNamespace(datetime=Stopped))
 
 
 class Steps(logging.Handler):
@@ -43,7 +58,7 @@ def sign(auth, request):
     logger.setLevel(logging.DEBUG)
     logger.addHandler(steps)
     try:
-        with mock.patch.object(botocore.auth, "get_current_datetime", return_value=TIME):
+        with fixed_clock():
             auth.add_auth(request)
     finally:
         logger.removeHandler(steps)

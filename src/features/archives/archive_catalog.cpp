@@ -53,6 +53,7 @@ Built build(ArchiveManifest manifest, const ArchiveRequest& request,
     entry.key = std::move(objects[i].key);
     entry.size = objects[i].size;
     entry.mtime_ns = objects[i].mtime_ns;
+    entry.etag = std::move(objects[i].etag);
     manifest.entries.push_back(std::move(entry));
   }
   std::string json = manifest_to_json(manifest);

@@ -55,7 +55,8 @@ asio::awaitable<void> check_objects(const ArchiveService& service, const Archive
     if (!now[i]) {
       throw ApiError(410, "object_gone", "object '" + entry.key + "' of this archive no longer exists");
     }
-    if (now[i]->size != entry.size || now[i]->mtime_ns != entry.mtime_ns) {
+    if (now[i]->size != entry.size || now[i]->mtime_ns != entry.mtime_ns ||
+        now[i]->etag != entry.etag) {
       throw ApiError(409, "object_changed",
                      "object '" + entry.key + "' changed since the archive was created");
     }

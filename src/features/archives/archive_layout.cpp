@@ -61,6 +61,7 @@ std::string archive_etag(const ArchiveManifest& manifest) {
     hash.add(entry.name);
     hash.add(entry.size);
     hash.add(static_cast<std::uint64_t>(entry.mtime_ns));
+    if (!entry.etag.empty()) hash.add(entry.etag);  // local archives keep their ETags
     hash.add(static_cast<std::uint64_t>(entry.method));
   }
   std::array<char, 24> hex{};

@@ -41,6 +41,7 @@ std::string manifest_to_json(const ArchiveManifest& manifest) {
         {"name", entry.name},
         {"size", entry.size},
         {"mtime_ns", entry.mtime_ns},
+        {"etag", entry.etag},
         {"method", entry.method == ZipMethod::kStore ? "store" : "deflate"}});
   }
   return json::serialize(json::object{{"version", kManifestVersion},
@@ -69,6 +70,8 @@ ArchiveManifest manifest_from_json(std::string_view text) {
       entry.name = text_field(object, "name");
       entry.size = field(object, "size").to_number<std::uint64_t>();
       entry.mtime_ns = field(object, "mtime_ns").to_number<std::int64_t>();
+      // Manifests written before stores had ETags carry none.
+      if (const json::value* etag = object.if_contains("etag")) entry.etag = etag->as_string();
       entry.method = text_field(object, "method") == "store" ? ZipMethod::kStore : ZipMethod::kDeflate;
       if (key_problem(entry.key) || entry.name.empty()) throw std::runtime_error("bad entry");
       manifest.entries.push_back(std::move(entry));

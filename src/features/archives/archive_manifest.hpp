@@ -18,8 +18,9 @@ struct ManifestEntry {
   std::uint64_t size = 0;
   std::int64_t mtime_ns = 0;
   ZipMethod method = ZipMethod::kStore;
+  std::string etag;  // S3's ETag; empty for the local folder
 
-  ObjectInfo object() const { return ObjectInfo{key, size, mtime_ns}; }
+  ObjectInfo object() const { return ObjectInfo{key, size, mtime_ns, etag}; }
 };
 
 // What POST /v1/archives created. Immutable once stored: every GET of the id produces the same

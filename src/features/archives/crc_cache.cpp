@@ -8,6 +8,8 @@ std::string CrcCache::identity(const ObjectInfo& object) {
   id += std::to_string(object.size);
   id += '\0';
   id += std::to_string(object.mtime_ns);
+  id += '\0';
+  id += object.etag;  // S3: the content's own tag
   return id;
 }
 

@@ -11,7 +11,7 @@
 
 namespace sluice {
 
-// CRC-32s of whole objects, keyed by the object's identity (key, size, mtime), so a Range
+// CRC-32s of whole objects, keyed by the object's identity (key, size, mtime, S3 ETag), so a Range
 // request or a second download does not read an object twice for its checksum. Least recently
 // used entries go first once `capacity` is reached (~100 bytes each plus the key).
 // Thread-safe.

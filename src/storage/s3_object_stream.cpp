@@ -1,0 +1,187 @@
+#include "storage/s3_object_stream.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+
+#include "core/channel.hpp"
+#include "core/crc32.hpp"
+#include "storage/s3_object_store.hpp"
+
+namespace sluice {
+namespace {
+
+namespace asio = boost::asio;
+
+// One piece on its way to the consumer; `bytes` is a recycled buffer of the budget's size.
+struct Chunk {
+  std::string bytes;
+  std::size_t size = 0;
+  std::size_t step = 0;
+  bool last = false;
+  std::optional<std::uint32_t> crc32;
+};
+
+struct StreamState {
+  std::shared_ptr<S3Client> client;
+  std::vector<ReadStep> plan;
+  ReadAheadBudget budget;
+  std::shared_ptr<Channel<Chunk>> channel;
+  // Ends the reader's current wait (a socket read included). Here, not in the stream: the
+  // reader's operations hold its slot until they complete, after the stream may be gone.
+  asio::cancellation_signal stop;
+};
+
+[[noreturn]] void fail_changed(const ReadStep& step, const std::string& why) {
+  throw StorageError(StorageError::Kind::kChanged,
+                     "object '" + step.object.key + "' changed while it was read (" + why + ")");
+}
+
+// The answer must describe the planned object: the same size, and the same ETag (S3 checked
+// If-Match) or, for a plan made without one, the same Last-Modified second.
+void check_identity(const ReadStep& step, const S3ObjectHead& now) {
+  if (now.size != step.object.size) fail_changed(step, "its size");
+  if (!step.object.etag.empty() && now.etag != step.object.etag) fail_changed(step, "its ETag");
+  const std::int64_t seconds = now.mtime_ns - now.mtime_ns % 1'000'000'000;
+  if (step.object.etag.empty() && seconds != step.object.mtime_ns) {
+    fail_changed(step, "its modification time");
+  }
+}
+
+Chunk take_chunk(StreamState& state, std::size_t step) {
+  Chunk chunk = state.channel->take_spare().value_or(Chunk{});
+  if (chunk.bytes.size() < state.budget.buffer_bytes) chunk.bytes.resize(state.budget.buffer_bytes);
+  chunk.size = 0;
+  chunk.step = step;
+  chunk.last = false;
+  chunk.crc32.reset();
+  return chunk;
+}
+
+// Reads one step. Returns false when the consumer cancelled.
+asio::awaitable<bool> read_step(StreamState& state, std::size_t index) {
+  const ReadStep& step = state.plan[index];
+  const bool deliver = step.delivery != ReadStep::Delivery::kNone;
+  // kNone with a checksum reads the whole object for it and delivers none of it.
+  std::uint64_t offset = deliver ? step.offset : 0;
+  std::uint64_t remaining = deliver ? step.length : (step.crc32 ? step.object.size : 0);
+  std::uint32_t crc = 0;
+  Chunk chunk = take_chunk(state, index);
+  int breaks = 0;
+  while (remaining > 0) {
+    std::unique_ptr<S3Download> body =
+        co_await state.client->open_download(step.object.key, offset, remaining, step.object.etag);
+    if (!body) {
+      throw StorageError(StorageError::Kind::kGone, "object '" + step.object.key + "' is gone");
+    }
+    check_identity(step, body->object());
+    bool broke = false;
+    while (remaining > 0 && !broke) {
+      if (deliver && chunk.size == 0 && !co_await state.channel->wait_for_space()) co_return false;
+      const std::size_t want = step.delivery == ReadStep::Delivery::kOneBuffer
+                                   ? static_cast<std::size_t>(step.length)
+                                   : static_cast<std::size_t>(std::min<std::uint64_t>(
+                                         state.budget.buffer_bytes, chunk.size + remaining));
+      if (chunk.bytes.size() < want) chunk.bytes.resize(want);
+      std::size_t got = 0;
+      try {
+        got =
+            co_await body->read_some(std::span(chunk.bytes).subspan(chunk.size, want - chunk.size));
+        if (got == 0) throw S3Error(0, "ConnectionLost", "the body ended early");
+      } catch (const S3Error& error) {
+        if (state.channel->cancelled()) co_return false;
+        if (++breaks >= state.client->max_attempts()) throw;
+        broke = true;  // asked for again from `offset`, below
+      }
+      if (broke) break;
+      if (step.crc32)
+        crc = crc32_update(crc, std::string_view(chunk.bytes.data() + chunk.size, got));
+      chunk.size += got;
+      offset += got;
+      remaining -= got;
+      if (chunk.size < want) continue;
+      if (!deliver) {
+        chunk.size = 0;
+        continue;
+      }
+      chunk.last = remaining == 0;
+      if (chunk.last && step.crc32) chunk.crc32 = crc;
+      const std::size_t counted = state.budget.buffer_bytes;
+      state.channel->push(std::move(chunk), counted);
+      chunk = take_chunk(state, index);
+    }
+  }
+  if (deliver && step.length > 0) co_return true;
+  // An empty range, or a checksum only: one empty piece.
+  if (!co_await state.channel->wait_for_space()) co_return false;
+  chunk.last = true;
+  if (step.crc32) chunk.crc32 = crc;
+  state.channel->push(std::move(chunk), state.budget.buffer_bytes);
+  co_return true;
+}
+
+asio::awaitable<void> produce(std::shared_ptr<StreamState> state) {
+  try {
+    for (std::size_t i = 0; i < state->plan.size(); ++i) {
+      if (!co_await read_step(*state, i)) co_return;
+    }
+    state->channel->close();
+  } catch (const S3Error& error) {
+    state->channel->fail(std::make_exception_ptr(storage_error_of(error)));
+  } catch (const StorageError&) {
+    state->channel->fail(std::current_exception());
+  } catch (const std::exception& error) {
+    state->channel->fail(std::make_exception_ptr(
+        StorageError(StorageError::Kind::kIo, std::string("S3 read: ") + error.what())));
+  }
+}
+
+class S3ObjectStream final : public ObjectStream {
+ public:
+  S3ObjectStream(std::shared_ptr<StreamState> state, const asio::any_io_executor& executor)
+      : state_(std::move(state)) {
+    // The completion handler keeps the state (and its signal) until the reader has ended.
+    asio::co_spawn(
+        executor, produce(state_),
+        asio::bind_cancellation_slot(state_->stop.slot(), [state = state_](const std::exception_ptr&) {}));
+  }
+  ~S3ObjectStream() override { cancel(); }
+
+  asio::awaitable<std::optional<ReadPiece>> next() override {
+    Chunk* chunk = co_await state_->channel->next();
+    if (chunk == nullptr) co_return std::nullopt;
+    ReadPiece piece;
+    piece.step = chunk->step;
+    piece.bytes = std::string_view(chunk->bytes.data(), chunk->size);
+    piece.crc32 = chunk->crc32;
+    piece.last = chunk->last;
+    co_return piece;
+  }
+
+  void cancel() noexcept override {
+    if (cancelled_) return;
+    cancelled_ = true;
+    state_->channel->cancel();
+    state_->stop.emit(asio::cancellation_type::terminal);  // ends a socket read at once
+  }
+
+ private:
+  std::shared_ptr<StreamState> state_;
+  bool cancelled_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<ObjectStream> make_s3_object_stream(std::shared_ptr<S3Client> client,
+                                                    std::vector<ReadStep> plan,
+                                                    ReadAheadBudget budget,
+                                                    const asio::any_io_executor& executor) {
+  auto state = std::make_shared<StreamState>();
+  state->client = std::move(client);
+  state->plan = std::move(plan);
+  state->budget = budget;
+  state->channel = std::make_shared<Channel<Chunk>>(executor, budget.buffers * budget.buffer_bytes);
+  return std::make_unique<S3ObjectStream>(std::move(state), executor);
+}
+
+}  // namespace sluice
