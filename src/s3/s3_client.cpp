@@ -101,6 +101,10 @@ const S3Endpoint& S3Client::endpoint() const {
   return impl_->endpoint;
 }
 
+void S3Client::close_idle() noexcept {
+  impl_->close_idle();
+}
+
 int S3Client::max_attempts() const {
   return std::max(impl_->options.max_attempts, 1);
 }
@@ -145,6 +149,12 @@ asio::awaitable<std::unique_ptr<S3Download>> S3Client::open_download(std::string
     throw impl_->error_of(call, status, body);
   }
   S3ObjectHead head = head_of(answer, call.action, key);
+  // An endpoint that ignores Range answers 200 with the whole object: its first bytes are not
+  // the ones asked for (unless the range starts at 0).
+  if (status == 200 && offset > 0) {
+    throw S3Error(200, "BadResponse",
+                  "S3 GetObject " + key + ": the endpoint ignored the Range header");
+  }
   co_return std::make_unique<Download>(impl_, std::move(answer), std::move(head));
 }
 

@@ -126,6 +126,9 @@ class S3Client {
   std::string presign_get(std::string_view key, std::chrono::seconds expires,
                           std::string_view response_content_disposition = {}) const;
 
+  // Closes the kept-alive connections (see ObjectStore::close_idle). Thread-safe.
+  void close_idle() noexcept;
+
   // For tests: the clock signatures use (default: the system clock).
   void set_clock(std::function<std::chrono::system_clock::time_point()> clock);
 

@@ -139,6 +139,14 @@ void S3Client::Impl::release(std::unique_ptr<S3Connection> connection) {
   idle_.push_back(std::move(connection));
 }
 
+void S3Client::Impl::close_idle() noexcept {
+  std::vector<std::unique_ptr<S3Connection>> closing;
+  {
+    std::lock_guard lock(mutex_);
+    closing.swap(idle_);
+  }
+}
+
 asio::awaitable<void> S3Client::Impl::back_off(int attempt) {
   thread_local std::mt19937_64 random{std::random_device{}()};
   const auto ceiling = std::min<std::int64_t>(

@@ -60,6 +60,7 @@ struct S3Client::Impl : std::enable_shared_from_this<S3Client::Impl> {
   // carry another request.
   boost::asio::awaitable<std::string> read_all(S3Answer& answer, std::size_t max_body);
   void release(std::unique_ptr<S3Connection> connection);
+  void close_idle() noexcept;
 
   // An S3Error for an answer outside 2xx, from its status and <Error> body.
   S3Error error_of(const S3Call& call, unsigned status, std::string_view body) const;

@@ -161,6 +161,9 @@ class ObjectStore {
   // presigned URL, whose answer carries `content_disposition` when given); nothing when the
   // store serves nothing (the local folder: Sluice's own /v1/files links). Throws StorageError
   // for an invalid key.
+  // Closes the connections a remote store keeps alive between calls. Call it before the I/O
+  // context they were opened on goes away (a command's own io_context); the store stays usable.
+  virtual void close_idle() noexcept {}
   virtual std::optional<std::string> presign_get(std::string_view key, std::chrono::seconds expires,
                                                  std::string_view content_disposition) const {
     (void)key, (void)expires, (void)content_disposition;

@@ -54,8 +54,10 @@ void verify_object_store(ObjectStore& store, bool write_probe) {
       }
     }
   };
-  boost::asio::co_spawn(io, check(), [&failure](std::exception_ptr error) { failure = std::move(error); });
+  boost::asio::co_spawn(io, check(),
+                        [&failure](std::exception_ptr error) { failure = std::move(error); });
   io.run();
+  store.close_idle();  // they belong to `io`
   if (failure) std::rethrow_exception(failure);
 }
 

@@ -175,6 +175,8 @@ class S3ObjectStore final : public ObjectStore {
     return make_s3_object_stream(client_, std::move(plan), budget, executor);
   }
 
+  void close_idle() noexcept override { client_->close_idle(); }
+
   std::optional<std::string> presign_get(std::string_view key, std::chrono::seconds expires,
                                          std::string_view content_disposition) const override {
     require_key(key);

@@ -141,9 +141,9 @@ class S3ObjectStream final : public ObjectStream {
   S3ObjectStream(std::shared_ptr<StreamState> state, const asio::any_io_executor& executor)
       : state_(std::move(state)) {
     // The completion handler keeps the state (and its signal) until the reader has ended.
-    asio::co_spawn(
-        executor, produce(state_),
-        asio::bind_cancellation_slot(state_->stop.slot(), [state = state_](const std::exception_ptr&) {}));
+    asio::co_spawn(executor, produce(state_),
+                   asio::bind_cancellation_slot(state_->stop.slot(),
+                                                [state = state_](const std::exception_ptr&) {}));
   }
   ~S3ObjectStream() override { cancel(); }
 
