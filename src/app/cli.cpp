@@ -71,6 +71,24 @@ int run_cli(int argc, char** argv) {
                       "Scheme, host and port the link starts with (default: http://LISTEN of "
                       "[server] listen)");
 
+  StoreOptions store_options;
+  auto* store = app.add_subcommand(
+      "store", "Copy files into or out of the [storage] object store, list or delete objects");
+  store->require_subcommand(1);
+  store->add_option("--config", store_options.config_file, "Configuration file (TOML)");
+  auto* store_put = store->add_subcommand("put", "Upload FILE as object KEY");
+  store_put->add_option("file", store_options.file, "File to upload")->required();
+  store_put->add_option("key", store_options.key, "Object key")->required();
+  auto* store_get = store->add_subcommand("get", "Download object KEY into FILE ('-': stdout)");
+  store_get->add_option("key", store_options.key, "Object key")->required();
+  store_get->add_option("file", store_options.file, "Target file, or - for stdout")->required();
+  auto* store_ls = store->add_subcommand("ls", "List objects under PREFIX (size, key)");
+  store_ls->add_option("prefix", store_options.key, "Key prefix (default: everything)");
+  auto* store_rm = store->add_subcommand("rm", "Delete object KEY");
+  store_rm->add_option("key", store_options.key, "Object key")->required();
+  for (auto* action : {store_put, store_get, store_ls, store_rm})
+    action->fallthrough();  // --config after
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (serve->parsed()) return serve_command(load_config(serve_config), serve_listen);
@@ -78,6 +96,12 @@ int run_cli(int argc, char** argv) {
     if (export_cmd->parsed()) return export_command(export_options);
     if (check->parsed()) return check_config_command(check_file);
     if (presign->parsed()) return presign_command(presign_options);
+    if (store->parsed()) {
+      for (auto* action : {store_put, store_get, store_ls, store_rm}) {
+        if (action->parsed()) store_options.action = action->get_name();
+      }
+      return store_command(store_options);
+    }
   } catch (const std::exception& error) {
     std::cerr << "sluice: " << error.what() << '\n';
     return 1;

@@ -56,4 +56,15 @@ struct PresignOptions {
 // with the secret in the environment variable named by [storage] link_secret_env.
 int presign_command(const PresignOptions& options);
 
+struct StoreOptions {
+  std::filesystem::path config_file = "sluice.toml";
+  std::string action;  // "put", "get", "ls", "rm"
+  std::string key;     // put/get/rm: the object; ls: the prefix ("" = everything)
+  std::string file;    // put: the file to upload; get: where to write ("-" = stdout)
+};
+// sluice store: copies a file into the [storage] object store or out of it, lists and deletes
+// objects, through the same ObjectStore the server uses (S3: multipart uploads, ranged GETs).
+// put makes the object visible only when complete; get writes FILE.partial and renames it.
+int store_command(const StoreOptions& options);
+
 }  // namespace sluice

@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -250,3 +251,65 @@ def test_https_endpoint_is_verified_against_the_configured_ca(tmp_path, sluice):
         assert "certificate verify failed" in refused.stderr.decode()
     finally:
         s3.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# sluice store: files in and out, AWS's client on the other side
+# --------------------------------------------------------------------------------------------
+
+def run_measured(args: list[str], env: dict[str, str]) -> tuple[int, bytes, int]:
+    """(exit code, stderr, peak RSS in KiB) of one process. The peak is the new program's own
+    high-water mark (VmHWM, reset by exec), sampled until it exits: wait4's ru_maxrss would
+    also count the pages the child shared with this test process before exec."""
+    import threading
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    stderr: list[bytes] = []
+    reader = threading.Thread(target=lambda: stderr.append(process.stderr.read()))
+    reader.start()
+    status = Path(f"/proc/{process.pid}/status")
+    while process.poll() is None:
+        try:
+            if os.readlink(f"/proc/{process.pid}/exe") == args[0]:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except OSError:
+            pass
+        time.sleep(0.005)
+    reader.join()
+    return process.returncode, b"".join(stderr), peak
+
+
+def test_store_put_and_get_round_trip_with_aws_in_two_parts_of_memory(s3, sluice, tmp_path):
+    from support.server import sluice_bin
+    binary = os.path.realpath(sluice_bin())
+    data = tmp_path / "data.bin"
+    data.write_bytes(os.urandom(120 << 20))  # 15 parts of 8 MiB
+    config = sluice.config(s3.endpoint)
+    code, err, rss_kib = run_measured(
+        [binary, "store", "put", str(data), "in/data.bin", "--config", str(config)], s3_env())
+    assert code == 0, err.decode()
+    # Two 8 MiB parts, the 4 MiB file buffer and the binary: far below the 120 MiB uploaded.
+    assert 0 < rss_kib < 64 * 1024, f"sluice store put peaked at {rss_kib} KiB"
+    assert get_with_aws(s3, "in/data.bin") == data.read_bytes()
+    # The other way: a multipart object of AWS's client, read by Sluice.
+    s3.aws("s3", "cp", str(data), f"s3://{BUCKET}/out/data.bin")
+    back = tmp_path / "back.bin"
+    code, err, rss_kib = run_measured(
+        [binary, "store", "get", "out/data.bin", str(back), "--config", str(config)],
+        s3_env())
+    assert code == 0, err.decode()
+    assert back.read_bytes() == data.read_bytes()
+    assert 0 < rss_kib < 64 * 1024, f"sluice store get peaked at {rss_kib} KiB"
+    listed = sluice.run("store", "ls", "--config", str(config))
+    assert listed.stdout.decode().splitlines() == [f"{120 << 20}\tin/data.bin",
+                                                   f"{120 << 20}\tout/data.bin"]
+    assert sluice.run("store", "rm", "in/data.bin", "--config", str(config)).returncode == 0
+    again = sluice.run("store", "rm", "in/data.bin", "--config", str(config))
+    assert again.returncode == 1 and "no object in/data.bin" in again.stderr.decode()
+    assert s3.object_keys() == ["out/data.bin"]
+    missing = sluice.run("store", "get", "nope.bin", str(tmp_path / "nope"), "--config",
+                         str(config))
+    assert missing.returncode == 1 and "no object nope.bin" in missing.stderr.decode()
+    assert not (tmp_path / "nope").exists() and not (tmp_path / "nope.partial").exists()
