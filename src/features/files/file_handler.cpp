@@ -15,6 +15,9 @@
 namespace sluice {
 namespace {
 
+// Bodies up to this size are read into memory and sent with the headers in one write.
+constexpr std::size_t kSmallBodyBytes = 64 * 1024;
+
 namespace asio = boost::asio;
 
 // The value of query parameter `name`, or nothing when it is absent; `repeated` is set when it
@@ -171,14 +174,18 @@ asio::awaitable<void> handle_file(const FileService& service, const HttpRequest&
   // The first piece before the headers: an object that changed or vanished since head() is
   // still an error status.
   // (Plain assignments: g++ 12 miscompiles some braced initializers in coroutines.)
+  // A small body (a typical Range request) is read into one buffer and goes out with the
+  // headers in one write; a large one is sent from the file (sendfile).
+  const bool small = range.window.size() <= kSmallBodyBytes;
   std::vector<ReadStep> plan(1);
   plan[0].object = *object;
   plan[0].offset = range.window.start;
   plan[0].length = range.window.size();
-  plan[0].delivery = ReadStep::Delivery::kFileRange;
+  plan[0].delivery = small ? ReadStep::Delivery::kOneBuffer : ReadStep::Delivery::kFileRange;
   ReadAheadBudget budget;
   budget.buffers = 2;
   budget.buffer_bytes = std::max<std::size_t>(service.server.stream_buffer_bytes / 4, 4096);
+  if (small) budget.buffer_bytes = std::max<std::size_t>(budget.buffer_bytes, kSmallBodyBytes);
   const asio::any_io_executor executor = co_await asio::this_coro::executor;
   std::unique_ptr<ObjectStream> stream = service.store.read(std::move(plan), budget, executor);
   std::optional<ReadPiece> first;
@@ -194,6 +201,14 @@ asio::awaitable<void> handle_file(const FileService& service, const HttpRequest&
     throw ApiError(409, "object_changed", "the object changed as the download started; retry");
   }
 
+  if (small && first->last) {
+    // The bytes were read and checked against the object as planned: one response, one write.
+    slot.begin();
+    co_await responder.send(status, std::move(headers), std::string(first->bytes));
+    file_metrics().bytes_sent.add(first->bytes.size());
+    slot.complete();
+    co_return;
+  }
   ByteSink* sink = co_await responder.start_body(status, std::move(headers), range.window.size());
   slot.begin();
   std::string failure;
