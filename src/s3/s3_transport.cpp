@@ -8,6 +8,7 @@
 #include <random>
 
 #include "core/sha256.hpp"
+#include "s3/s3_metrics.hpp"
 
 namespace sluice {
 namespace {
@@ -123,11 +124,13 @@ asio::awaitable<std::unique_ptr<S3Connection>> S3Client::Impl::acquire(bool& reu
       if ((*it)->executor() != executor) continue;
       std::unique_ptr<S3Connection> connection = std::move(*it);
       idle_.erase(std::next(it).base());
+      s3_metrics().idle_connections.sub();
       reused = true;
       co_return connection;
     }
   }
   reused = false;
+  s3_metrics().connections_opened.add();
   co_return co_await S3Connection::open(endpoint, tls_ ? &*tls_ : nullptr, options.connect_timeout,
                                         options.request_timeout);
 }
@@ -135,8 +138,12 @@ asio::awaitable<std::unique_ptr<S3Connection>> S3Client::Impl::acquire(bool& reu
 void S3Client::Impl::release(std::unique_ptr<S3Connection> connection) {
   if (!connection || !connection->reusable()) return;
   std::lock_guard lock(mutex_);
-  if (idle_.size() >= options.max_idle_connections) idle_.erase(idle_.begin());  // the oldest
+  if (idle_.size() >= options.max_idle_connections) {
+    idle_.erase(idle_.begin());  // the oldest
+    s3_metrics().idle_connections.sub();
+  }
   idle_.push_back(std::move(connection));
+  s3_metrics().idle_connections.add();
 }
 
 void S3Client::Impl::close_idle() noexcept {
@@ -145,6 +152,7 @@ void S3Client::Impl::close_idle() noexcept {
     std::lock_guard lock(mutex_);
     closing.swap(idle_);
   }
+  s3_metrics().idle_connections.sub(static_cast<std::int64_t>(closing.size()));
 }
 
 asio::awaitable<void> S3Client::Impl::back_off(int attempt) {
@@ -170,6 +178,7 @@ asio::awaitable<S3Answer> S3Client::Impl::send(const S3Call& call) {
       auto parser = std::make_unique<S3HttpParser>();
       co_await connection->send(request, *parser);
       S3Answer answer{std::move(connection), std::move(parser)};
+      s3_metrics().count_answer(answer.status());
       if (attempt >= attempts || !s3_retryable_status(answer.status(), "")) co_return answer;
       // A 5xx worth retrying: read its error (and free the connection) first.
       std::string body = co_await read_all(answer, kErrorBodyLimit);
@@ -178,6 +187,7 @@ asio::awaitable<S3Answer> S3Client::Impl::send(const S3Call& call) {
     } catch (const S3Error& error) {
       if (failure) throw;
       failure = error;
+      s3_metrics().failed.add();
     }
     connection.reset();  // a failed connection is never reused
     // A kept-alive connection the endpoint closed meanwhile: once, at once, on a new one.
@@ -188,6 +198,7 @@ asio::awaitable<S3Answer> S3Client::Impl::send(const S3Call& call) {
     }
     const bool transient = failure->code() != "TlsError" && failure->code() != "DnsError";
     if (attempt >= attempts || !transient) throw *failure;
+    s3_metrics().retries.add();
     co_await back_off(attempt);
   }
 }

@@ -42,6 +42,9 @@ struct S3Answer {
 // connections (per executor) and the retry loop. Thread-safe.
 struct S3Client::Impl : std::enable_shared_from_this<S3Client::Impl> {
   Impl(S3Endpoint endpoint, S3Credentials credentials, S3ClientOptions options);
+  ~Impl() { close_idle(); }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   // Sends `call` (signed anew for each attempt) until an answer that is not to be retried
   // arrives: a 2xx/3xx/4xx answer, or the last attempt's 5xx. Throws S3Error when no answer

@@ -67,6 +67,8 @@ asio::awaitable<bool> read_step(StreamState& state, std::size_t index) {
   std::uint64_t remaining = deliver ? step.length : (step.crc32 ? step.object.size : 0);
   std::uint32_t crc = 0;
   Chunk chunk = take_chunk(state, index);
+  // Breaks in a row without a byte between them: a body that keeps breaking after progress
+  // (a slow consumer, an endpoint that drops long transfers) is resumed as often as it takes.
   int breaks = 0;
   while (remaining > 0) {
     std::unique_ptr<S3Download> body =
@@ -88,12 +90,13 @@ asio::awaitable<bool> read_step(StreamState& state, std::size_t index) {
         got =
             co_await body->read_some(std::span(chunk.bytes).subspan(chunk.size, want - chunk.size));
         if (got == 0) throw S3Error(0, "ConnectionLost", "the body ended early");
-      } catch (const S3Error& error) {
+      } catch (const S3Error&) {
         if (state.channel->cancelled()) co_return false;
         if (++breaks >= state.client->max_attempts()) throw;
         broke = true;  // asked for again from `offset`, below
       }
       if (broke) break;
+      breaks = 0;
       if (step.crc32)
         crc = crc32_update(crc, std::string_view(chunk.bytes.data() + chunk.size, got));
       chunk.size += got;
