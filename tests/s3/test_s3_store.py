@@ -45,11 +45,12 @@ def test_check_config_lists_writes_reads_and_deletes_in_the_bucket(s3, sluice):
 
 
 @pytest.mark.parametrize("fault", ["wrong_key_id", "no_bucket", "nothing_listens",
-                                   "no_credentials"])
+                                   "no_such_host", "no_credentials"])
 def test_check_config_and_serve_say_what_is_wrong(s3, sluice, fault):
     endpoint, extra, env = s3.endpoint, "", s3_env()
     expected = {"wrong_key_id": "InvalidAccessKeyId", "no_bucket": "NoSuchBucket",
                 "nothing_listens": "cannot connect to 127.0.0.1",
+                "no_such_host": "cannot resolve no-such-host.invalid",
                 "no_credentials": "AWS_ACCESS_KEY_ID is not set"}[fault]
     if fault == "wrong_key_id":
         env = s3_env(AWS_ACCESS_KEY_ID="NOTS3RVER")
@@ -59,6 +60,8 @@ def test_check_config_and_serve_say_what_is_wrong(s3, sluice, fault):
     elif fault == "nothing_listens":
         endpoint = f"http://127.0.0.1:{free_port()}"
         extra = "max_attempts = 1\nconnect_timeout_ms = 2000"
+    elif fault == "no_such_host":
+        endpoint = "http://no-such-host.invalid:9000"  # .invalid never resolves (RFC 6761)
     else:
         env = {k: v for k, v in s3_env().items() if k != "AWS_ACCESS_KEY_ID"}
     config = sluice.config(endpoint, storage_extra=extra)
