@@ -481,8 +481,7 @@ S3StorageConfig read_s3_storage(const Reader& reader, const toml::table& table,
   read_text("region", s3.region, [&](const std::string& region) {
     return s3_region_problem(region, s3.endpoint.empty());
   });
-  const std::string endpoint =
-      s3.endpoint.empty() ? "https://s3." + s3.region + ".amazonaws.com" : s3.endpoint;
+  const std::string endpoint = s3.endpoint.empty() ? s3_aws_endpoint(s3.region) : s3.endpoint;
   read_text("addressing", s3.addressing, [&](const std::string& addressing) {
     return s3_addressing_problem(addressing, endpoint, s3.bucket);
   });

@@ -1,13 +1,14 @@
 #pragma once
 
 // Internal to the config loader (config*.cpp): typed reading of the TOML document with errors
-// that name the file, line and key, and the value checks shared by every section.
+// that name the file, line and key, and the value checks shared by every section. The checks of
+// [storage] kind = "s3" are core/s3_address.hpp's, shared with make_s3_endpoint.
 
 #include <toml++/toml.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -16,6 +17,7 @@
 #include <string_view>
 
 #include "core/config.hpp"
+#include "core/s3_address.hpp"
 
 namespace sluice::config_detail {
 
@@ -37,17 +39,6 @@ std::string key_element(std::string_view path, std::size_t index);
 std::string_view listen_problem(std::string_view listen);
 std::string_view file_name_problem(std::string_view name);
 std::string database_file_problem(const std::filesystem::path& resolved);
-// [storage] kind = "s3": the whole message ("invalid bucket name \"A\": ...") or empty. The
-// rules and words of make_s3_endpoint (s3/s3_endpoint.cpp, a layer above that core cannot call),
-// checked here so that a bad setting fails at load; s3_endpoint_test.cpp holds the two to the
-// same messages. `aws_default`: no endpoint, AWS S3 in the region. The `endpoint` of
-// s3_addressing_problem is the effective one (https://s3.REGION.amazonaws.com when none is set).
-std::string s3_endpoint_problem(std::string_view endpoint);
-std::string s3_region_problem(std::string_view region, bool aws_default);
-std::string s3_bucket_problem(std::string_view bucket);
-std::string s3_prefix_problem(std::string_view prefix);
-std::string s3_addressing_problem(std::string_view addressing, std::string_view endpoint,
-                                  std::string_view bucket);
 std::string read_file(const std::filesystem::path& file);
 toml::table parse_toml(std::string_view text, const std::string& file);
 

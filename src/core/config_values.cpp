@@ -1,14 +1,11 @@
 // Helpers of the configuration loader that need no knowledge of its schema: names, addresses,
 // message formatting, reading the file. Declared in config_reader.hpp.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <span>
@@ -17,7 +14,6 @@
 
 #include "core/config.hpp"
 #include "core/config_reader.hpp"
-#include "core/utf8.hpp"
 
 namespace sluice {
 namespace {
@@ -108,120 +104,6 @@ struct FileCloser {
   void operator()(std::FILE* file) const { std::fclose(file); }
 };
 
-// S3 ([storage] kind = "s3"): the rules of make_s3_endpoint (s3/s3_endpoint.cpp), with its
-// messages; s3_endpoint_test.cpp runs every rejected setting through both and compares.
-
-constexpr std::string_view kHttps = "https://";
-constexpr std::string_view kHttp = "http://";
-constexpr std::size_t kMaxS3KeyBytes = 1024;
-
-bool is_lower_alnum(char c) {
-  return (c >= 'a' && c <= 'z') || is_digit(c);
-}
-
-char to_lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() &&
-         std::ranges::equal(text.substr(0, prefix.size()), prefix,
-                            [](char a, char b) { return to_lower(a) == to_lower(b); });
-}
-
-bool is_ipv4(std::string_view host) {
-  in_addr address{};
-  return inet_pton(AF_INET, std::string(host).c_str(), &address) == 1;
-}
-
-struct S3Authority {
-  bool tls = true;
-  std::string host;  // lower-case; an IPv6 address without its brackets
-  bool ip = false;
-};
-
-std::string_view s3_host_problem(std::string_view host) {
-  if (host.empty()) return "no host";
-  if (host.find(':') != std::string_view::npos) {
-    return "an IPv6 address must be in brackets, e.g. http://[::1]:9000";
-  }
-  if (std::ranges::all_of(host, [](char c) { return is_digit(c) || c == '.'; })) {
-    return is_ipv4(host) ? "" : "invalid IPv4 address";
-  }
-  if (host.size() > 253) return "host name longer than 253 characters";
-  for (std::size_t start = 0; start <= host.size();) {
-    std::size_t end = std::min(host.find('.', start), host.size());
-    std::string_view label = host.substr(start, end - start);
-    if (label.empty()) return "empty label in the host name";
-    if (label.size() > 63) return "host name label longer than 63 characters";
-    if (!std::ranges::all_of(label,
-                             [](char c) { return is_lower_alnum(c) || c == '-' || c == '_'; })) {
-      return "the host may hold only letters, digits, '-', '_' and '.'";
-    }
-    start = end + 1;
-  }
-  return {};
-}
-
-bool is_port(std::string_view port) {
-  return !port.empty() && port.size() <= 5 && std::ranges::all_of(port, is_digit) &&
-         std::stoi(std::string(port)) >= 1 && std::stoi(std::string(port)) <= 65535;
-}
-
-std::string_view s3_authority_problem(std::string_view authority, S3Authority& out) {
-  std::string_view host = authority;
-  std::optional<std::string_view> port;
-  bool ipv6 = false;
-  if (authority.starts_with('[')) {
-    std::size_t close = authority.find(']');
-    if (close == std::string_view::npos) return "no ']' after the IPv6 address";
-    host = authority.substr(1, close - 1);
-    std::string_view rest = authority.substr(close + 1);
-    if (!rest.empty() && !rest.starts_with(':')) return "unexpected text after ']'";
-    if (!rest.empty()) port = rest.substr(1);
-    in6_addr address{};
-    if (inet_pton(AF_INET6, std::string(host).c_str(), &address) != 1) {
-      return "invalid IPv6 address";
-    }
-    out.ip = ipv6 = true;
-  } else if (std::size_t colon = authority.find(':');
-             colon == authority.rfind(':') && colon != std::string_view::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-  }
-  out.host.clear();
-  std::ranges::transform(host, std::back_inserter(out.host), to_lower);
-  if (!ipv6) {
-    std::string_view problem = s3_host_problem(out.host);
-    if (!problem.empty()) return problem;
-    out.ip = is_ipv4(out.host);
-  }
-  if (port && !is_port(*port)) return "the port must be a number 1..65535";
-  return {};
-}
-
-std::string_view s3_url_problem(std::string_view endpoint, S3Authority& out) {
-  std::string_view rest;
-  if (starts_with_ignoring_case(endpoint, kHttps)) {
-    rest = endpoint.substr(kHttps.size());
-  } else if (starts_with_ignoring_case(endpoint, kHttp)) {
-    out.tls = false;
-    rest = endpoint.substr(kHttp.size());
-  } else {
-    return "expected https://HOST[:PORT] or http://HOST[:PORT]";
-  }
-  std::size_t end = std::min(rest.find_first_of("/?#"), rest.size());
-  std::string_view authority = rest.substr(0, end);
-  std::string_view tail = rest.substr(end);
-  if (authority.find('@') != std::string_view::npos) {
-    return "no user info (credentials come only from the environment)";
-  }
-  if (tail.find_first_of("?#") != std::string_view::npos) return "no query or fragment allowed";
-  if (!tail.empty() && tail != "/") {
-    return "no path allowed (the bucket goes in `bucket`, a folder in it in `prefix`)";
-  }
-  return s3_authority_problem(authority, out);
-}
 }  // namespace
 
 std::string_view to_string(FilterType type) {
@@ -381,90 +263,6 @@ std::string database_file_problem(const std::filesystem::path& resolved) {
   if (error) return "cannot access " + resolved.string() + ": " + error.message();
   if (std::filesystem::is_directory(status)) {
     return "is a directory, not a database file: " + resolved.string();
-  }
-  return {};
-}
-
-std::string s3_endpoint_problem(std::string_view endpoint) {
-  S3Authority authority;
-  std::string_view problem = s3_url_problem(endpoint, authority);
-  if (problem.empty()) return {};
-  return "invalid endpoint " + quote_text(endpoint) + ": " + std::string(problem);
-}
-
-std::string s3_region_problem(std::string_view region, bool aws_default) {
-  std::string_view problem;
-  if (region.empty() || region.size() > 64) {
-    problem = "must be 1 to 64 characters long";
-  } else if (aws_default && region == "auto") {
-    problem =
-        "\"auto\" needs an endpoint (Cloudflare R2's https://ACCOUNT.r2.cloudflarestorage.com);"
-        " without one, name the bucket's AWS region, e.g. \"eu-central-1\"";
-  } else if (aws_default &&
-             !std::ranges::all_of(region, [](char c) { return is_lower_alnum(c) || c == '-'; })) {
-    problem = "without an endpoint it names an AWS region: lower-case letters, digits and '-'";
-  } else if (!std::ranges::all_of(region, is_name_char)) {
-    problem = "may hold only letters, digits, '-' and '_'";
-  }
-  if (problem.empty()) return {};
-  return "invalid region " + quote_text(region) + ": " + std::string(problem);
-}
-
-std::string s3_bucket_problem(std::string_view bucket) {
-  std::string_view problem;
-  if (bucket.size() < 3 || bucket.size() > 63) {
-    problem = "must be 3 to 63 characters long";
-  } else if (!std::ranges::all_of(
-                 bucket, [](char c) { return is_lower_alnum(c) || c == '.' || c == '-'; })) {
-    problem = "may hold only lower-case letters, digits, '.' and '-'";
-  } else if (!is_lower_alnum(bucket.front()) || !is_lower_alnum(bucket.back())) {
-    problem = "must begin and end with a letter or digit";
-  } else if (bucket.find("..") != std::string_view::npos) {
-    problem = "must not contain \"..\"";
-  } else if (is_ipv4(bucket)) {
-    problem = "must not be an IP address";
-  }
-  if (problem.empty()) return {};
-  return "invalid bucket name " + quote_text(bucket) + ": " + std::string(problem);
-}
-
-std::string s3_prefix_problem(std::string_view prefix) {
-  auto invalid = [&](std::string_view problem) {
-    return "invalid prefix " + quote_text(prefix) + ": " + std::string(problem);
-  };
-  if (prefix.empty()) return {};
-  if (!prefix.ends_with('/')) return invalid("must end with '/'");
-  if (prefix.starts_with('/')) return invalid("must not begin with '/'");
-  if (prefix.size() > kMaxS3KeyBytes) return invalid("longer than 1024 bytes");
-  if (!valid_utf8(prefix)) return invalid("not valid UTF-8");
-  if (std::ranges::any_of(prefix, is_control)) {
-    return invalid("must not contain control characters");
-  }
-  for (std::size_t start = 0; start < prefix.size();) {
-    std::size_t slash = prefix.find('/', start);
-    std::string_view segment = prefix.substr(start, slash - start);
-    if (segment.empty()) return invalid("must not contain \"//\"");
-    if (segment == "." || segment == "..") {
-      return invalid("must not contain \".\" or \"..\" segments");
-    }
-    start = slash + 1;
-  }
-  return {};
-}
-
-std::string s3_addressing_problem(std::string_view addressing, std::string_view endpoint,
-                                  std::string_view bucket) {
-  if (addressing != "auto" && addressing != "path" && addressing != "virtual") {
-    return "expected one of: auto, path, virtual, got " + quote_text(addressing);
-  }
-  S3Authority authority;
-  if (addressing != "virtual" || !s3_url_problem(endpoint, authority).empty()) return {};
-  if (authority.ip) {
-    return "\"virtual\" puts the bucket in the host name, an IP address has none; use \"path\"";
-  }
-  if (authority.tls && bucket.find('.') != std::string_view::npos) {
-    return "\"virtual\" with a bucket name holding '.' fails the TLS certificate check; use "
-           "\"path\"";
   }
   return {};
 }

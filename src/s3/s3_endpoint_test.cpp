@@ -216,8 +216,8 @@ TEST(S3EndpointPaths, PrefixGoesBeforeEveryKey) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Rejected settings. The config loader checks the same rules when the file is read (core cannot
-// call this layer); S3ConfigAgreement below holds both to the same words.
+// Rejected settings. The config loader checks the same rules (core/s3_address.hpp) when the file
+// is read; S3ConfigAgreement below holds both to the same keys and words.
 // ---------------------------------------------------------------------------------------------
 
 TEST(S3EndpointRejects, EndpointsThatAreNotSchemeHostPort) {
@@ -320,8 +320,8 @@ std::string problem_of(const std::string& message) {
   return key == std::string::npos ? message : message.substr(message.find(": ", key) + 2);
 }
 
-// Every setting, good or bad, gets the same verdict from the loader (core/config_values.cpp) and
-// from make_s3_endpoint: the same message after "storage.KEY: ", or no error from either.
+// Every setting, good or bad, gets the same verdict from the loader (core/config.cpp) and from
+// make_s3_endpoint: the same message after "storage.KEY: ", or no error from either.
 TEST(S3ConfigAgreement, LoaderAndEndpointSayTheSame) {
   const std::vector<Setting> settings = {
       {"endpoint", "https://s3.eu-central-1.amazonaws.com/"},
