@@ -1,4 +1,5 @@
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 #include <iostream>
 
 #include "app/commands.hpp"
@@ -46,6 +47,7 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
   add_export_routes(router, catalog, config.server, limiter);
   // The object store of [storage], one for every feature that stores or reads objects; archives
   // exist only with it. Declared before the server so both outlive every download.
+  boost::asio::io_context check_io;  // the start's check of the store; outlives the store
   std::unique_ptr<ObjectStore> store;
   std::unique_ptr<ArchiveFeature> archives;
   std::unique_ptr<FileFeature> files;
@@ -53,7 +55,7 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
     store = open_object_store(*config.storage);
     // A bucket that cannot be reached, or credentials S3 refuses, stop the start with S3's
     // reason instead of failing every later request.
-    if (config.storage->kind == "s3") verify_object_store(*store, false);
+    if (config.storage->kind == "s3") verify_object_store(*store, check_io, false);
     archives = make_archive_feature(*store, config.server, limiter, router);
     files = make_file_feature(*store, *config.storage, config.server, limiter, router);
   }
@@ -95,8 +97,9 @@ int check_config_command(const std::filesystem::path& file) {
   DatasetCatalog catalog(config);  // also prepares every query against its source
   std::string storage = "no storage";
   if (config.storage) {
+    boost::asio::io_context io;  // before the store: it must outlive the store's pool jobs
     std::unique_ptr<ObjectStore> store = open_object_store(*config.storage);
-    verify_object_store(*store, true);
+    verify_object_store(*store, io, true);
     storage = config.storage->kind == "s3"
                   ? "S3 bucket " + config.storage->s3->bucket + " listed, written, read, deleted"
                   : "folder " + config.storage->path.string() + " listed, written, read, deleted";

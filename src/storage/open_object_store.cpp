@@ -39,8 +39,7 @@ std::unique_ptr<ObjectStore> open_object_store(const StorageConfig& config) {
   return make_local_object_store(config.path);
 }
 
-void verify_object_store(ObjectStore& store, bool write_probe) {
-  boost::asio::io_context io;
+void verify_object_store(ObjectStore& store, boost::asio::io_context& io, bool write_probe) {
   std::exception_ptr failure;
   auto check = [&store, write_probe]() -> boost::asio::awaitable<void> {
     if (write_probe) {
@@ -56,6 +55,7 @@ void verify_object_store(ObjectStore& store, bool write_probe) {
   };
   boost::asio::co_spawn(io, check(),
                         [&failure](std::exception_ptr error) { failure = std::move(error); });
+  io.restart();
   io.run();
   store.close_idle();  // they belong to `io`
   if (failure) std::rethrow_exception(failure);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <memory>
 
 #include "core/config.hpp"
@@ -15,7 +16,9 @@ std::unique_ptr<ObjectStore> open_object_store(const StorageConfig& config);
 
 // Blocks until `store` answered: a listing of one object, and with `write_probe` a probe object
 // written, read back and deleted (check_object_store). Throws StorageError saying which step
-// failed and why (DNS, TLS, S3's error code). Runs its own io_context: not on an I/O thread.
-void verify_object_store(ObjectStore& store, bool write_probe);
+// failed and why (DNS, TLS, S3's error code). Runs `io` (not an I/O thread's) until the check
+// is done. REQUIRES: `io` outlives `store` (a local store's pool jobs post their completions to
+// it, and may let go of them after the check).
+void verify_object_store(ObjectStore& store, boost::asio::io_context& io, bool write_probe);
 
 }  // namespace sluice

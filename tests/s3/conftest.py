@@ -17,7 +17,7 @@ from typing import Iterator
 import pytest
 
 from support.s3 import S3rver, have_tools, s3_env, storage_config
-from support.server import SluiceServer, run_sluice, serve, stop_all
+from support.server import SANITIZER_REPORT, SluiceServer, run_sluice, serve, stop_all
 
 ROWS = 400_000  # ~44 MB of CSV: a multipart upload of 6 parts (8 MiB each)
 
@@ -78,7 +78,12 @@ class S3Sluice:
         return path
 
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300):
-        return run_sluice(*args, env=env or s3_env(), timeout=timeout)
+        """A sluice command to its end; a sanitizer report in its stderr fails the test (the
+        suite also runs against the ASan+UBSan binary), whatever the exit code."""
+        done = run_sluice(*args, env=env or s3_env(), timeout=timeout)
+        report = SANITIZER_REPORT.search(done.stderr.decode(errors="replace"))
+        assert report is None, done.stderr.decode(errors="replace")[-4000:]
+        return done
 
     def serve(self, config: Path, env: dict[str, str] | None = None) -> SluiceServer:
         server = serve(config, self.tmp / f"{config.stem}.stderr.log", env=env or s3_env())
