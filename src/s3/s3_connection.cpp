@@ -25,6 +25,7 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kReadBytes = 64 * 1024;  // Beast's largest read of a message
 
 [[noreturn]] void fail_io(const beast::error_code& ec, const char* step) {
   if (ec == beast::error::timeout) {
@@ -38,7 +39,11 @@ template <typename Stream>
 class Connection final : public S3Connection {
  public:
   Connection(Stream stream, std::chrono::milliseconds io_timeout)
-      : stream_(std::move(stream)), io_timeout_(io_timeout) {}
+      : stream_(std::move(stream)), io_timeout_(io_timeout) {
+    // Beast reads as much as the buffer's free capacity (at least 512 bytes): body bytes are
+    // copied out to the caller, so without room here every read would be 512 bytes.
+    buffer_.reserve(kReadBytes);
+  }
 
   asio::awaitable<void> send(S3HttpRequest& request, S3HttpParser& parser) override {
     reusable_ = false;
