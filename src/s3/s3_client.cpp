@@ -72,12 +72,12 @@ class Download final : public S3Download {
     if (!answer_.connection) co_return 0;
     const std::size_t got = co_await answer_.connection->read_body(*answer_.parser, into);
     read_ += got;
-    if (got == 0) {
-      if (read_ != length_) {
-        throw S3Error(0, "ConnectionLost", "S3 GetObject: the body ended early");
-      }
-      client_->release(std::move(answer_.connection));
+    if (got == 0 && read_ != length_) {
+      throw S3Error(0, "ConnectionLost", "S3 GetObject: the body ended early");
     }
+    // Back to the pool as soon as the whole answer is in, not at a further read that a reader
+    // which knows the length never makes.
+    if (answer_.parser->is_done()) client_->release(std::move(answer_.connection));
     co_return got;
   }
 

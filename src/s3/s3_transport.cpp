@@ -116,9 +116,9 @@ S3HttpRequest S3Client::Impl::build(const S3Call& call) const {
   return request;
 }
 
-asio::awaitable<std::unique_ptr<S3Connection>> S3Client::Impl::acquire(bool& reused) {
+asio::awaitable<std::unique_ptr<S3Connection>> S3Client::Impl::acquire(bool& reused, bool fresh) {
   auto executor = co_await asio::this_coro::executor;
-  {
+  if (!fresh) {
     std::lock_guard lock(mutex_);
     for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
       if ((*it)->executor() != executor) continue;
@@ -173,7 +173,7 @@ asio::awaitable<S3Answer> S3Client::Impl::send(const S3Call& call) {
     std::unique_ptr<S3Connection> connection;
     std::optional<S3Error> failure;
     try {
-      connection = co_await acquire(reused);
+      connection = co_await acquire(reused, stale_retried);
       S3HttpRequest request = build(call);
       auto parser = std::make_unique<S3HttpParser>();
       co_await connection->send(request, *parser);

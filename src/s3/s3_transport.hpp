@@ -74,7 +74,9 @@ struct S3Client::Impl : std::enable_shared_from_this<S3Client::Impl> {
   std::function<std::chrono::system_clock::time_point()> clock;
 
  private:
-  boost::asio::awaitable<std::unique_ptr<S3Connection>> acquire(bool& reused);
+  // An idle connection of this executor (`reused` says so), or a new one; always a new one
+  // with `fresh`.
+  boost::asio::awaitable<std::unique_ptr<S3Connection>> acquire(bool& reused, bool fresh);
   S3HttpRequest build(const S3Call& call) const;
   boost::asio::awaitable<void> back_off(int attempt);
 

@@ -104,6 +104,12 @@ def test_an_archive_of_objects_aws_wrote_opens_and_resumes(s3, sluice, tmp_path)
     (tmp_path / "album.zip").write_bytes(whole.content)
     unzip = subprocess.run(["unzip", "-tq", str(tmp_path / "album.zip")], capture_output=True)
     assert unzip.returncode == 0, unzip.stdout + unzip.stderr
+    # Kept-alive connections carry the next GET: a second download opens (almost) none.
+    opened = server.metrics()["sluice_s3_connections_opened_total"]
+    again = requests.get(url, timeout=120)
+    assert again.content == whole.content
+    assert server.metrics()["sluice_s3_connections_opened_total"] - opened <= 1, \
+        "every GET of the archive's objects opened a connection of its own"
     # Resume from the middle of the big object: the same bytes.
     start = len(whole.content) // 3
     rest = requests.get(url, headers={"Range": f"bytes={start}-"}, timeout=120)

@@ -98,7 +98,9 @@ class S3rver:
                    AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
         env.pop("AWS_SESSION_TOKEN", None)
         extra = ["--no-verify-ssl"] if self.tls else []
-        return subprocess.run(["aws", "--endpoint-url", self.endpoint, *extra, *args], env=env,
+        # Debian's awscli (scripts/install-deps.sh), not whichever `aws` comes first on PATH.
+        aws = "/usr/bin/aws" if Path("/usr/bin/aws").exists() else "aws"
+        return subprocess.run([aws, "--endpoint-url", self.endpoint, *extra, *args], env=env,
                               capture_output=True, check=check, timeout=300, **kwargs)
 
     def object_keys(self, prefix: str = "") -> list[str]:
