@@ -3,9 +3,11 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include "core/channel.hpp"
 #include "core/crc32.hpp"
+#include "core/wake_signal.hpp"
 #include "storage/s3_object_store.hpp"
 
 namespace sluice {
@@ -22,15 +24,73 @@ struct Chunk {
   std::optional<std::uint32_t> crc32;
 };
 
+// The next step's GET, sent while the current step's body streams: its answer's head (and what
+// TCP holds of its body) waits until the reader gets there, so an object's first-byte latency
+// overlaps the previous object's transfer.
+struct Prefetch {
+  std::size_t step = 0;
+  std::unique_ptr<S3Download> download;
+  bool failed = false;  // the reader then asks again itself, and gets the error itself
+  bool done = false;
+  std::shared_ptr<WakeSignal> wake;
+};
+
 struct StreamState {
   std::shared_ptr<S3Client> client;
   std::vector<ReadStep> plan;
   ReadAheadBudget budget;
   std::shared_ptr<Channel<Chunk>> channel;
-  // Ends the reader's current wait (a socket read included). Here, not in the stream: the
-  // reader's operations hold its slot until they complete, after the stream may be gone.
+  std::shared_ptr<Prefetch> prefetch;  // at most one in flight
+  // End the reader's and the prefetch's current waits (socket reads included). Here, not in the
+  // stream: their operations hold the slots until they complete, after the stream may be gone.
   asio::cancellation_signal stop;
+  asio::cancellation_signal stop_prefetch;
 };
+
+// The bytes a step reads: its range, or the whole object for a checksum-only step.
+std::pair<std::uint64_t, std::uint64_t> initial_range(const ReadStep& step) {
+  if (step.delivery != ReadStep::Delivery::kNone) return {step.offset, step.length};
+  return {0, step.crc32 ? step.object.size : 0};
+}
+
+asio::awaitable<void> fetch(std::shared_ptr<StreamState> state, std::shared_ptr<Prefetch> next) {
+  const ReadStep& step = state->plan[next->step];
+  const std::pair<std::uint64_t, std::uint64_t> range = initial_range(step);
+  next->download = co_await state->client->open_download(step.object.key, range.first, range.second,
+                                                         step.object.etag);
+}
+
+// Sends the GET of the first step after `index` that reads bytes.
+void start_prefetch(const std::shared_ptr<StreamState>& state, std::size_t index,
+                    const asio::any_io_executor& executor) {
+  std::size_t next = index + 1;
+  while (next < state->plan.size() && initial_range(state->plan[next]).second == 0) ++next;
+  if (next == state->plan.size()) return;
+  auto prefetch = std::make_shared<Prefetch>();
+  prefetch->step = next;
+  prefetch->wake = std::make_shared<WakeSignal>(executor);
+  state->prefetch = prefetch;
+  asio::co_spawn(executor, fetch(state, prefetch),
+                 asio::bind_cancellation_slot(state->stop_prefetch.slot(),
+                                              [prefetch](const std::exception_ptr& error) {
+                                                prefetch->failed = error != nullptr;
+                                                prefetch->done = true;
+                                                prefetch->wake->notify();
+                                              }));
+}
+
+// The step's first answer: the prefetched one when there is one for it, else a new GET.
+asio::awaitable<std::unique_ptr<S3Download>> first_download(StreamState& state, std::size_t index) {
+  if (state.prefetch && state.prefetch->step == index) {
+    std::shared_ptr<Prefetch> prefetch = std::move(state.prefetch);
+    while (!prefetch->done) co_await prefetch->wake->wait();
+    if (!prefetch->failed && prefetch->download) co_return std::move(prefetch->download);
+  }
+  const ReadStep& step = state.plan[index];
+  const std::pair<std::uint64_t, std::uint64_t> range = initial_range(step);
+  co_return co_await state.client->open_download(step.object.key, range.first, range.second,
+                                                 step.object.etag);
+}
 
 [[noreturn]] void fail_changed(const ReadStep& step, const std::string& why) {
   throw StorageError(StorageError::Kind::kChanged,
@@ -59,24 +119,36 @@ Chunk take_chunk(StreamState& state, std::size_t step) {
 }
 
 // Reads one step. Returns false when the consumer cancelled.
-asio::awaitable<bool> read_step(StreamState& state, std::size_t index) {
+asio::awaitable<bool> read_step(const std::shared_ptr<StreamState>& owner, std::size_t index) {
+  StreamState& state = *owner;
   const ReadStep& step = state.plan[index];
   const bool deliver = step.delivery != ReadStep::Delivery::kNone;
   // kNone with a checksum reads the whole object for it and delivers none of it.
-  std::uint64_t offset = deliver ? step.offset : 0;
-  std::uint64_t remaining = deliver ? step.length : (step.crc32 ? step.object.size : 0);
+  std::uint64_t offset = initial_range(step).first;
+  std::uint64_t remaining = initial_range(step).second;
+  bool first = true;
   std::uint32_t crc = 0;
   Chunk chunk = take_chunk(state, index);
   // Breaks in a row without a byte between them: a body that keeps breaking after progress
   // (a slow consumer, an endpoint that drops long transfers) is resumed as often as it takes.
   int breaks = 0;
   while (remaining > 0) {
-    std::unique_ptr<S3Download> body =
-        co_await state.client->open_download(step.object.key, offset, remaining, step.object.etag);
+    std::unique_ptr<S3Download> body;
+    if (first) {
+      body = co_await first_download(state, index);
+    } else {
+      body = co_await state.client->open_download(step.object.key, offset, remaining,
+                                                  step.object.etag);
+    }
     if (!body) {
       throw StorageError(StorageError::Kind::kGone, "object '" + step.object.key + "' is gone");
     }
     check_identity(step, body->object());
+    if (first && !state.prefetch) {
+      const asio::any_io_executor executor = co_await asio::this_coro::executor;
+      start_prefetch(owner, index, executor);
+    }
+    first = false;
     bool broke = false;
     while (remaining > 0 && !broke) {
       if (deliver && chunk.size == 0 && !co_await state.channel->wait_for_space()) co_return false;
@@ -126,7 +198,7 @@ asio::awaitable<bool> read_step(StreamState& state, std::size_t index) {
 asio::awaitable<void> produce(std::shared_ptr<StreamState> state) {
   try {
     for (std::size_t i = 0; i < state->plan.size(); ++i) {
-      if (!co_await read_step(*state, i)) co_return;
+      if (!co_await read_step(state, i)) co_return;
     }
     state->channel->close();
   } catch (const S3Error& error) {
@@ -166,6 +238,7 @@ class S3ObjectStream final : public ObjectStream {
     cancelled_ = true;
     state_->channel->cancel();
     state_->stop.emit(asio::cancellation_type::terminal);  // ends a socket read at once
+    state_->stop_prefetch.emit(asio::cancellation_type::terminal);
   }
 
  private:

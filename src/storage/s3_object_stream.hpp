@@ -9,7 +9,8 @@
 namespace sluice {
 
 // The S3 store's ObjectStream: a coroutine on the consumer's executor reads each step with a
-// ranged GET (If-Match the planned ETag) into the budget's recycled buffers, CRC-32 of whole
+// ranged GET (If-Match the planned ETag; the next step's GET is sent while the current body
+// streams, so its first-byte latency overlaps) into the budget's recycled buffers, CRC-32 of whole
 // objects on the way, and waits when they are full, so nothing is read from S3 faster than the
 // consumer takes it beyond the budget (TCP holds the rest). A body cut short is asked for again
 // from where it broke (If-Match); only the client's attempts of breaks in a row, with no byte in
