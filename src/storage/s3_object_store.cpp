@@ -34,10 +34,6 @@ std::int64_t whole_seconds(std::int64_t ns) {
   return ns - ns % 1'000'000'000;
 }
 
-ObjectInfo info_of(std::string key, const S3ObjectHead& head) {
-  return ObjectInfo{std::move(key), head.size, whole_seconds(head.mtime_ns), head.etag};
-}
-
 // head() of many keys, kHeadConcurrency at a time, all on the caller's (single-threaded)
 // executor.
 struct HeadMany {
@@ -61,7 +57,7 @@ class S3ObjectStore final : public ObjectStore {
       throw storage_error_of(error);
     }
     if (!head) co_return std::nullopt;
-    co_return info_of(std::move(key), *head);
+    co_return s3_object_info(std::move(key), *head);
   }
 
   asio::awaitable<std::vector<std::optional<ObjectInfo>>> head_many(
@@ -195,6 +191,10 @@ class S3ObjectStore final : public ObjectStore {
 };
 
 }  // namespace
+
+ObjectInfo s3_object_info(std::string key, const S3ObjectHead& head) {
+  return ObjectInfo{std::move(key), head.size, whole_seconds(head.mtime_ns), head.etag};
+}
 
 StorageError storage_error_of(const S3Error& error) {
   StorageError::Kind kind = StorageError::Kind::kIo;

@@ -16,6 +16,10 @@ namespace sluice {
 // one, kIo for the rest) with S3's code and message.
 std::unique_ptr<ObjectStore> make_s3_object_store(std::shared_ptr<S3Client> client);
 
+// The identity the store gives an object S3 described: Last-Modified in whole seconds (HEAD and
+// GET say seconds, listings milliseconds), the ETag. Every S3 path compares through it.
+ObjectInfo s3_object_info(std::string key, const S3ObjectHead& head);
+
 // S3Error as the store reports it.
 StorageError storage_error_of(const S3Error& error);
 

@@ -102,8 +102,8 @@ asio::awaitable<std::unique_ptr<S3Download>> first_download(StreamState& state, 
 void check_identity(const ReadStep& step, const S3ObjectHead& now) {
   if (now.size != step.object.size) fail_changed(step, "its size");
   if (!step.object.etag.empty() && now.etag != step.object.etag) fail_changed(step, "its ETag");
-  const std::int64_t seconds = now.mtime_ns - now.mtime_ns % 1'000'000'000;
-  if (step.object.etag.empty() && seconds != step.object.mtime_ns) {
+  if (step.object.etag.empty() &&
+      s3_object_info(step.object.key, now).mtime_ns != step.object.mtime_ns) {
     fail_changed(step, "its modification time");
   }
 }

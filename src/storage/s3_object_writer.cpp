@@ -86,8 +86,7 @@ class S3ObjectWriter final : public ObjectWriter {
       filling_ = std::string();
       std::optional<S3ObjectHead> head = co_await client_->head_object(key_);
       if (!head) throw S3Error(404, "NoSuchKey", "S3: the object vanished right after its upload");
-      co_return ObjectInfo{key_, head->size, head->mtime_ns - head->mtime_ns % 1'000'000'000,
-                           head->etag};
+      co_return s3_object_info(key_, *head);
     } catch (...) {
       failure = std::current_exception();
     }
