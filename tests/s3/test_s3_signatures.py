@@ -10,31 +10,16 @@ printed."""
 from __future__ import annotations
 
 import datetime
-import types
-from unittest import mock
 from urllib.parse import parse_qsl, urlsplit
 
 import botocore.auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from support.botocore_clock import stopped_clock
 from support.s3 import KEY_ID, SECRET, FaultProxy, Recorded
 
 CREDENTIALS = Credentials(KEY_ID, SECRET)
-
-
-def stopped_clock(when: datetime.datetime):
-    """botocore's signing clock stopped at `when` (newer releases read get_current_datetime(),
-    1.29 datetime.datetime.utcnow())."""
-    if hasattr(botocore.auth, "get_current_datetime"):
-        return mock.patch.object(botocore.auth, "get_current_datetime", return_value=when)
-
-    class Stopped(datetime.datetime):
-        @classmethod
-        def utcnow(cls):
-            return when
-
-    return mock.patch.object(botocore.auth, "datetime", types.SimpleNamespace(datetime=Stopped))
 
 
 def header(request: Recorded, name: str) -> str:

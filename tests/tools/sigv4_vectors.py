@@ -9,8 +9,8 @@ the C++ signer must reproduce byte for byte. Run: python3 tests/tools/sigv4_vect
 import datetime
 import hashlib
 import logging
-import types
-from unittest import mock
+import sys
+from pathlib import Path
 
 import botocore
 import botocore.auth
@@ -19,6 +19,9 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.utils import percent_encode
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the support package
+from support.botocore_clock import stopped_clock  # noqa: E402
+
 TIME = datetime.datetime(2024, 2, 29, 12, 34, 56)  # UTC, naive as botocore's own clock
 KEY_ID = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -26,17 +29,8 @@ TOKEN = "IQoJb3JpZ2luX2VjEXAMPLE//token+with/slash=="
 
 
 def fixed_clock():
-    """Stops botocore's signing clock at TIME (newer botocore reads get_current_datetime(),
-    older releases datetime.datetime.utcnow())."""
-    if hasattr(botocore.auth, "get_current_datetime"):
-        return mock.patch.object(botocore.auth, "get_current_datetime", return_value=TIME)
-
-    class Stopped(datetime.datetime):
-        @classmethod
-        def utcnow(cls):
-            return TIME
-
-    return mock.patch.object(botocore.auth, "datetime", types.SimpleNamespace(datetime=Stopped))
+    """botocore's signing clock stopped at TIME."""
+    return stopped_clock(TIME)
 
 
 class Steps(logging.Handler):
