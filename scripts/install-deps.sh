@@ -31,6 +31,8 @@ packages=(
   awscli python3-botocore
   # openssl: the S3 tests make a private CA and a certificate for the HTTPS endpoint
   openssl
+  # background jobs: a real WebSocket client for the job event stream (tests/jobs)
+  python3-websockets
 )
 # npm comes with some nodejs builds (NodeSource's provides it); Debian's own is a package.
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -38,7 +38,8 @@ step "functional tests against the AddressSanitizer + UBSan binary (a named subs
 # trickle, shutdown and its grace, timeouts, connection shedding, PostgreSQL pool replacement and
 # failures mid-stream, 200 and 500 concurrent downloads, archives and presigned files with sendfile
 # and Range, and the S3 client against a real endpoint (multipart uploads aborted, answers cut,
-# retries, TLS). Every server's teardown fails on a sanitizer report in its log
+# retries, TLS), and background jobs (workers killed, paused, cancelled, shut down; SSE and
+# WebSocket subscribers). Every server's teardown fails on a sanitizer report in its log
 # (tests/support/server.py).
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 SLUICE_SANITIZED=1 \
   SLUICE_BIN="$PWD/build/asan/sluice" \
@@ -50,7 +51,8 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 SLUICE_SANITIZED=1 
   tests/postgres/test_pg_hardening.py \
   tests/archives/test_archive_flow.py tests/archives/test_archive_hardening.py \
   tests/archives/test_archive_http.py tests/archives/test_presigned_files.py \
-  tests/s3/test_s3_store.py
+  tests/s3/test_s3_store.py \
+  tests/jobs/test_jobs_local.py tests/jobs/test_jobs_postgres.py
 
 step "fuzzing (libFuzzer, clang; saved findings replayed, then 20 s per target)"
 bash scripts/fuzz.sh 20

@@ -18,6 +18,14 @@ int run_cli(int argc, char** argv) {
   serve->add_option("--config", serve_config, "Configuration file (TOML)")->required();
   serve->add_option("--listen", serve_listen, "HOST:PORT to listen on (overrides [server] listen)");
 
+  std::filesystem::path worker_config;
+  std::optional<unsigned> worker_slots;
+  auto* worker = app.add_subcommand(
+      "worker", "Run background export jobs of [queue] (no HTTP), until SIGINT/SIGTERM");
+  worker->add_option("--config", worker_config, "Configuration file (TOML)")->required();
+  worker->add_option("--workers", worker_slots, "Jobs at once (default: [queue] workers)")
+      ->check(CLI::Range(1u, 1000u));
+
   DemoCommandOptions demo_options;
   auto* demo = app.add_subcommand(
       "demo", "Create (or reuse) a demo folder with a generated SQLite database and serve it");
@@ -93,6 +101,7 @@ int run_cli(int argc, char** argv) {
   try {
     if (serve->parsed()) return serve_command(load_config(serve_config), serve_listen);
     if (demo->parsed()) return demo_command(demo_options);
+    if (worker->parsed()) return worker_command(worker_config, worker_slots);
     if (export_cmd->parsed()) return export_command(export_options);
     if (check->parsed()) return check_config_command(check_file);
     if (presign->parsed()) return presign_command(presign_options);

@@ -13,7 +13,12 @@ namespace sluice {
 // sluice serve: serves `config` until SIGINT/SIGTERM. Prints "listening on http://HOST:PORT"
 // to stdout once it accepts connections, followed by `banner` lines when given.
 int serve_command(const Config& config, const std::optional<std::string>& listen,
-                  const std::vector<std::string>& banner_paths = {});
+                  const std::vector<std::string>& banner_paths = {},
+                  const std::vector<std::string>& banner_lines = {});
+
+// sluice worker: runs background jobs of [queue] (no HTTP) until SIGINT/SIGTERM; running jobs
+// may finish within [server] shutdown_grace_ms, else they are handed back to the queue.
+int worker_command(const std::filesystem::path& config_file, std::optional<unsigned> workers);
 
 struct ExportOptions {
   std::filesystem::path config_file;

@@ -9,6 +9,8 @@
 #include "features/archives/archive_feature.hpp"
 #include "features/exports/export_handler.hpp"
 #include "features/files/file_feature.hpp"
+#include "features/jobs/job_feature.hpp"
+#include "queue/open_job_queue.hpp"
 #include "http/server.hpp"
 #include "pipeline/dataset_catalog.hpp"
 #include "storage/open_object_store.hpp"
@@ -36,7 +38,10 @@ void add_operations_routes(Router& router) {
 }  // namespace
 
 int serve_command(const Config& config, const std::optional<std::string>& listen,
-                  const std::vector<std::string>& banner_paths) {
+                  const std::vector<std::string>& banner_paths,
+                  const std::vector<std::string>& banner_lines) {
+  // Before anything logs (the job workers start before the server).
+  set_log_format(config.server.log_format == "json" ? LogFormat::kJson : LogFormat::kText);
   DatasetCatalog catalog(config);
   metrics()
       .gauge("sluice_stream_budget_bytes", "Per-stream byte budget of the export pipeline.")
@@ -44,13 +49,14 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
   StreamLimiter limiter(config.server.max_streams);  // one limit for every streaming response
   Router router;
   add_operations_routes(router);
-  add_export_routes(router, catalog, config.server, limiter);
   // The object store of [storage], one for every feature that stores or reads objects; archives
   // exist only with it. Declared before the server so both outlive every download.
   boost::asio::io_context check_io;  // the start's check of the store; outlives the store
   std::unique_ptr<ObjectStore> store;
   std::unique_ptr<ArchiveFeature> archives;
   std::unique_ptr<FileFeature> files;
+  std::unique_ptr<JobQueue> queue;
+  std::unique_ptr<JobFeature> jobs;
   if (config.storage) {
     store = open_object_store(*config.storage);
     // A bucket that cannot be reached, or credentials S3 refuses, stop the start with S3's
@@ -58,8 +64,20 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
     if (config.storage->kind == "s3") verify_object_store(*store, check_io, false);
     archives = make_archive_feature(*store, config.server, limiter, router);
     files = make_file_feature(*store, *config.storage, config.server, limiter, router);
+    queue = open_job_queue(*config.queue);
+    jobs = make_job_feature(config, *queue, *store, catalog, limiter, router, config.queue->workers);
   }
+  AsyncExportHandler async;
+  if (jobs) {
+    async = [&jobs](ExportRequest request, const HttpRequest& http, HttpResponder& responder) {
+      return jobs->respond_async(std::move(request), http, responder);
+    };
+  }
+  add_export_routes(router, catalog, config.server, limiter, std::move(async));
   HttpServer server(config.server, router);
+  if (jobs) {
+    server.on_shutdown([&jobs, grace = config.server.shutdown_grace] { jobs->begin_shutdown(grace); });
+  }
   if (files && !files->links_enabled()) {  // (after the server chose the log format)
     log_event("presigned file links disabled: environment variable " +
               config.storage->link_secret_env + " is not set");
@@ -67,14 +85,26 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
   std::string bound = server.listen(listen.value_or(config.server.listen));
   std::cout << "listening on http://" << bound << std::endl;
   for (const std::string& path : banner_paths) std::cout << "  http://" << bound << path << '\n';
+  for (std::string line : banner_lines) {
+    for (std::size_t at = line.find("{base}"); at != std::string::npos; at = line.find("{base}")) {
+      line.replace(at, 6, "http://" + bound);
+    }
+    std::cout << line << '\n';
+  }
   std::cout << std::flush;
   server.run();
+  if (jobs) {
+    jobs->begin_shutdown(config.server.shutdown_grace);  // (a stop without a signal)
+    jobs->join();
+  }
   // Joins the object store's pool while the server's io_context still exists: a read job that
   // outlived its download holds a WakeSignal whose timer belongs to that context.
   files.reset();
   archives.reset();
-  store.reset();
+  store.reset();  // (before the job runner's I/O contexts go: its writes' pool jobs wake them)
   catalog.close();  // while the server's I/O context, where connections are registered, exists
+  jobs.reset();     // the runner's contexts, where job connections are registered, go after
+  queue.reset();
   log_event("stopped");
   return 0;
 }
@@ -89,7 +119,34 @@ int demo_command(const DemoCommandOptions& options) {
       {"/v1/datasets", "/v1/exports/orders.csv", "/v1/exports/orders.jsonl?country=DE,FR",
        "/v1/exports/orders.csv?status=paid&columns=id,email,amount&limit=100",
        "/v1/exports/orders_report.csv?country=DE&limit=100", "/v1/exports/countries.jsonl",
-       "/metrics", "/healthz"});
+       "/metrics", "/healthz"},
+      {"background job: curl -si -X POST {base}/v1/jobs -H 'Content-Type: application/json' -d '{\"dataset\": \"orders\", "
+       "\"format\": \"csv\", \"compression\": \"gzip\", \"filters\": {\"country\": \"DE\"}}'",
+       "  then: curl -s {base}/v1/jobs/JOB_ID (poll), curl -N {base}/v1/jobs/JOB_ID/events "
+       "(live), curl -OJ {base}/v1/jobs/JOB_ID/result"});
+}
+
+int worker_command(const std::filesystem::path& config_file, std::optional<unsigned> workers) {
+  Config config = load_config(config_file);
+  set_log_format(config.server.log_format == "json" ? LogFormat::kJson : LogFormat::kText);
+  if (!config.queue) {
+    throw std::runtime_error(config_file.string() +
+                             ": no [storage] section: jobs write their results there");
+  }
+  DatasetCatalog catalog(config);
+  boost::asio::io_context check_io;  // outlives the store
+  std::unique_ptr<ObjectStore> store = open_object_store(*config.storage);
+  if (config.storage->kind == "s3") verify_object_store(*store, check_io, false);
+  std::unique_ptr<JobQueue> queue = open_job_queue(*config.queue);
+  const unsigned slots = workers.value_or(std::max(1u, config.queue->workers));
+  // Once the workers stopped, and before their I/O contexts go: the store's pool jobs and the
+  // sources' pooled connections belong to those contexts.
+  const int status = run_job_workers(config, *queue, *store, catalog, slots, [&] {
+    store.reset();
+    catalog.close();
+  });
+  queue.reset();
+  return status;
 }
 
 int check_config_command(const std::filesystem::path& file) {
@@ -104,8 +161,14 @@ int check_config_command(const std::filesystem::path& file) {
                   ? "S3 bucket " + config.storage->s3->bucket + " listed, written, read, deleted"
                   : "folder " + config.storage->path.string() + " listed, written, read, deleted";
   }
+  std::string jobs;
+  if (config.queue) {
+    std::unique_ptr<JobQueue> queue = open_job_queue(*config.queue);
+    jobs = config.queue->kind == "postgres" ? ", job queue in PostgreSQL reachable"
+                                            : ", job queue " + config.queue->path.string();
+  }
   std::cout << file.string() << ": ok (" << config.sources.size() << " source(s), "
-            << config.datasets.size() << " dataset(s), " << storage << ")\n";
+            << config.datasets.size() << " dataset(s), " << storage << jobs << ")\n";
   return 0;
 }
 

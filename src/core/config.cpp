@@ -282,7 +282,7 @@ OutputOptions read_output(const Reader& reader, const toml::table& dataset, std:
 DatasetConfig read_dataset(const Reader& reader, const toml::table& table, std::string_view path) {
   reader.check_keys(table, path,
                     {"name", "source", "query", "file_name", "description", "filters", "columns",
-                     "sortable", "order", "output"});
+                     "sortable", "order", "output", "version_query"});
   DatasetConfig dataset;
   dataset.line = line_of(table);
   const auto& name = reader.required<TomlString>(table, path, "name");
@@ -317,6 +317,12 @@ DatasetConfig read_dataset(const Reader& reader, const toml::table& table, std::
       }
       dataset.sortable.push_back(column.get());
     }
+  }
+  if (const auto* version = reader.optional<TomlString>(table, path, "version_query")) {
+    if (is_blank(version->get())) {
+      reader.fail(*version, key_child(path, "version_query"), "must not be empty");
+    }
+    dataset.version_query = version->get();
   }
   if (const auto* order = reader.optional<TomlString>(table, path, "order")) {
     dataset.order = order->get();
@@ -539,7 +545,7 @@ StorageConfig read_storage(const Reader& reader, const toml::table& table,
 Config read_config(std::string_view text, const fs::path& file) {
   Reader reader(file.string());
   toml::table root = parse_toml(text, file.string());
-  reader.check_keys(root, "", {"server", "sources", "storage", "datasets"});
+  reader.check_keys(root, "", {"server", "sources", "storage", "datasets", "queue"});
   Config config;
   config.file = fs::absolute(file).lexically_normal();
   if (const auto* server = reader.optional<toml::table>(root, "", "server")) {
@@ -550,6 +556,14 @@ Config read_config(std::string_view text, const fs::path& file) {
     config.storage = read_storage(reader, *storage, config.file.parent_path());
   }
   read_datasets(reader, root, config);
+  const auto* queue = reader.optional<toml::table>(root, "", "queue");
+  if (queue != nullptr && !config.storage) {
+    reader.fail(*queue, "queue", "background jobs write their results into [storage]: add it");
+  }
+  if (config.storage) {
+    config.queue = queue != nullptr ? read_queue(reader, *queue, config.file.parent_path())
+                                    : default_queue(config.file.parent_path());
+  }
   return config;
 }
 

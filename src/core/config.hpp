@@ -117,6 +117,10 @@ struct DatasetConfig {
   std::string order;                   // default order when the request gives none ("-a,b")
   int order_line = 0;                  // line of `order` (checked once the columns are known)
   OutputOptions output;                // [datasets.output]: CSV layout, formula guard, UTF-8
+  // A query on the dataset's source returning one value that changes when the data does
+  // ("SELECT max(updated_at) FROM orders"): a background job asking what a finished, unexpired
+  // job asked at the same version completes at once from its result. Empty: no reuse.
+  std::string version_query;
   int line = 0;
 };
 
@@ -159,12 +163,35 @@ struct StorageConfig {
   int line = 0;
 };
 
+// [queue]: the durable job table of background exports and the workers that run them.
+struct QueueConfig {
+  std::string kind = "sqlite";          // "sqlite" (embedded default) or "postgres"
+  std::filesystem::path path;           // sqlite: the queue file (created), relative to the config
+  std::string url;                      // postgres: libpq URL (from url or url_env)
+  std::size_t pool_size = 4;            // postgres: connections for queue calls
+  unsigned workers = 2;                 // jobs at once per process (serve's in-process workers,
+                                        // sluice worker); 0 in serve: none (only sluice worker)
+  std::chrono::milliseconds lease{30'000};             // a claim lapses without a heartbeat
+  std::chrono::milliseconds progress_interval{500};    // heartbeat + progress event, at most
+  std::chrono::milliseconds poll_interval{1'000};      // looking for work without a notification
+  std::chrono::milliseconds sweep_interval{5'000};     // lapsed leases, expired results
+  int max_attempts = 3;                                // per job, unless the request asks fewer
+  std::chrono::milliseconds backoff{2'000};            // first retry's delay; doubles, jittered
+  std::chrono::seconds result_ttl{86'400};             // results are deleted after
+  std::chrono::seconds max_result_ttl{7 * 86'400};     // most a request may ask (`expires_in`)
+  std::chrono::seconds retention{7 * 86'400};          // finished jobs are forgotten after
+  int line = 0;
+};
+
 struct Config {
   std::filesystem::path file;          // the file it was loaded from (absolute)
   ServerConfig server;
   std::optional<StorageConfig> storage;  // absent: no object store, archive routes answer 404
   std::map<std::string, SourceConfig> sources;
   std::vector<DatasetConfig> datasets;
+  // Background jobs run where there is a store: [queue] as given, else the defaults (SQLite file
+  // sluice-jobs.db beside the config file). Absent without [storage].
+  std::optional<QueueConfig> queue;
 
   const DatasetConfig* find_dataset(std::string_view name) const;
 };

@@ -142,4 +142,9 @@ class Reader {
 void read_columns(const Reader& reader, const toml::table& dataset, std::string_view path,
                   DatasetConfig& out);
 
+// Defined in config_queue.cpp: [queue], and what it is when absent.
+QueueConfig read_queue(const Reader& reader, const toml::table& table,
+                       const std::filesystem::path& base_dir);
+QueueConfig default_queue(const std::filesystem::path& base_dir);
+
 }  // namespace sluice::config_detail

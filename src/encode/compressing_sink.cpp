@@ -4,7 +4,7 @@ namespace sluice {
 
 boost::asio::awaitable<void> CompressingSink::write(std::string_view bytes) {
   if (bytes.empty()) co_return;
-  compressor_->compress(bytes, out_, true);
+  compressor_->compress(bytes, out_, flush_each_write_);
   bytes_in_ += bytes.size();
   co_await send();
 }

@@ -14,11 +14,15 @@ namespace sluice {
 // once per stream_buffer_bytes/4, so blocks stay large); finish() writes the gzip trailer or
 // the zstd epilogue and then finishes `inner`. A stream that fails is never finished, so the
 // client never holds a complete gzip member / zstd frame of a cut export.
+// With `flush_each_write` false (a file nobody reads while it is written: a job's result), the
+// compressor decides when output is ready, which gives fewer, larger blocks and output that
+// does not depend on how the input was split into writes.
 // Not thread-safe: one per stream.
 class CompressingSink final : public ByteSink {
  public:
-  CompressingSink(ByteSink& inner, std::unique_ptr<Compressor> compressor)
-      : inner_(inner), compressor_(std::move(compressor)) {}
+  CompressingSink(ByteSink& inner, std::unique_ptr<Compressor> compressor,
+                  bool flush_each_write = true)
+      : inner_(inner), compressor_(std::move(compressor)), flush_each_write_(flush_each_write) {}
   boost::asio::awaitable<void> write(std::string_view bytes) override;
   boost::asio::awaitable<void> finish() override;
 
@@ -27,6 +31,7 @@ class CompressingSink final : public ByteSink {
 
  private:
   boost::asio::awaitable<void> send();
+  bool flush_each_write_ = true;
 
   ByteSink& inner_;
   std::unique_ptr<Compressor> compressor_;

@@ -5,6 +5,8 @@
 #include <boost/system/system_error.hpp>
 #include <strings.h>
 
+#include <stdexcept>
+
 namespace sluice {
 
 std::string_view HttpRequest::header(std::string_view name) const {
@@ -35,6 +37,17 @@ bool HttpRequest::has_token(std::string_view name, std::string_view token) const
     }
   }
   return false;
+}
+
+bool is_websocket_upgrade(const HttpRequest& request) {
+  return request.method == "GET" && request.version == 11 &&
+         request.has_token("Connection", "upgrade") && request.has_token("Upgrade", "websocket");
+}
+
+boost::asio::awaitable<std::unique_ptr<WebSocket>> HttpResponder::accept_websocket(
+    const HttpRequest& /*request*/) {
+  throw std::logic_error("this responder cannot accept a WebSocket");
+  co_return nullptr;  // NOLINT: unreachable, makes this a coroutine
 }
 
 std::string json_error_body(std::string_view code, std::string_view message,

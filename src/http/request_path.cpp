@@ -1,6 +1,7 @@
 #include "http/request_path.hpp"
 
 #include <boost/asio/error.hpp>
+#include <boost/asio/multiple_exceptions.hpp>
 #include <boost/system/system_error.hpp>
 #include <exception>
 
@@ -74,6 +75,22 @@ class AuthenticationStep final : public Middleware {
   }
 };
 
+// The exception to map: awaitable operators throw multiple_exceptions when every branch failed
+// (a WebSocket's `sender() || ws->receive()` cancelled at shutdown); the first one is the one
+// that counts.
+std::exception_ptr first_failure(std::exception_ptr error) {
+  for (;;) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const asio::multiple_exceptions& several) {
+      if (!several.first_exception()) return error;
+      error = several.first_exception();
+    } catch (...) {
+      return error;
+    }
+  }
+}
+
 class ErrorMappingStep final : public Middleware {
  public:
   asio::awaitable<void> handle(HttpRequest& request, HttpResponder& responder,
@@ -86,24 +103,32 @@ class ErrorMappingStep final : public Middleware {
     ApiError::Fields extra_headers;
     std::string reason;  // for the log when the transfer is cut
     bool cancelled = false;
+    std::exception_ptr failure;
     try {
       co_await next();
-    } catch (const boost::system::system_error& error) {
-      // The session cancelled the handler: the client left, or the shutdown grace ended.
-      // Nothing can be sent any more (every co_await of a cancelled coroutine fails).
-      cancelled = error.code() == asio::error::operation_aborted;
-      if (!cancelled) internal(request, error.code().message(), status, code, message);
-      reason = error.code().message();
-    } catch (const ApiError& error) {
-      status = error.status();
-      code = error.code();
-      message = error.what();
-      fields = error.fields();
-      extra_headers = error.headers();
-      reason = message;
-    } catch (const std::exception& error) {
-      internal(request, error.what(), status, code, message);
-      reason = error.what();
+    } catch (...) {
+      failure = first_failure(std::current_exception());
+    }
+    if (failure) {
+      try {
+        std::rethrow_exception(failure);
+      } catch (const boost::system::system_error& error) {
+        // The session cancelled the handler: the client left, or the shutdown grace ended.
+        // Nothing can be sent any more (every co_await of a cancelled coroutine fails).
+        cancelled = error.code() == asio::error::operation_aborted;
+        if (!cancelled) internal(request, error.code().message(), status, code, message);
+        reason = error.code().message();
+      } catch (const ApiError& error) {
+        status = error.status();
+        code = error.code();
+        message = error.what();
+        fields = error.fields();
+        extra_headers = error.headers();
+        reason = message;
+      } catch (const std::exception& error) {
+        internal(request, error.what(), status, code, message);
+        reason = error.what();
+      }
     }
     if (cancelled || (status != 0 && (responder.started() || responder.client_gone()))) {
       // After the headers went out an error can only cut the transfer: never a 500 inside a

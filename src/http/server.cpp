@@ -160,6 +160,8 @@ class HttpServer::Impl {
     asio::post(io_, [this] { begin_shutdown(); });
   }
 
+  void on_shutdown(std::function<void()> callback) { on_shutdown_ = std::move(callback); }
+
  private:
   static std::vector<std::unique_ptr<asio::io_context>> make_contexts(unsigned threads) {
     std::vector<std::unique_ptr<asio::io_context>> contexts;
@@ -230,6 +232,7 @@ class HttpServer::Impl {
 
   void begin_shutdown() {
     if (stopping_.exchange(true)) return;
+    if (on_shutdown_) on_shutdown_();
     asio::co_spawn(io_, shut_down(), asio::detached);
   }
 
@@ -267,6 +270,7 @@ class HttpServer::Impl {
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
   std::atomic<bool> stopping_{false};
+  std::function<void()> on_shutdown_;
   std::size_t max_connections_ = 0;
   std::chrono::steady_clock::time_point last_refusal_log_{};  // acceptor strand only
   TaskGroup sessions_;  // every connection's coroutine
@@ -280,5 +284,8 @@ HttpServer::~HttpServer() = default;
 std::string HttpServer::listen(const std::string& address) { return impl_->listen(address); }
 void HttpServer::run() { impl_->run(); }
 void HttpServer::stop() { impl_->stop(); }
+void HttpServer::on_shutdown(std::function<void()> callback) {
+  impl_->on_shutdown(std::move(callback));
+}
 
 }  // namespace sluice

@@ -26,6 +26,9 @@ class HttpServer {
   void run();
   // Starts a graceful shutdown, as SIGTERM does. Thread-safe.
   void stop();
+  // Called once when a graceful shutdown begins (on the server's first thread): other work of
+  // the process (background jobs) starts its own grace period then. Set before run().
+  void on_shutdown(std::function<void()> callback);
 
  private:
   class Impl;

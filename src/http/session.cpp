@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -23,10 +24,12 @@
 #include <stdexcept>
 #include <iostream>
 
+#include "core/api_error.hpp"
 #include "http/access_log.hpp"
 #include "http/http_metrics.hpp"
 #include "http/request_head.hpp"
 #include "http/request_id.hpp"
+#include "http/websocket_session.hpp"
 
 namespace sluice {
 namespace {
@@ -42,14 +45,30 @@ constexpr std::string_view kCancelled = "cancelled";
 // Notices a peer that closes while a response is produced: the socket turns readable and a
 // peek reads end-of-file (or fails). Runs beside the handler in the request's own frame
 // (serve_request), so whichever ends first cancels the other: a departed client cancels the
-// handler, a finished response ends the watch.
+// handler, a finished response ends the watch. A connection upgraded to a WebSocket is
+// watched by the WebSocket's own reads instead: `upgraded` (with the socket's pending wait
+// cancelled) makes the watch idle until the handler ends.
 struct PeerWatch {
   bool gone = false;
+  bool upgraded = false;
 };
+
+// Until the coroutine is cancelled (the request's frame ends the watch).
+asio::awaitable<void> idle(beast::tcp_stream& stream) {
+  asio::steady_timer forever(stream.get_executor(), asio::steady_timer::time_point::max());
+  co_await forever.async_wait(kTuple);
+}
 
 asio::awaitable<void> watch_peer(beast::tcp_stream& stream, PeerWatch& watch) {
   for (;;) {
     auto [ec] = co_await stream.socket().async_wait(asio::ip::tcp::socket::wait_read, kTuple);
+    if (watch.upgraded) {
+      // A peek now would see the end of what Beast already read as a departure: idle, unless
+      // this very wait ended because the request's frame cancelled the watch.
+      const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+      if (state.cancelled() == asio::cancellation_type::none) co_await idle(stream);
+      co_return;
+    }
     if (ec == asio::error::operation_aborted) co_return;  // the response is done, or shutdown
     if (ec) break;  // the socket failed under us
     char byte = 0;
@@ -57,8 +76,7 @@ asio::awaitable<void> watch_peer(beast::tcp_stream& stream, PeerWatch& watch) {
         ::recv(stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (got > 0) {
       // A pipelined request, read after this response: nothing more can be told until then.
-      asio::steady_timer forever(stream.get_executor(), asio::steady_timer::time_point::max());
-      co_await forever.async_wait(kTuple);
+      co_await idle(stream);
       co_return;
     }
     // A readiness report with nothing to read (an edge left over from the read that took the
@@ -69,22 +87,65 @@ asio::awaitable<void> watch_peer(beast::tcp_stream& stream, PeerWatch& watch) {
   watch.gone = true;
 }
 
-// Answers one request over the session's stream; also the chunked-body sink of a stream.
-class SessionResponder final : public HttpResponder, public ByteSink {
+// The request as Beast parsed it, and the bytes read past it, for a WebSocket upgrade.
+struct ParsedRequest {
+  const http::request<http::string_body>* message = nullptr;
+  const beast::flat_buffer* buffered = nullptr;
+};
+
+// Answers one request over the session's stream; also the chunked-body sink of a stream, and
+// what a WebSocket accepted from the request reports to (for the access log).
+class SessionResponder final : public HttpResponder, public ByteSink, public WebSocketObserver {
  public:
   SessionResponder(beast::tcp_stream& stream, const HttpRequest& request, bool keep_alive,
-                   const SessionContext& context, const PeerWatch& watch)
+                   const SessionContext& context, PeerWatch& watch, ParsedRequest parsed = {})
       : stream_(stream),
         request_(request),
         keep_alive_(keep_alive),
         head_only_(request.method == "HEAD"),
         config_(context.config),
         stopping_(context.stopping),
-        watch_(watch) {}
+        watch_(watch),
+        parsed_(parsed) {}
 
-  bool client_gone() const override { return watch_.gone; }
+  bool client_gone() const override { return watch_.gone || peer_left_; }
+
+  asio::awaitable<std::unique_ptr<WebSocket>> accept_websocket(
+      const HttpRequest& request) override {
+    if (started_) throw std::logic_error("accept_websocket after the response started");
+    if (parsed_.message == nullptr || !is_websocket_upgrade(request)) {
+      throw std::logic_error("accept_websocket for a request that is no WebSocket upgrade");
+    }
+    check_websocket_handshake(request);
+    // RFC 6455 4.1: the client sends nothing more before it has the answer.
+    if (parsed_.buffered != nullptr && parsed_.buffered->size() != 0) {
+      throw ApiError(400, "bad_request",
+                     "data followed the WebSocket upgrade request before the handshake");
+    }
+    // The connection belongs to the WebSocket from here on: the peer watch stops peeking (its
+    // pending wait, the socket's only operation now, is cancelled), the stream's timeouts give
+    // way to the WebSocket's, and the connection ends with the handler.
+    watch_.upgraded = true;
+    beast::error_code ignored;
+    stream_.socket().cancel(ignored);
+    stream_.expires_never();
+    keep_alive_ = false;
+    started_ = true;
+    upgraded_ = true;
+    auto socket = co_await open_websocket(stream_, *parsed_.message, request_.request_id,
+                                          config_.write_timeout, *this);
+    co_return socket;
+  }
+
+  void websocket_answered(int status) override { status_ = status; }
+  void websocket_sent(std::size_t bytes) override { body_bytes_ += bytes; }
+  void websocket_failed(std::string_view reason) override {
+    if (failure_.empty()) failure_ = reason;
+  }
+  void websocket_peer_left() override { peer_left_ = true; }
 
   asio::awaitable<void> send(int status, Headers headers, std::string body) override {
+    refuse_after_upgrade();
     http::response<http::string_body> response{static_cast<http::status>(status), 11};
     add_headers(response, headers);
     // A 304 has no body and must not claim Content-Length: 0 (RFC 9110 8.6: it would have to be
@@ -105,6 +166,7 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   }
 
   asio::awaitable<ByteSink*> start_stream(int status, Headers headers) override {
+    refuse_after_upgrade();
     http::response<http::empty_body> response{static_cast<http::status>(status), 11};
     // HTTP/1.0 knows no chunked encoding: the body ends when the connection closes.
     until_close_ = request_.version < 11;
@@ -121,6 +183,7 @@ class SessionResponder final : public HttpResponder, public ByteSink {
 
   asio::awaitable<ByteSink*> start_body(int status, Headers headers,
                                         std::uint64_t content_length) override {
+    refuse_after_upgrade();
     http::response<http::empty_body> response{static_cast<http::status>(status), 11};
     add_headers(response, headers);
     response.content_length(content_length);
@@ -233,6 +296,12 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   std::string_view abort_reason() const override { return abort_reason_; }
 
  private:
+  void refuse_after_upgrade() const {
+    if (upgraded_) {
+      throw std::logic_error("an HTTP response on a connection upgraded to a WebSocket");
+    }
+  }
+
   // Awaits a write, noting why it failed (for the log) before the error travels on.
   template <typename Operation>
   asio::awaitable<void> guarded(Operation operation) {
@@ -261,7 +330,7 @@ class SessionResponder final : public HttpResponder, public ByteSink {
 
   // The reason to log for an abort: what this responder saw beats what the handler says.
   std::string why(std::string_view reason) const {
-    if (watch_.gone) return "the client left";
+    if (watch_.gone || peer_left_) return "the client left";
     std::string_view said = !failure_.empty() ? std::string_view(failure_) : reason;
     if (said == kCancelled || said.empty()) return stopping_.load() ? "shutdown" : std::string(kCancelled);
     return std::string(said);
@@ -319,7 +388,10 @@ class SessionResponder final : public HttpResponder, public ByteSink {
   std::optional<std::uint64_t> fixed_length_;  // set by start_body
   bool until_close_ = false;                    // an HTTP/1.0 stream: no chunks
   Headers trailers_;                            // sent with the last chunk
-  const PeerWatch& watch_;
+  PeerWatch& watch_;
+  ParsedRequest parsed_;
+  bool upgraded_ = false;     // accept_websocket() took the connection
+  bool peer_left_ = false;    // ... and its WebSocket saw the peer leave
   std::string failure_;       // why a write failed
   std::string abort_reason_;  // why the transfer was cut
 };
@@ -365,7 +437,7 @@ asio::awaitable<void> send_read_error(beast::tcp_stream& stream, int status,
   HttpRequest request;
   request.request_id = make_request_id({});
   request.remote = remote_of(stream);
-  const PeerWatch watch;
+  PeerWatch watch;
   const auto wall = std::chrono::system_clock::now();
   SessionResponder responder(stream, request, false, context, watch);
   static constexpr std::pair<int, std::pair<const char*, const char*>> kErrors[] = {
@@ -424,6 +496,7 @@ asio::awaitable<bool> await_request_start(beast::tcp_stream& stream, beast::flat
 // Answers one request through the request path; true when the connection may carry another.
 asio::awaitable<bool> serve_request(beast::tcp_stream& stream,
                                     http::request<http::string_body>& message,
+                                    const beast::flat_buffer& buffer,
                                     const SessionContext& context) {
   using namespace asio::experimental::awaitable_operators;
   const bool keep_alive = message.keep_alive() && !context.stopping.load();
@@ -431,7 +504,8 @@ asio::awaitable<bool> serve_request(beast::tcp_stream& stream,
   request.remote = remote_of(stream);
   request.target_ok = parse_target(request);
   PeerWatch watch;
-  SessionResponder responder(stream, request, keep_alive, context, watch);
+  SessionResponder responder(stream, request, keep_alive, context, watch,
+                             ParsedRequest{&message, &buffer});
   // The request path and the watch run side by side in this frame; the first to end cancels
   // the other (a departed client stops the handler's database work at its next wait).
   co_await (context.path.handle(request, responder) || watch_peer(stream, watch));
@@ -506,7 +580,7 @@ asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext
       co_return;
     }
     connections.set(entry, ConnectionRegistry::State::kBusy);
-    if (!co_await serve_request(stream, parser.get(), context)) co_return;
+    if (!co_await serve_request(stream, parser.get(), buffer, context)) co_return;
   }
 }
 

@@ -85,6 +85,16 @@ DatasetCatalog::DatasetCatalog(const Config& config) : config_(config) {
     } catch (const SourceError& error) {
       fail(config, dataset.line, key + ".query", error.what());
     }
+    if (!dataset.version_query.empty()) {
+      try {
+        ready.version_columns = ready.source->describe(dataset.version_query);
+      } catch (const SourceError& error) {
+        fail(config, dataset.line, key + ".version_query", error.what());
+      }
+      if (ready.version_columns.empty()) {
+        fail(config, dataset.line, key + ".version_query", "the query returns no column");
+      }
+    }
     for (const auto& override_type : dataset.column_types) {
       const std::string& column = override_type.first;
       auto found = std::find_if(ready.columns.begin(), ready.columns.end(),

@@ -20,6 +20,7 @@ struct Dataset {
   std::vector<Column> columns;
   ColumnTransforms transforms;
   std::vector<Column> output_columns;  // columns[i] as written: renamed, with its output type
+  std::vector<Column> version_columns; // what config->version_query returns (empty: none)
 
   // output_columns, or `columns` when no output columns were set (no transforms compiled).
   const std::vector<Column>& written_columns() const {

@@ -53,7 +53,7 @@ boost::asio::awaitable<PipelineStats> ExportPipeline::run(
   std::optional<CompressingSink> compressing;
   ByteSink* out = &sink;
   if (plan_.compression != Compression::kNone) {
-    compressing.emplace(sink, make_compressor(plan_.compression));
+    compressing.emplace(sink, make_compressor(plan_.compression), budget_.interactive);
     out = &*compressing;
   }
   const std::size_t flush_bytes = budget_.flush_bytes();
@@ -86,7 +86,8 @@ boost::asio::awaitable<PipelineStats> ExportPipeline::run(
     pending_rows += batch->rows();
     // The first rows leave at once; after that, write when the buffer is full or when the
     // database has nothing ready.
-    if (first_write || buffer.size() >= flush_bytes || !reader.ready()) {
+    if (buffer.size() >= flush_bytes ||
+        (budget_.interactive && (first_write || !reader.ready()))) {
       co_await flush();
       first_write = false;
       buffer.shrink_to(flush_bytes * 2);

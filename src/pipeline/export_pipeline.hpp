@@ -45,6 +45,8 @@ class ExportPipeline {
   ExportPipeline& operator=(const ExportPipeline&) = delete;
 
   const ExportPlan& plan() const { return plan_; }
+  // Rows encoded and taken by the sink so far (progress of a running export).
+  std::uint64_t rows_sent() const { return rows_sent_; }
 
   // Stops the database work now (client gone, shutdown): a pending or later run() throws.
   void cancel() noexcept;

@@ -12,6 +12,12 @@ namespace sluice {
 // buffer flushed at 1/4. Every consumer of the pipeline (HTTP, CLI, jobs) uses the same split.
 struct StreamBudget {
   std::size_t bytes = 256 * 1024;
+  // Someone reads the bytes as they come (an HTTP download): the first rows leave at once,
+  // what is encoded is written whenever the database has nothing ready, and a compressed
+  // stream is flushed at every write. False for a job's result, written into the store: only
+  // full buffers are written and the compressor flushes when it chooses, so the result is the
+  // same bytes whatever the timing (and smaller, and cheaper).
+  bool interactive = true;
 
   ReadBudget read() const {
     ReadBudget budget;

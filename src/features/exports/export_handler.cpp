@@ -48,9 +48,15 @@ Headers download_headers(const Dataset& dataset, Format format,
 }
 
 asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerConfig& config,
-                                    StreamLimiter& limiter, const HttpRequest& request,
-                                    HttpResponder& responder) {
+                                    StreamLimiter& limiter, const AsyncExportHandler& async,
+                                    const HttpRequest& request, HttpResponder& responder) {
   const HttpExportRequest parsed = parse_http_export_request(request);
+  if (async && request.method == "GET" && request.has_token("Prefer", "respond-async")) {
+    ExportRequest queued = parsed.request;
+    if (!parsed.compressed_file) queued.compression = Compression::kNone;
+    co_await async(std::move(queued), request, responder);
+    co_return;
+  }
   ExportPlan plan = plan_export(catalog, parsed.request);
   const Dataset& dataset = *plan.dataset;
   if (request.method == "HEAD") {
@@ -119,7 +125,7 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
 }  // namespace
 
 void add_export_routes(Router& router, const DatasetCatalog& catalog, const ServerConfig& config,
-                       StreamLimiter& limiter) {
+                       StreamLimiter& limiter, AsyncExportHandler async) {
   export_metrics();  // every series is listed from the start
   router.add("GET", {"v1", "datasets"},
              [&catalog](const HttpRequest&, HttpResponder& responder) -> asio::awaitable<void> {
@@ -128,8 +134,9 @@ void add_export_routes(Router& router, const DatasetCatalog& catalog, const Serv
                co_await responder.send(200, std::move(headers), catalog.describe_json());
              });
   router.add("GET", {"v1", "exports", "*"},
-             [&catalog, &config, &limiter](const HttpRequest& request, HttpResponder& responder) {
-               return handle_export(catalog, config, limiter, request, responder);
+             [&catalog, &config, &limiter, async = std::move(async)](const HttpRequest& request,
+                                                                     HttpResponder& responder) {
+               return handle_export(catalog, config, limiter, async, request, responder);
              });
 }
 

@@ -74,7 +74,7 @@ ApiError object_not_found() {
   return ApiError(404, "object_not_found", "no stored object with this key");
 }
 
-Headers download_headers(const std::string& key, const ObjectInfo& object,
+Headers download_headers(std::string_view key, const ObjectInfo& object,
                          const std::string& etag, std::int64_t max_age) {
   const std::int64_t mtime = object.mtime_ns >= 0 ? object.mtime_ns / 1'000'000'000
                                                   : -((-object.mtime_ns + 999'999'999) / 1'000'000'000);
@@ -131,11 +131,20 @@ asio::awaitable<void> handle_file(const FileService& service, const HttpRequest&
   const std::int64_t now = unix_now();
   const std::int64_t expires = check_link(service, request, key, now);
   if (key_problem(key) || is_reserved_key(key)) throw object_not_found();
+  co_await send_stored_object(service, key, expires - now, request, responder);
+}
+
+}  // namespace
+
+asio::awaitable<void> send_stored_object(const FileService& service, const std::string& key,
+                                         std::int64_t max_age, const HttpRequest& request,
+                                         HttpResponder& responder, std::string file_name) {
   const std::optional<ObjectInfo> object = co_await service.store.head(key);
   if (!object) throw object_not_found();
 
   const std::string etag = object_etag(*object);
-  Headers headers = download_headers(key, *object, etag, expires - now);
+  Headers headers =
+      download_headers(file_name.empty() ? std::string_view(key) : file_name, *object, etag, max_age);
   const std::string_view if_none_match = request.header("If-None-Match");
   if (!if_none_match.empty() && if_none_match_matches(if_none_match, etag)) {
     Headers not_modified;
@@ -224,8 +233,6 @@ asio::awaitable<void> handle_file(const FileService& service, const HttpRequest&
   stream.reset();  // stops the reads
   responder.abort("file " + key + ": " + failure);
 }
-
-}  // namespace
 
 void add_file_routes(Router& router, const FileService& service) {
   file_metrics();  // every series is listed from the start

@@ -23,4 +23,13 @@ struct FileService {
 // 404 object_not_found.
 void add_file_routes(Router& router, const FileService& service);
 
+// The download itself, after the link checked out: stored object `key` (any key the store
+// accepts, reserved ones too: job results) with the headers, conditional answers and Range of
+// GET /v1/files, `Cache-Control: private, max-age=max_age`. 404 object_not_found when absent.
+// `file_name` (default: the key's last segment) names the download and its Content-Type.
+boost::asio::awaitable<void> send_stored_object(const FileService& service, const std::string& key,
+                                                std::int64_t max_age, const HttpRequest& request,
+                                                HttpResponder& responder,
+                                                std::string file_name = {});
+
 }  // namespace sluice

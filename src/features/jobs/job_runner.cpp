@@ -1,0 +1,419 @@
+#include "features/jobs/job_runner.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <condition_variable>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+
+#include "core/api_error.hpp"
+#include "core/log.hpp"
+#include "core/sha256.hpp"
+#include "pipeline/export_pipeline.hpp"
+#include "pipeline/export_plan.hpp"
+#include "sources/source_error.hpp"
+
+namespace sluice {
+namespace {
+
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+
+// Counts and hashes what the pipeline writes into the object writer. finish() does not commit:
+// the runner commits only after checking that the job is still this attempt's.
+class ResultSink final : public ByteSink {
+ public:
+  explicit ResultSink(ObjectWriter& writer) : writer_(writer) {}
+  asio::awaitable<void> write(std::string_view bytes) override {
+    digest_.update(bytes);
+    bytes_ += bytes.size();
+    co_await writer_.write(bytes);
+  }
+  asio::awaitable<void> finish() override { co_return; }
+  std::uint64_t bytes() const { return bytes_; }
+  std::string sha256() { return to_hex(digest_.final()); }
+
+ private:
+  ObjectWriter& writer_;
+  Sha256 digest_;
+  std::uint64_t bytes_ = 0;
+};
+
+// What a running job's watch and its export share (both on the job's thread).
+struct RunningJob {
+  JobRecord job;
+  std::atomic<bool> check{false};  // the queue says the job changed: is it still ours?
+  ExportPipeline* pipeline = nullptr;
+  ResultSink* sink = nullptr;
+};
+
+enum class WatchEnd { kLost, kAborted };
+
+std::string worker_identity() {
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  return std::string(host) + ":" + std::to_string(::getpid()) + ":" + new_job_id().substr(0, 6);
+}
+
+}  // namespace
+
+class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
+ public:
+  Impl(JobService& service, unsigned slots, std::string worker_name)
+      : service_(service),
+        config_(service.queue_config()),
+        slots_(slots),
+        worker_(worker_name.empty() ? worker_identity() : std::move(worker_name)) {
+    const unsigned threads =
+        std::max(1u, std::min(slots_, std::max(1u, std::thread::hardware_concurrency())));
+    for (unsigned i = 0; i < threads; ++i) contexts_.push_back(std::make_unique<asio::io_context>(1));
+  }
+
+  void start() {
+    service_.set_change_observer([weak = weak_from_this()](std::string_view id) {
+      if (auto self = weak.lock()) self->changed(id);
+    });
+    work_ = std::make_shared<WakeSignal>(contexts_.front()->get_executor());
+    service_.watch_work(work_);
+    for (auto& context : contexts_) guards_.push_back(asio::make_work_guard(*context));
+    claiming_ = slots_ > 0;
+    sweeping_ = true;
+    if (slots_ > 0) asio::co_spawn(*contexts_.front(), claim_loop(), asio::detached);
+    asio::co_spawn(*contexts_.front(), sweep_loop(), asio::detached);
+    for (auto& context : contexts_) {
+      threads_.emplace_back([context = context.get()] { context->run(); });
+    }
+    if (slots_ > 0) {
+      log_event("jobs: worker " + worker_ + " runs up to " + std::to_string(slots_) +
+                " job(s) at once");
+    }
+  }
+
+  void begin_shutdown(std::chrono::milliseconds grace) {
+    if (stopping_.exchange(true)) return;
+    if (work_) work_->notify();
+    std::thread([self = shared_from_this(), grace] {
+      std::unique_lock lock(self->mutex_);
+      if (!self->idle_.wait_for(lock, grace, [&] { return self->running_.empty(); })) {
+        log_event("jobs: grace period over: handing back " + std::to_string(self->running_.size()) +
+                  " running job(s)");
+        self->aborting_.store(true);
+      }
+    }).detach();
+  }
+
+  void join() {
+    {
+      std::unique_lock lock(mutex_);
+      idle_.wait(lock, [&] { return running_.empty() && !claiming_ && !sweeping_; });
+    }
+    service_.set_change_observer({});
+    if (work_) service_.unwatch_work(work_);
+    guards_.clear();
+    for (auto& context : contexts_) context->stop();
+    for (std::thread& thread : threads_) thread.join();
+    threads_.clear();
+  }
+
+  ~Impl() {
+    for (auto& context : contexts_) context->stop();
+    for (std::thread& thread : threads_) thread.join();
+  }
+
+ private:
+  void changed(std::string_view id) {
+    std::lock_guard lock(mutex_);
+    auto found = running_.find(std::string(id));
+    if (found != running_.end()) found->second->check.store(true);
+  }
+
+  asio::awaitable<void> pause(std::chrono::milliseconds duration) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, duration);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+
+  asio::awaitable<void> claim_loop() {
+    std::size_t next = 0;
+    while (!stopping_.load()) {
+      std::size_t free = 0;
+      {
+        std::lock_guard lock(mutex_);
+        free = slots_ - std::min<std::size_t>(slots_, running_.size());
+      }
+      std::vector<JobRecord> jobs;
+      if (free > 0) {
+        try {
+          const std::string worker = worker_;
+          const auto lease = config_.lease;
+          JobQueue& queue = service_.queue();
+          auto claim_jobs = [&queue, worker, free, lease] {
+            return queue.claim(worker, free, lease);
+          };
+          jobs = co_await service_.call(std::move(claim_jobs));
+        } catch (const std::exception& error) {
+          log_event(std::string("jobs: claim failed: ") + error.what());
+        }
+      }
+      for (JobRecord& job : jobs) {
+        auto running = std::make_shared<RunningJob>();
+        running->job = std::move(job);
+        {
+          std::lock_guard lock(mutex_);
+          running_[running->job.id] = running;
+        }
+        asio::io_context& context = *contexts_[next++ % contexts_.size()];
+        asio::co_spawn(context, run_job(running), asio::detached);
+      }
+      if (!jobs.empty() && jobs.size() == free) continue;  // maybe more waiting
+      co_await (work_->wait() || pause(config_.poll_interval));
+    }
+    std::lock_guard lock(mutex_);
+    claiming_ = false;
+    idle_.notify_all();
+  }
+
+  asio::awaitable<void> sweep_loop() {
+    while (!stopping_.load()) {
+      try {
+        co_await service_.sweep_once();
+      } catch (const std::exception& error) {
+        log_event(std::string("jobs: sweep failed: ") + error.what());
+      }
+      // In short steps, so that a shutdown does not wait for the next sweep.
+      const auto until = std::chrono::steady_clock::now() + config_.sweep_interval;
+      while (!stopping_.load() && std::chrono::steady_clock::now() < until) {
+        co_await pause(std::chrono::milliseconds(100));
+      }
+    }
+    std::lock_guard lock(mutex_);
+    sweeping_ = false;
+    idle_.notify_all();
+  }
+
+  // Renews the lease and reports progress until the queue refuses (the job is no longer this
+  // attempt's) or the grace period of a shutdown ends. Never returns otherwise: the export
+  // beside it ends first.
+  asio::awaitable<WatchEnd> watch(std::shared_ptr<RunningJob> running) {
+    const JobRecord& job = running->job;
+    JobQueue& queue = service_.queue();
+    const std::string id = job.id;
+    const int attempt = job.attempt;
+    const auto lease = config_.lease;
+    auto last_beat = std::chrono::steady_clock::now();
+    std::uint64_t reported_rows = 0;
+    std::uint64_t reported_bytes = 0;
+    for (;;) {
+      co_await pause(std::chrono::milliseconds(100));
+      if (aborting_.load()) co_return WatchEnd::kAborted;
+      if (running->check.exchange(false)) {
+        auto get_job = [&queue, id] { return queue.get(id); };
+        std::optional<JobRecord> now;
+        bool known = true;
+        try {
+          now = co_await service_.call(std::move(get_job));
+        } catch (const std::exception& error) {
+          log_event("jobs: " + id + ": cannot look at the job: " + error.what());
+          running->check.store(true);  // again at the next tick
+          known = false;
+        }
+        if (known && (!now || now->state != JobState::kRunning || now->attempt != attempt)) {
+          co_return WatchEnd::kLost;
+        }
+      }
+      if (std::chrono::steady_clock::now() - last_beat < config_.progress_interval) continue;
+      last_beat = std::chrono::steady_clock::now();
+      const std::uint64_t rows = running->pipeline != nullptr ? running->pipeline->rows_sent() : 0;
+      const std::uint64_t bytes = running->sink != nullptr ? running->sink->bytes() : 0;
+      const bool event = rows != reported_rows || bytes != reported_bytes;
+      Fenced fenced = Fenced::kOk;
+      try {
+        auto beat = [&queue, id, attempt, rows, bytes, lease, event] {
+          return queue.heartbeat(id, attempt, rows, bytes, lease, event);
+        };
+        fenced = co_await service_.call(std::move(beat));
+      } catch (const std::exception& error) {
+        // The queue is unreachable: keep exporting; the lease lapses if this lasts.
+        log_event("jobs: " + id + ": heartbeat failed: " + error.what());
+        continue;
+      }
+      if (fenced == Fenced::kLost) co_return WatchEnd::kLost;
+      reported_rows = rows;
+      reported_bytes = bytes;
+    }
+  }
+
+  // The export, or what it threw: returned, not thrown, because `a || b` waits for the first
+  // branch that *succeeds* — a throwing export would leave the job waiting on its watch.
+  struct Exported {
+    PipelineStats stats;
+    std::exception_ptr failure;
+  };
+
+  asio::awaitable<Exported> export_into(std::shared_ptr<RunningJob> running, ExportPlan plan,
+                                        ResultSink& sink) {
+    Exported exported;
+    try {
+      StreamBudget budget;
+      budget.bytes = service_.server_config().stream_buffer_bytes;
+      budget.interactive = false;  // a file: full buffers, compressor blocks of its choosing
+      std::unique_ptr<ExportPipeline> pipeline = co_await ExportPipeline::open(std::move(plan), budget);
+      running->pipeline = pipeline.get();
+      running->sink = &sink;
+      try {
+        exported.stats = co_await pipeline->run(sink);
+      } catch (...) {
+        exported.failure = std::current_exception();
+      }
+      running->pipeline = nullptr;
+    } catch (...) {
+      exported.failure = std::current_exception();
+    }
+    co_return exported;
+  }
+
+  asio::awaitable<void> run_job(std::shared_ptr<RunningJob> running) {
+    const JobRecord job = running->job;
+    JobQueue& queue = service_.queue();
+    ObjectStore& store = service_.store();
+    std::unique_ptr<ObjectWriter> writer;
+    std::string key;
+    std::string failure_code;
+    std::string failure_message;
+    bool retryable = true;
+    bool handed_back = false;
+    bool lost = false;
+    try {
+      JobSubmission spec = parse_job_spec(job.spec);
+      spec.request.request_id = "job-" + job.id;
+      ExportPlan plan = plan_export(service_.catalog(), spec.request);
+      key = ".sluice/jobs/" + job.id + "/" + std::to_string(job.attempt) + "/" + spec.file_name;
+      writer = co_await store.write(key);
+      ResultSink sink(*writer);
+      std::variant<Exported, WatchEnd> outcome =
+          co_await (export_into(running, std::move(plan), sink) || watch(running));
+      if (outcome.index() == 1) {
+        lost = std::get<1>(outcome) == WatchEnd::kLost;
+        handed_back = !lost;
+      } else {
+        if (std::get<0>(outcome).failure) std::rethrow_exception(std::get<0>(outcome).failure);
+        const PipelineStats stats = std::get<0>(outcome).stats;
+        const std::string id = job.id;
+        const int attempt = job.attempt;
+        const auto lease = config_.lease;
+        const std::uint64_t bytes = sink.bytes();
+        auto check_lease = [&queue, id, attempt, stats, bytes, lease] {
+          return queue.heartbeat(id, attempt, stats.rows, bytes, lease, false);
+        };
+        // Still ours? (A cancel that arrived while the last bytes went out.)
+        const Fenced before = co_await service_.call(std::move(check_lease));
+        if (before == Fenced::kLost) {
+          lost = true;
+        } else {
+          const ObjectInfo info = co_await writer->commit();
+          JobResult result;
+          result.key = key;
+          result.size = bytes;
+          result.rows = stats.rows;
+          result.sha256 = sink.sha256();
+          result.etag = info.etag;
+          result.expires_at =
+              queue.now() + std::chrono::duration_cast<std::chrono::milliseconds>(spec.expires_in).count();
+          auto publish = [&queue, id, attempt, result] { return queue.succeed(id, attempt, result); };
+          const Fenced done =
+              co_await service_.call(std::move(publish));
+          if (done == Fenced::kLost) {
+            // Another attempt or a cancel won: what this one published must not stay.
+            co_await store.remove(key);
+            lost = true;
+          } else {
+            log_event("jobs: " + id + " succeeded: " + std::to_string(stats.rows) + " rows, " +
+                      std::to_string(bytes) + " bytes into " + key);
+          }
+          writer.reset();
+        }
+      }
+    } catch (const ApiError& error) {
+      failure_code = error.code();
+      failure_message = error.what();
+      retryable = error.status() >= 500 && error.code() != "invalid_utf8";
+    } catch (const SourceError& error) {
+      failure_code = "source_error";
+      failure_message = error.what();
+      retryable = error.kind() == SourceError::Kind::kUnavailable ||
+                  error.kind() == SourceError::Kind::kBusy ||
+                  error.kind() == SourceError::Kind::kTimeout;
+    } catch (const StorageError& error) {
+      failure_code = "storage_error";
+      failure_message = error.what();
+    } catch (const std::exception& error) {
+      failure_code = "internal_error";
+      failure_message = error.what();
+    }
+    if (writer) co_await writer->abandon();
+    const std::string id = job.id;
+    const int attempt = job.attempt;
+    try {
+      if (lost) {
+        log_event("jobs: " + id + " attempt " + std::to_string(attempt) +
+                  " stopped: the job was cancelled or taken over; nothing published");
+      } else if (handed_back) {
+        auto hand_back = [&queue, id, attempt] { return queue.release(id, attempt); };
+        co_await service_.call(std::move(hand_back));
+        log_event("jobs: " + id + " handed back at shutdown");
+      } else if (!failure_code.empty()) {
+        log_event("jobs: " + id + " attempt " + std::to_string(attempt) + " failed (" +
+                  failure_code + "): " + failure_message);
+        auto record_failure = [&queue, id, attempt, code = failure_code,
+                               message = failure_message, retryable] {
+          return queue.fail(id, attempt, code, message, retryable);
+        };
+        co_await service_.call(std::move(record_failure));
+      }
+    } catch (const std::exception& error) {
+      log_event("jobs: " + id + ": cannot record the outcome: " + error.what() +
+                " (the lease will lapse and the sweeper decides)");
+    }
+    {
+      std::lock_guard lock(mutex_);
+      running_.erase(id);
+      idle_.notify_all();
+    }
+    if (work_) work_->notify();  // a slot is free
+  }
+
+  JobService& service_;
+  const QueueConfig& config_;
+  unsigned slots_;
+  std::string worker_;
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::vector<std::thread> threads_;
+  std::shared_ptr<WakeSignal> work_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> aborting_{false};
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  std::unordered_map<std::string, std::shared_ptr<RunningJob>> running_;
+  bool claiming_ = false;  // the claim loop runs (it may be inside a queue call)
+  bool sweeping_ = false;  // the sweep loop runs
+};
+
+JobRunner::JobRunner(JobService& service, unsigned slots, std::string worker_name)
+    : impl_(std::make_shared<Impl>(service, slots, std::move(worker_name))) {}
+
+JobRunner::~JobRunner() = default;
+
+void JobRunner::start() { impl_->start(); }
+void JobRunner::begin_shutdown(std::chrono::milliseconds grace) { impl_->begin_shutdown(grace); }
+void JobRunner::join() { impl_->join(); }
+
+}  // namespace sluice

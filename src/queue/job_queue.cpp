@@ -1,0 +1,138 @@
+#include "queue/job_queue.hpp"
+
+#include <algorithm>
+#include <array>
+#include <boost/json.hpp>
+#include <random>
+
+namespace sluice {
+
+std::string_view to_string(JobState state) {
+  switch (state) {
+    case JobState::kQueued: return "queued";
+    case JobState::kRunning: return "running";
+    case JobState::kSucceeded: return "succeeded";
+    case JobState::kFailed: return "failed";
+    case JobState::kCancelled: return "cancelled";
+    case JobState::kExpired: return "expired";
+  }
+  return "queued";
+}
+
+std::optional<JobState> parse_job_state(std::string_view text) {
+  for (JobState state : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded,
+                         JobState::kFailed, JobState::kCancelled, JobState::kExpired}) {
+    if (to_string(state) == text) return state;
+  }
+  return std::nullopt;
+}
+
+bool is_final(JobState state) {
+  return state == JobState::kSucceeded || state == JobState::kFailed ||
+         state == JobState::kCancelled || state == JobState::kExpired;
+}
+
+namespace {
+
+std::string text_of(const boost::json::object& object) { return boost::json::serialize(object); }
+
+boost::json::object error_object(std::string_view code, std::string_view message) {
+  boost::json::object error;
+  error["code"] = code;
+  error["message"] = message;
+  return error;
+}
+
+}  // namespace
+
+std::string queued_event_data(int priority, std::int64_t run_at) {
+  boost::json::object data;
+  data["state"] = "queued";
+  data["priority"] = priority;
+  data["run_at"] = run_at;
+  return text_of(data);
+}
+
+std::string started_event_data(int attempt, std::string_view worker) {
+  boost::json::object data;
+  data["state"] = "running";
+  data["attempt"] = attempt;
+  data["worker"] = worker;
+  return text_of(data);
+}
+
+std::string progress_event_data(std::uint64_t rows, std::uint64_t bytes) {
+  boost::json::object data;
+  data["rows"] = rows;
+  data["bytes"] = bytes;
+  return text_of(data);
+}
+
+std::string retrying_event_data(int attempt, std::string_view code, std::string_view message,
+                                std::int64_t run_at) {
+  boost::json::object data;
+  data["state"] = "queued";
+  data["attempt"] = attempt;
+  data["error"] = error_object(code, message);
+  data["run_at"] = run_at;
+  return text_of(data);
+}
+
+std::string succeeded_event_data(const JobResult& result) {
+  boost::json::object data;
+  data["state"] = "succeeded";
+  data["rows"] = result.rows;
+  data["size"] = result.size;
+  data["sha256"] = result.sha256;
+  data["expires_at"] = result.expires_at;
+  return text_of(data);
+}
+
+std::string failed_event_data(int attempt, std::string_view code, std::string_view message) {
+  boost::json::object data;
+  data["state"] = "failed";
+  data["attempt"] = attempt;
+  data["error"] = error_object(code, message);
+  return text_of(data);
+}
+
+std::string cancelled_event_data(JobState was) {
+  boost::json::object data;
+  data["state"] = "cancelled";
+  data["was"] = to_string(was);
+  return text_of(data);
+}
+
+std::string expired_event_data() { return R"({"state":"expired"})"; }
+
+std::chrono::milliseconds retry_backoff(const QueueTuning& tuning, int attempt) {
+  const int doublings = std::clamp(attempt - 1, 0, 30);
+  const std::int64_t ceiling = std::min<std::int64_t>(
+      tuning.backoff_max.count(), tuning.backoff_base.count() * (std::int64_t{1} << doublings));
+  if (ceiling <= 0) return std::chrono::milliseconds(0);
+  // Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): uniform in
+  // [ceiling / 2, ceiling], so a retry never comes back at once yet the herd spreads out.
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  std::uniform_int_distribution<std::int64_t> pick(ceiling / 2, ceiling);
+  return std::chrono::milliseconds(pick(random));
+}
+
+std::string new_job_id() {
+  static constexpr char kHex[] = "0123456789abcdef";
+  thread_local std::random_device random;  // getrandom(2) on Linux
+  std::string id;
+  id.reserve(32);
+  for (int word = 0; word < 4; ++word) {
+    std::uint32_t bits = random();
+    for (int nibble = 0; nibble < 8; ++nibble, bits >>= 4) id.push_back(kHex[bits & 0xF]);
+  }
+  return id;
+}
+
+bool is_job_id(std::string_view text) {
+  return text.size() == 32 && std::all_of(text.begin(), text.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+}  // namespace sluice
