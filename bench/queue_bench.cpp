@@ -6,12 +6,14 @@
 //
 //   sluice_queue_bench --pg URL | --sqlite FILE [--jobs 50000] [--batch 500] [--workers 2]
 //                      [--claim 100] [--latency-jobs 200] [--spacing-ms 20] [--poll-ms 100]
-//                      [--pool N] [--skip-throughput] [--skip-latency]
+//                      [--pool N] [--complete batch|one] [--skip-throughput] [--skip-latency]
 //
 // (a) throughput, three timed parts on the same queue:
 //     enqueue only:        enqueue_many of --jobs jobs in batches of --batch, no worker running;
 //     claim+complete only: --workers threads claim (at most --claim at a time) and succeed
-//                          each job until those are all done;
+//                          each job until those are all done: with --complete batch (the
+//                          default) one succeed_many() per claimed batch, with --complete one
+//                          one succeed() per job;
 //     together:            a producer enqueues --jobs more in batches while the workers claim
 //                          and complete them; first enqueue to last succeed.
 // (b) enqueue-to-start latency with notifications: --latency-jobs single enqueue() calls,
@@ -59,6 +61,7 @@ struct Options {
   std::chrono::milliseconds spacing{20};
   std::chrono::milliseconds poll{100};
   std::size_t pool = 0;  // 0: workers + 2
+  bool complete_batch = true;  // --complete batch: succeed_many per claim; one: succeed per job
   bool throughput = true;
   bool latency = true;
 };
@@ -67,7 +70,8 @@ struct Options {
   std::cerr << "sluice_queue_bench: " << problem << "\n"
             << "usage: sluice_queue_bench --pg URL | --sqlite FILE [--jobs N] [--batch N]\n"
                "         [--workers N] [--claim N] [--latency-jobs N] [--spacing-ms N]\n"
-               "         [--poll-ms N] [--pool N] [--skip-throughput] [--skip-latency]\n";
+               "         [--poll-ms N] [--pool N] [--complete batch|one] [--skip-throughput]\n"
+               "         [--skip-latency]\n";
   std::exit(2);
 }
 
@@ -107,6 +111,10 @@ Options parse(int argc, char** argv) {
       options.poll = std::chrono::milliseconds(std::max<std::size_t>(number(), 1));
     } else if (arg == "--pool") {
       options.pool = number();
+    } else if (arg == "--complete") {
+      const std::string mode = value();
+      if (mode != "batch" && mode != "one") usage("--complete: batch or one, not " + mode);
+      options.complete_batch = mode == "batch";
     } else if (arg == "--skip-throughput") {
       options.throughput = false;
     } else if (arg == "--skip-latency") {
@@ -158,6 +166,30 @@ JobResult noop_result(const std::string& id) {
   return result;
 }
 
+// Succeeds the jobs a worker claimed: one succeed_many() or one succeed() each. Throws when
+// any was fenced (nothing else touches the bench's jobs).
+void complete(JobQueue& queue, const std::vector<JobRecord>& jobs, bool batch) {
+  if (batch) {
+    std::vector<JobCompletion> completions;
+    completions.reserve(jobs.size());
+    for (const JobRecord& job : jobs) {
+      completions.push_back({job.id, job.attempt, noop_result(job.id)});
+    }
+    const std::vector<Fenced> answers = queue.succeed_many(completions);
+    for (std::size_t index = 0; index < jobs.size(); ++index) {
+      if (answers.at(index) != Fenced::kOk) {
+        throw std::runtime_error("succeed_many was fenced for " + jobs[index].id);
+      }
+    }
+    return;
+  }
+  for (const JobRecord& job : jobs) {
+    if (queue.succeed(job.id, job.attempt, noop_result(job.id)) != Fenced::kOk) {
+      throw std::runtime_error("succeed was fenced for " + job.id);
+    }
+  }
+}
+
 void enqueue_batches(JobQueue& queue, std::size_t jobs, std::size_t batch) {
   for (std::size_t done = 0; done < jobs;) {
     const std::size_t count = std::min(batch, jobs - done);
@@ -174,7 +206,7 @@ void enqueue_batches(JobQueue& queue, std::size_t jobs, std::size_t batch) {
 class Workers {
  public:
   Workers(JobQueue& queue, const Options& options, std::size_t target)
-      : queue_(queue), target_(target) {
+      : queue_(queue), target_(target), batch_(options.complete_batch) {
     for (std::size_t index = 0; index < options.workers; ++index) {
       threads_.emplace_back([this, index, max = options.claim_max] { run(index, max); });
     }
@@ -204,11 +236,7 @@ class Workers {
           std::this_thread::sleep_for(1ms);
           continue;
         }
-        for (const JobRecord& job : jobs) {
-          if (queue_.succeed(job.id, job.attempt, noop_result(job.id)) != Fenced::kOk) {
-            throw std::runtime_error("succeed was fenced for " + job.id);
-          }
-        }
+        complete(queue_, jobs, batch_);
         if (done_.fetch_add(jobs.size()) + jobs.size() >= target_) {
           std::lock_guard lock(mutex_);
           last_ = std::max(last_, Clock::now());
@@ -223,6 +251,7 @@ class Workers {
 
   JobQueue& queue_;
   const std::size_t target_;
+  const bool batch_;
   std::atomic<std::size_t> done_{0};
   std::atomic<std::size_t> empty_claims_{0};
   std::atomic<bool> stop_{false};
@@ -306,8 +335,7 @@ void latency(const Options& options, bool notified, const std::string& prefix) {
           const Clock::time_point at = Clock::now();
           if (jobs.empty()) break;
           for (const JobRecord& job : jobs) claimed_at.emplace(job.id, at);
-          for (const JobRecord& job : jobs)
-            queue->succeed(job.id, job.attempt, noop_result(job.id));
+          complete(*queue, jobs, options.complete_batch);
         }
       }
     } catch (...) {
@@ -360,8 +388,9 @@ int main(int argc, char** argv) {
   const Options options = parse(argc, argv);
   try {
     std::printf("backend=%s\n", options.pg_url.empty() ? "sqlite" : "pg");
-    std::printf("jobs=%zu\nbatch=%zu\nworkers=%zu\nclaim_max=%zu\n", options.jobs, options.batch,
-                options.workers, options.claim_max);
+    std::printf("jobs=%zu\nbatch=%zu\nworkers=%zu\nclaim_max=%zu\ncomplete=%s\n", options.jobs,
+                options.batch, options.workers, options.claim_max,
+                options.complete_batch ? "batch" : "one");
     if (options.throughput) throughput(options);
     if (options.latency) {
       latency(options, true, "notify");

@@ -15,11 +15,14 @@ namespace sluice {
 // the zstd epilogue and then finishes `inner`. A stream that fails is never finished, so the
 // client never holds a complete gzip member / zstd frame of a cut export.
 // With `flush_each_write` false (a file nobody reads while it is written: a job's result), the
-// compressor decides when output is ready, which gives fewer, larger blocks and output that
-// does not depend on how the input was split into writes.
+// input is handed to the compressor in blocks of kBlockBytes whatever the writes were, with no
+// flush: fewer, larger deflate blocks, and the same bytes out for the same bytes in however the
+// pipeline's timing split its writes (igzip's output depends on its input's split).
 // Not thread-safe: one per stream.
 class CompressingSink final : public ByteSink {
  public:
+  static constexpr std::size_t kBlockBytes = 128 * 1024;
+
   CompressingSink(ByteSink& inner, std::unique_ptr<Compressor> compressor,
                   bool flush_each_write = true)
       : inner_(inner), compressor_(std::move(compressor)), flush_each_write_(flush_each_write) {}
@@ -31,10 +34,11 @@ class CompressingSink final : public ByteSink {
 
  private:
   boost::asio::awaitable<void> send();
-  bool flush_each_write_ = true;
 
   ByteSink& inner_;
   std::unique_ptr<Compressor> compressor_;
+  bool flush_each_write_ = true;
+  std::string pending_;  // !flush_each_write_: input short of a block
   ByteBuffer out_;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;

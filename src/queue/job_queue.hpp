@@ -57,7 +57,7 @@ struct JobResult {
 };
 
 struct JobRecord {
-  std::string id;        // 32 lowercase hex digits (128 random bits)
+  std::string id;        // 32 lowercase hex digits (time-ordered, 80 random bits)
   JobState state = JobState::kQueued;
   std::string dataset;
   std::string spec;      // the request, canonical JSON (what the worker runs)
@@ -115,6 +115,13 @@ enum class Fenced {
           // claimed again, expired): the worker must stop and publish nothing
 };
 
+// One finished job for JobQueue::succeed_many: what succeed(id, attempt, result) takes.
+struct JobCompletion {
+  std::string id;
+  int attempt = 0;  // the fencing token of the attempt that produced `result`
+  JobResult result;
+};
+
 struct JobFilter {
   std::optional<JobState> state;
   std::string dataset;        // empty: any
@@ -170,6 +177,12 @@ class JobQueue {
                            std::uint64_t bytes, std::chrono::milliseconds lease, bool event) = 0;
   // running (this attempt) → succeeded with `result`.
   virtual Fenced succeed(std::string_view id, int attempt, const JobResult& result) = 0;
+  // succeed() of many jobs in one transaction (one statement for PostgreSQL), so a worker that
+  // finishes a batch pays one commit, not one each: each item applies or is refused exactly as
+  // succeed() would (fenced by its attempt), and the answers are in the order of `completions`.
+  // An id given more than once applies at most once: the first of its items that can apply does
+  // (as if they were succeed() one after the other), the others are answered kLost.
+  virtual std::vector<Fenced> succeed_many(const std::vector<JobCompletion>& completions) = 0;
   // running (this attempt) → queued with backoff when `retryable` and attempts are left
   // (event `retrying`), else failed (event `failed`).
   virtual Fenced fail(std::string_view id, int attempt, std::string_view code,
@@ -223,7 +236,8 @@ std::string expired_event_data();
 // Exponential backoff with full jitter for retry `attempt` (1 = the first retry).
 std::chrono::milliseconds retry_backoff(const QueueTuning& tuning, int attempt);
 
-// A new job id: 32 lowercase hex digits from the system's random source.
+// A new job id: 32 lowercase hex digits, time-ordered (12 digits of milliseconds since the
+// epoch, then 80 random bits from the system's random source).
 std::string new_job_id();
 bool is_job_id(std::string_view text);
 

@@ -1061,6 +1061,74 @@ SELECT pg_notify('sluice_jobs', id) FROM j)sql");
     return Fenced::kOk;
   }
 
+  std::vector<Fenced> succeed_many(const std::vector<JobCompletion>& completions) override {
+    // succeed()'s statement over arrays: the rows joined to the input by id and attempt are the
+    // ones that apply; RETURNING names the input item (its ordinal) each update used. A repeated
+    // (id, attempt) is not sent (an UPDATE ... FROM would pick one of the copies at random): like
+    // the SQLite queue's, the first item that can apply does, the others are refused.
+    static const Statement update =
+        statement("succeed_many", std::string(SLUICE_PG_WITH_NOW) + R"sql(,
+c AS (
+  SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::bigint[],
+    $6::text[], $7::text[], $8::bigint[], $9::text[]) WITH ORDINALITY
+  AS c(id, attempt, key, size, rows, sha256, etag, expires_at, data, ord)),
+j AS (
+  UPDATE sluice_jobs s SET state = 'succeeded', finished_at = t.now, lease_until = 0,
+    rows = c.rows, bytes = c.size, result_key = c.key, result_size = c.size,
+    result_rows = c.rows, result_sha256 = c.sha256, result_etag = c.etag,
+    result_expires_at = c.expires_at, error_code = '', error_message = '',
+    last_event = s.last_event + 1
+  FROM c, t WHERE s.id = c.id AND s.attempt = c.attempt AND s.state = 'running'
+  RETURNING s.id, s.last_event, s.finished_at, c.data, c.ord),
+ev AS (
+  INSERT INTO sluice_job_events (job_id, seq, type, data, at)
+  SELECT id, last_event, 'succeeded', data, finished_at FROM j)
+SELECT ord, pg_notify('sluice_jobs', id) FROM j)sql");
+    std::vector<Fenced> answers(completions.size(), Fenced::kLost);
+    if (completions.empty()) return answers;
+    std::vector<std::size_t> sent;  // the index in `completions` of each item sent
+    sent.reserve(completions.size());
+    std::unordered_set<std::string> seen;
+    std::vector<std::optional<std::string>> ids, keys, sha256s, etags, datas;
+    std::vector<std::optional<std::int64_t>> attempts, sizes, rows, expires;
+    for (std::size_t index = 0; index < completions.size(); ++index) {
+      const JobCompletion& completion = completions[index];
+      if (!seen.insert(completion.id + '/' + std::to_string(completion.attempt)).second) continue;
+      sent.push_back(index);
+      const JobResult& result = completion.result;
+      ids.emplace_back(completion.id);
+      attempts.emplace_back(completion.attempt);
+      keys.emplace_back(result.key);
+      sizes.emplace_back(static_cast<std::int64_t>(result.size));
+      rows.emplace_back(static_cast<std::int64_t>(result.rows));
+      sha256s.emplace_back(result.sha256);
+      etags.emplace_back(result.etag);
+      expires.emplace_back(result.expires_at);
+      datas.emplace_back(succeeded_event_data(result));
+    }
+    Params params;
+    params.text(text_array(ids)).text(int_array(attempts)).text(text_array(keys));
+    params.text(int_array(sizes)).text(int_array(rows)).text(text_array(sha256s));
+    params.text(text_array(etags)).text(int_array(expires)).text(text_array(datas));
+    with_connection([&](Connection& connection) {
+      Rows updated = connection.run(update, params);
+      for (int row = 0; row < updated.size(); ++row) {
+        const std::int64_t ord = updated.integer(row, 0);
+        if (ord < 1 || static_cast<std::size_t>(ord) > sent.size()) {
+          throw QueueError(error_text("succeed_many: no such item " + std::to_string(ord)));
+        }
+        answers[sent[static_cast<std::size_t>(ord - 1)]] = Fenced::kOk;
+      }
+      return 0;
+    });
+    std::vector<std::string> applied;  // in the order given
+    for (std::size_t index = 0; index < completions.size(); ++index) {
+      if (answers[index] == Fenced::kOk) applied.push_back(completions[index].id);
+    }
+    changed(applied);
+    return answers;
+  }
+
   Fenced fail(std::string_view id, int attempt, std::string_view code, std::string_view message,
               bool retryable) override {
     // Retried when `retryable` and attempts are left (the database decides the second, under

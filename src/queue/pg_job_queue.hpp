@@ -22,7 +22,8 @@ namespace sluice {
 //   every machine; now() asks the database.
 // - Claims are one statement (SELECT ... FOR UPDATE SKIP LOCKED inside an UPDATE, the shape of
 //   River and Oban) that also appends the `started` events and notifies: concurrent claimers
-//   never share a job and never wait for each other. Every call but cancel, sweep and migrate
+//   never share a job and never wait for each other. succeed_many is one statement too (an
+//   UPDATE ... FROM unnest() of array parameters). Every call but cancel, sweep and migrate
 //   (short transactions) is one statement, one round trip, its event rows and NOTIFYs in
 //   data-modifying CTEs; the event JSON is the helpers' of job_queue.hpp byte for byte (numbers
 //   the database knows only while the statement runs, such as run_at and the attempt, are

@@ -133,7 +133,7 @@ class PgJobQueueTest : public ::testing::Test {
       GTEST_SKIP() << "set " << kUrlVariable << " to a PostgreSQL database the tests may use";
     }
     base_url_ = url;
-    schema_ = "sluice_test_" + new_job_id().substr(0, 16);
+    schema_ = "sluice_test_" + new_job_id().substr(12, 16);  // the random part
     admin_exec(base_url_, "CREATE SCHEMA " + schema_);
     url_ = with_parameters(
         base_url_, {{"options", "-csearch_path=" + schema_}, {"application_name", schema_}});
@@ -633,6 +633,103 @@ TEST_F(PgJobQueueTest, EventsAreContiguousAndMatchTheHelpers) {
   using Seqs = std::vector<std::pair<std::string, std::uint64_t>>;
   EXPECT_EQ(queue->last_events({other, missing, queued.id}), (Seqs{{other, 1}, {queued.id, 4}}));
   EXPECT_TRUE(queue->last_events({}).empty());
+}
+
+TEST_F(PgJobQueueTest, SucceedManyIsOneStatementThatFencesEachItem) {
+  auto queue = open();
+  auto consumer = open();
+  Heard listened;
+  consumer->on_change([&](std::string_view id) { listened.add(id); });
+  consumer->start_listening();
+  ASSERT_TRUE(listened.wait_for("", 5s)) << "the listener never connected";
+
+  std::vector<NewJob> jobs;
+  jobs.reserve(50);
+  for (int index = 0; index < 50; ++index) jobs.push_back(new_job("d" + std::to_string(index)));
+  const std::vector<std::string> ids = queue->enqueue_many(jobs);
+  const std::vector<JobRecord> claimed = queue->claim("w", 50, 60s);
+  ASSERT_EQ(claimed.size(), 50U);
+  const std::set<std::size_t> stale = {0, 17, 49};  // a wrong attempt
+  const std::size_t cancelled = 23;
+  ASSERT_EQ(queue->cancel(claimed[cancelled].id)->state, JobState::kCancelled);
+  const std::int64_t expires = queue->now() + 3'600'000;
+  std::vector<JobCompletion> completions;
+  for (std::size_t index = 0; index < claimed.size(); ++index) {
+    // Array literal syntax in the values: quotes, backslashes, commas, braces, NULL, unicode.
+    JobResult done = result_named("out/" + std::to_string(index) + "/\"q\",{x}\\ ü.csv",
+                                  expires + static_cast<std::int64_t>(index));
+    done.rows = index;
+    done.size = 1000 + index;
+    if (index % 3 == 0) done.etag = "NULL";
+    if (index % 3 == 1) done.etag = "";
+    const int attempt =
+        stale.count(index) != 0 ? claimed[index].attempt + 1 : claimed[index].attempt;
+    completions.push_back({claimed[index].id, attempt, done});
+  }
+  completions.push_back(completions[5]);                           // the same job again
+  completions.push_back({new_job_id(), 1, result_named("x", 0)});  // no such job
+
+  Heard heard;  // in process, without listening: after the commit
+  queue->on_change([&](std::string_view id) { heard.add(id); });
+  const std::vector<Fenced> answers = queue->succeed_many(completions);
+  ASSERT_EQ(answers.size(), completions.size());
+  EXPECT_EQ(answers[50], Fenced::kLost);
+  EXPECT_EQ(answers[51], Fenced::kLost);
+  std::size_t applied = 0;
+  for (std::size_t index = 0; index < claimed.size(); ++index) {
+    const std::string& id = claimed[index].id;
+    const std::optional<JobRecord> job = queue->get(id);
+    ASSERT_TRUE(job.has_value());
+    const std::vector<JobEvent> events = queue->events(id, 0, 100);
+    for (std::size_t e = 0; e < events.size(); ++e) EXPECT_EQ(events[e].seq, e + 1);
+    if (stale.count(index) != 0 || index == cancelled) {
+      EXPECT_EQ(answers[index], Fenced::kLost) << index;
+      EXPECT_EQ(job->state, index == cancelled ? JobState::kCancelled : JobState::kRunning);
+      EXPECT_FALSE(job->result.has_value());
+      EXPECT_EQ(job->last_event, index == cancelled ? 3U : 2U);
+      EXPECT_EQ(events.size(), job->last_event);
+      EXPECT_EQ(heard.count(id), 0U);
+      continue;
+    }
+    ++applied;
+    const JobResult& sent = completions[index].result;
+    EXPECT_EQ(answers[index], Fenced::kOk) << index;
+    EXPECT_EQ(job->state, JobState::kSucceeded);
+    ASSERT_TRUE(job->result.has_value());
+    EXPECT_EQ(job->result->key, sent.key);
+    EXPECT_EQ(job->result->etag, sent.etag);
+    EXPECT_EQ(job->result->sha256, sent.sha256);
+    EXPECT_EQ(job->result->size, sent.size);
+    EXPECT_EQ(job->result->rows, sent.rows);
+    EXPECT_EQ(job->result->expires_at, sent.expires_at);
+    EXPECT_EQ(job->rows, sent.rows);
+    EXPECT_EQ(job->bytes, sent.size);
+    EXPECT_EQ(job->lease_until, 0);
+    EXPECT_GT(job->finished_at, 0);
+    EXPECT_EQ(job->last_event, 3U);
+    ASSERT_EQ(events.size(), 3U);
+    EXPECT_EQ(events[2].type, "succeeded");
+    EXPECT_EQ(events[2].data, succeeded_event_data(sent));
+    EXPECT_EQ(events[2].at, job->finished_at);
+    EXPECT_EQ(heard.count(id), 1U);
+    // enqueue, claim, succeed: the last came through LISTEN/NOTIFY too
+    EXPECT_TRUE(listened.wait_for(id, 5s, 3)) << index;
+  }
+  EXPECT_EQ(applied, 46U);
+  std::this_thread::sleep_for(100ms);
+  for (std::size_t index : stale) EXPECT_EQ(listened.count(claimed[index].id), 2U);
+  EXPECT_EQ(listened.count(claimed[cancelled].id), 3U);
+  EXPECT_EQ(listened.count(claimed[5].id), 3U);  // once, though given twice
+
+  // The refused stale ones were left untouched: their own attempt still completes them.
+  std::vector<JobCompletion> right;
+  right.reserve(stale.size());
+  for (std::size_t index : stale) {
+    right.push_back({claimed[index].id, claimed[index].attempt, result_named("late", expires)});
+  }
+  EXPECT_EQ(queue->succeed_many(right), std::vector<Fenced>(3, Fenced::kOk));
+  EXPECT_TRUE(queue->succeed_many({}).empty());
+  EXPECT_EQ(ids.size(), 50U);
 }
 
 TEST_F(PgJobQueueTest, ReuseCreatesASucceededJobAndFindReusableFindsIt) {

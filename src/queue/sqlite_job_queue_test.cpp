@@ -203,6 +203,79 @@ TEST_F(SqliteJobQueueTest, EventsAreContiguousAndTyped) {
   EXPECT_EQ(heard, std::vector<std::string>(4, id));
 }
 
+TEST_F(SqliteJobQueueTest, SucceedManyAppliesEachItemAsSucceedWould) {
+  const std::vector<std::string> ids = queue_->enqueue_many(std::vector<NewJob>(50, job()));
+  const std::vector<JobRecord> claimed = queue_->claim("w", 50, 30s);
+  ASSERT_EQ(claimed.size(), 50u);
+  const std::set<std::size_t> stale = {3, 17, 42};  // a wrong attempt
+  const std::size_t cancelled = 29;
+  ASSERT_EQ(queue_->cancel(claimed[cancelled].id)->state, JobState::kCancelled);
+  std::vector<JobCompletion> completions;
+  for (std::size_t index = 0; index < claimed.size(); ++index) {
+    JobResult done = result("out/" + std::to_string(index) + "/\"q\",{x}\\.csv");
+    done.rows = index;
+    done.etag = index % 2 == 0 ? "" : "\"e" + std::to_string(index) + "\"";
+    const int attempt = claimed[index].attempt + (stale.count(index) != 0 ? 1 : 0);
+    completions.push_back({claimed[index].id, attempt, done});
+  }
+  completions.push_back(completions[0]);                               // the same job again
+  completions.push_back({"0123456789abcdef0123456789abcdef", 1, {}});  // no such job
+
+  std::vector<std::string> heard;
+  std::mutex mutex;
+  queue_->on_change([&](std::string_view id) {
+    std::lock_guard lock(mutex);
+    heard.emplace_back(id);
+  });
+  const std::vector<Fenced> answers = queue_->succeed_many(completions);
+  ASSERT_EQ(answers.size(), completions.size());
+  EXPECT_EQ(answers[50], Fenced::kLost);
+  EXPECT_EQ(answers[51], Fenced::kLost);
+  std::vector<std::string> applied;
+  for (std::size_t index = 0; index < claimed.size(); ++index) {
+    const std::string& id = claimed[index].id;
+    const auto now = queue_->get(id);
+    ASSERT_TRUE(now);
+    const auto events = queue_->events(id, 0, 100);
+    for (std::size_t e = 0; e < events.size(); ++e) EXPECT_EQ(events[e].seq, e + 1);
+    if (stale.count(index) != 0 || index == cancelled) {
+      EXPECT_EQ(answers[index], Fenced::kLost) << index;
+      EXPECT_EQ(now->state, index == cancelled ? JobState::kCancelled : JobState::kRunning);
+      EXPECT_FALSE(now->result);
+      ASSERT_FALSE(events.empty());
+      EXPECT_NE(events.back().type, "succeeded");
+      continue;
+    }
+    EXPECT_EQ(answers[index], Fenced::kOk) << index;
+    applied.push_back(id);
+    EXPECT_EQ(now->state, JobState::kSucceeded);
+    ASSERT_TRUE(now->result);
+    EXPECT_EQ(now->result->key, completions[index].result.key);
+    EXPECT_EQ(now->result->etag, completions[index].result.etag);
+    EXPECT_EQ(now->result->rows, index);
+    EXPECT_EQ(now->rows, index);
+    EXPECT_EQ(now->last_event, 3u);
+    EXPECT_GT(now->finished_at, 0);
+    EXPECT_EQ(now->lease_until, 0);
+    ASSERT_EQ(events.size(), 3u);
+    EXPECT_EQ(events[2].type, "succeeded");
+    EXPECT_EQ(events[2].data, succeeded_event_data(completions[index].result));
+    EXPECT_EQ(events[2].at, now->finished_at);
+  }
+  EXPECT_EQ(applied.size(), 46u);
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(heard, applied);  // once each, in order, none for the refused
+  }
+  // The refused stale ones were left untouched: their own attempt still completes them.
+  std::vector<JobCompletion> right;
+  right.reserve(stale.size());
+  for (std::size_t index : stale) right.push_back({claimed[index].id, claimed[index].attempt, {}});
+  EXPECT_EQ(queue_->succeed_many(right), std::vector<Fenced>(3, Fenced::kOk));
+  EXPECT_TRUE(queue_->succeed_many({}).empty());
+  EXPECT_EQ(ids.size(), 50u);
+}
+
 TEST_F(SqliteJobQueueTest, ReuseAndExpiry) {
   NewJob original = job();
   original.data_version = "v1";

@@ -14,6 +14,7 @@
 #include "core/api_error.hpp"
 #include "core/log.hpp"
 #include "features/files/file_handler.hpp"
+#include "features/jobs/job_metrics.hpp"
 #include "features/jobs/job_runner.hpp"
 #include "features/jobs/job_service.hpp"
 
@@ -51,6 +52,7 @@ class JobFeatureImpl final : public JobFeature {
                  const DatasetCatalog& catalog, StreamLimiter& limiter, unsigned workers)
       : service_(config, queue, store, catalog),
         files_{store, LinkSecrets{}, config.server, limiter} {
+    job_metrics();  // every series is listed from the start
     runner_ = std::make_unique<JobRunner>(service_, workers, std::string());
     runner_->start();
   }
@@ -119,6 +121,12 @@ class JobFeatureImpl final : public JobFeature {
     }
     const Enqueued enqueued =
         co_await service_.submit(std::move(submission), key, request.request_id);
+    if (!enqueued.created) {
+      job_metrics().replayed.add();
+    } else {
+      job_metrics().submitted.add();
+      if (enqueued.job.state == JobState::kSucceeded) job_metrics().reused.add();
+    }
     const std::string location = "/v1/jobs/" + enqueued.job.id;
     Headers headers;
     headers.emplace_back("Content-Type", "application/json");

@@ -18,6 +18,7 @@
 #include "core/api_error.hpp"
 #include "core/log.hpp"
 #include "core/sha256.hpp"
+#include "features/jobs/job_metrics.hpp"
 #include "pipeline/export_pipeline.hpp"
 #include "pipeline/export_plan.hpp"
 #include "sources/source_error.hpp"
@@ -58,10 +59,13 @@ struct RunningJob {
 
 enum class WatchEnd { kLost, kAborted };
 
+// Per running job: reader batches of 512 KiB, writes of 1 MiB (StreamBudget's split).
+constexpr std::size_t kJobBudgetBytes = 4 * 1024 * 1024;
+
 std::string worker_identity() {
   char host[256] = {};
   ::gethostname(host, sizeof(host) - 1);
-  return std::string(host) + ":" + std::to_string(::getpid()) + ":" + new_job_id().substr(0, 6);
+  return std::string(host) + ":" + std::to_string(::getpid()) + ":" + new_job_id().substr(26);
 }
 
 }  // namespace
@@ -169,6 +173,8 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
         {
           std::lock_guard lock(mutex_);
           running_[running->job.id] = running;
+          job_metrics().started.add();
+          job_metrics().running.add();
         }
         asio::io_context& context = *contexts_[next++ % contexts_.size()];
         asio::co_spawn(context, run_job(running), asio::detached);
@@ -262,9 +268,12 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
                                         ResultSink& sink) {
     Exported exported;
     try {
+      // A file, not a download: full buffers only, compressed in fixed blocks, and a larger
+      // budget than a stream's (there are few jobs at once; each store write is a hop to the
+      // store's pool, so 1 MiB writes instead of 64 KiB ones).
       StreamBudget budget;
-      budget.bytes = service_.server_config().stream_buffer_bytes;
-      budget.interactive = false;  // a file: full buffers, compressor blocks of its choosing
+      budget.bytes = std::max<std::size_t>(service_.server_config().stream_buffer_bytes, kJobBudgetBytes);
+      budget.interactive = false;
       std::unique_ptr<ExportPipeline> pipeline = co_await ExportPipeline::open(std::move(plan), budget);
       running->pipeline = pipeline.get();
       running->sink = &sink;
@@ -327,14 +336,14 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
           result.etag = info.etag;
           result.expires_at =
               queue.now() + std::chrono::duration_cast<std::chrono::milliseconds>(spec.expires_in).count();
-          auto publish = [&queue, id, attempt, result] { return queue.succeed(id, attempt, result); };
-          const Fenced done =
-              co_await service_.call(std::move(publish));
+          const Fenced done = co_await service_.succeed(id, attempt, result);
           if (done == Fenced::kLost) {
             // Another attempt or a cancel won: what this one published must not stay.
             co_await store.remove(key);
             lost = true;
           } else {
+            job_metrics().succeeded.add();
+            job_metrics().result_bytes.add(bytes);
             log_event("jobs: " + id + " succeeded: " + std::to_string(stats.rows) + " rows, " +
                       std::to_string(bytes) + " bytes into " + key);
           }
@@ -361,6 +370,9 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
     if (writer) co_await writer->abandon();
     const std::string id = job.id;
     const int attempt = job.attempt;
+    if (lost) job_metrics().lost.add();
+    if (handed_back) job_metrics().handed_back.add();
+    if (!lost && !handed_back && !failure_code.empty()) job_metrics().failed.add();
     try {
       if (lost) {
         log_event("jobs: " + id + " attempt " + std::to_string(attempt) +
@@ -385,6 +397,7 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
     {
       std::lock_guard lock(mutex_);
       running_.erase(id);
+      job_metrics().running.sub();
       idle_.notify_all();
     }
     if (work_) work_->notify();  // a slot is free

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <algorithm>
 #include <chrono>
+#include <utility>
 
 #include "core/api_error.hpp"
 #include "core/file_name_template.hpp"
@@ -368,6 +369,53 @@ void JobService::changed(std::string_view job_id) {
   }
   for (const auto& signal : wake) signal->notify();
   if (observer) observer(job_id);
+}
+
+asio::awaitable<Fenced> JobService::succeed(std::string job_id, int attempt, JobResult result) {
+  auto pending = std::make_shared<PendingCompletion>();
+  pending->completion.id = std::move(job_id);
+  pending->completion.attempt = attempt;
+  pending->completion.result = std::move(result);
+  pending->wake = std::make_shared<WakeSignal>(co_await asio::this_coro::executor);
+  bool start = false;
+  {
+    std::lock_guard lock(completions_mutex_);
+    completions_.push_back(pending);
+    start = !std::exchange(completing_, true);
+  }
+  if (start) asio::post(pool_, [this] { complete_pending(); });
+  while (!pending->done.load()) co_await pending->wake->wait();
+  if (pending->error) std::rethrow_exception(pending->error);
+  co_return pending->answer;
+}
+
+void JobService::complete_pending() {
+  for (;;) {
+    std::vector<std::shared_ptr<PendingCompletion>> batch;
+    {
+      std::lock_guard lock(completions_mutex_);
+      batch.swap(completions_);
+      if (batch.empty()) {
+        completing_ = false;
+        return;
+      }
+    }
+    std::vector<JobCompletion> completions;
+    completions.reserve(batch.size());
+    for (const auto& pending : batch) completions.push_back(pending->completion);
+    try {
+      const std::vector<Fenced> answers = queue_.succeed_many(completions);
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        batch[i]->answer = i < answers.size() ? answers[i] : Fenced::kLost;
+      }
+    } catch (...) {
+      for (const auto& pending : batch) pending->error = std::current_exception();
+    }
+    for (const auto& pending : batch) {
+      pending->done.store(true);
+      pending->wake->notify();
+    }
+  }
 }
 
 asio::awaitable<void> JobService::sweep_once() {

@@ -78,6 +78,11 @@ class JobService {
   // Called with every changed job id (from the queue's notification thread or a caller).
   void set_change_observer(std::function<void(std::string_view)> observer);
 
+  // JobQueue::succeed, batched: completions that arrive while one batch is written go into the
+  // next (one transaction, one PostgreSQL statement for all of them), so jobs that finish
+  // together cost one round trip; a lone completion is written at once. Fenced as succeed().
+  boost::asio::awaitable<Fenced> succeed(std::string job_id, int attempt, JobResult result);
+
   // Deletes expired results and old jobs, requeues lapsed leases; logs what it did.
   boost::asio::awaitable<void> sweep_once();
 
@@ -105,6 +110,18 @@ class JobService {
     std::size_t subscribers = 0;  // under JobService::mutex_
   };
   EventPage refresh_and_read(EventFeed& feed, const std::string& job_id, std::uint64_t last);
+
+  struct PendingCompletion {
+    JobCompletion completion;
+    Fenced answer = Fenced::kLost;
+    std::exception_ptr error;
+    std::atomic<bool> done{false};
+    std::shared_ptr<WakeSignal> wake;
+  };
+  void complete_pending();  // on the pool: writes batches until none is waiting
+  std::mutex completions_mutex_;
+  std::vector<std::shared_ptr<PendingCompletion>> completions_;
+  bool completing_ = false;
   std::unordered_map<std::string, std::shared_ptr<EventFeed>> feeds_;
 };
 
