@@ -27,6 +27,7 @@ from support.demo import (
     sqlite_rows,
 )
 from support.http import ChunkedReader, raw_get
+from support.server import SANITIZED
 from support.metrics import (
     assert_steady,
     metrics,
@@ -187,7 +188,10 @@ def test_backpressure_slow_client(start_server, demo):
         assert samples[-1][3] > samples[3][3], table
         rss_at_2 = next(r for t, _, r, *_ in samples if t >= 2.0)
         rss_at_10 = samples[-1][2]
-        assert rss_at_10 - rss_at_2 <= 4 * 1024, f"RSS grew {rss_at_10 - rss_at_2} KiB\n{table}"
+        # (Not under ASan: it keeps freed memory in quarantine, and the idle job workers' queue
+        # polls allocate, so RSS grows without anything held.)
+        if not SANITIZED:
+            assert rss_at_10 - rss_at_2 <= 4 * 1024, f"RSS grew {rss_at_10 - rss_at_2} KiB\n{table}"
         # Outside Sluice's counters: from t=2 s to t=10 s the process read from the database
         # about what the client took (its rows, plus the buffers and the pipeline budget
         # refilled), not the hundreds of MB a read that ignores the client would have fetched
