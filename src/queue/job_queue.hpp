@@ -205,12 +205,14 @@ class JobQueue {
       const std::vector<std::string>& ids) = 0;
 
   // Requeues or fails running jobs whose lease lapsed, expires results whose time has come,
-  // deletes final jobs (and their events) older than the retention.
+  // deletes failed, cancelled and expired jobs (and their events) older than the retention (a
+  // succeeded job is expired first, so that its result's key is always reported).
   virtual SweepReport sweep() = 0;
 
   // Called (from any thread) with a job id when this process changed the job, and, for the
   // PostgreSQL queue, when any process did (LISTEN/NOTIFY; `start_listening` first). Set
-  // before use; one callback.
+  // before use; one callback. on_change({}) returns only when no call of the previous callback
+  // is running any more (so its owner may then go away).
   virtual void on_change(std::function<void(std::string_view job_id)> callback) = 0;
   // PostgreSQL: opens the listening connection on a thread of its own; reconnects after
   // failures (and reports "" meaning "anything may have changed" then). SQLite: nothing (other

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -1264,7 +1265,7 @@ SELECT pg_notify('sluice_jobs', id) FROM j)sql");
   }
 
   void on_change(std::function<void(std::string_view job_id)> callback) override {
-    std::lock_guard lock(callback_mutex_);
+    std::unique_lock lock(callback_mutex_);
     callback_ = std::move(callback);
   }
 
@@ -1411,9 +1412,8 @@ WHERE NOT EXISTS (
 d AS (
   DELETE FROM sluice_jobs WHERE seq IN (
     SELECT seq FROM sluice_jobs
-    WHERE state IN ('succeeded', 'failed', 'cancelled', 'expired') AND finished_at > 0
+    WHERE state IN ('failed', 'cancelled', 'expired') AND finished_at > 0
       AND finished_at < (SELECT now FROM t) - $1::bigint
-      AND (state <> 'succeeded' OR result_expires_at <= (SELECT now FROM t))
     ORDER BY finished_at LIMIT $2::bigint
     FOR UPDATE SKIP LOCKED)
   RETURNING id),
@@ -1428,31 +1428,25 @@ SELECT count(*) FROM d)sql");
 
   // After a commit: the callback hears of this process's changes directly unless the listener
   // runs (then they come back through the server).
+  // (The callback runs under a shared lock that on_change takes exclusively, so once
+  // on_change({}) returned no call of the old callback is still running.)
   void changed(const std::vector<std::string>& ids) {
     if (listening_.load() || ids.empty()) return;
-    std::function<void(std::string_view)> callback;
-    {
-      std::lock_guard lock(callback_mutex_);
-      callback = callback_;
-    }
-    if (!callback) return;
-    for (const std::string& id : ids) callback(id);
+    std::shared_lock lock(callback_mutex_);
+    if (!callback_) return;
+    for (const std::string& id : ids) callback_(id);
   }
 
   void notify(std::string_view id) {
-    std::function<void(std::string_view)> callback;
-    {
-      std::lock_guard lock(callback_mutex_);
-      callback = callback_;
-    }
-    if (callback) callback(id);
+    std::shared_lock lock(callback_mutex_);
+    if (callback_) callback_(id);
   }
 
   const std::string url_;
   const QueueTuning tuning_;
   Pool pool_;
   const Splice queued_;  // queued_event_data: {priority, run_at}
-  std::mutex callback_mutex_;
+  std::shared_mutex callback_mutex_;
   std::function<void(std::string_view)> callback_;
   std::atomic<bool> listening_{false};
   std::mutex listener_mutex_;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <set>
 #include <utility>
 
@@ -507,10 +508,9 @@ class SqliteJobQueue final : public JobQueue {
       // 3. Final jobs past the retention, with their events.
       {
         Statement old = statement(
-            "SELECT id FROM sluice_jobs WHERE state IN ('succeeded', 'failed', 'cancelled',"
-            " 'expired') AND finished_at > 0 AND finished_at < ?1 AND"
-            " (state <> 'succeeded' OR result_expires_at <= ?2) LIMIT ?3");
-        old.bind(1, at - tuning_.retention.count()).bind(2, at).bind(3, kSweepBatch);
+            "SELECT id FROM sluice_jobs WHERE state IN ('failed', 'cancelled', 'expired')"
+            " AND finished_at > 0 AND finished_at < ?1 LIMIT ?2");
+        old.bind(1, at - tuning_.retention.count()).bind(2, kSweepBatch);
         std::vector<std::string> ids;
         while (old.step()) ids.push_back(old.text(0));
         for (const std::string& id : ids) {
@@ -526,7 +526,7 @@ class SqliteJobQueue final : public JobQueue {
   }
 
   void on_change(std::function<void(std::string_view job_id)> callback) override {
-    std::lock_guard lock(callback_mutex_);
+    std::unique_lock lock(callback_mutex_);
     callback_ = std::move(callback);
   }
 
@@ -668,20 +668,18 @@ class SqliteJobQueue final : public JobQueue {
     insert.run();
   }
 
+  // Under a shared lock that on_change takes exclusively: once on_change({}) returned, no call
+  // of the old callback is still running.
   void changed(std::string_view id) {
-    std::function<void(std::string_view)> callback;
-    {
-      std::lock_guard lock(callback_mutex_);
-      callback = callback_;
-    }
-    if (callback) callback(id);
+    std::shared_lock lock(callback_mutex_);
+    if (callback_) callback_(id);
   }
 
   QueueTuning tuning_;
   std::mutex mutex_;  // the connection and its statements
   sqlite3* db_ = nullptr;
   std::map<std::string, sqlite3_stmt*> statements_;
-  std::mutex callback_mutex_;
+  std::shared_mutex callback_mutex_;
   std::function<void(std::string_view)> callback_;
 };
 

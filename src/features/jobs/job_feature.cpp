@@ -13,6 +13,7 @@
 
 #include "core/api_error.hpp"
 #include "core/log.hpp"
+#include "core/utf8.hpp"
 #include "features/files/file_handler.hpp"
 #include "features/jobs/job_metrics.hpp"
 #include "features/jobs/job_runner.hpp"
@@ -114,10 +115,10 @@ class JobFeatureImpl final : public JobFeature {
                                   HttpResponder& responder) {
     const std::string key(request.header("Idempotency-Key"));
     if (key.size() > 255 || std::any_of(key.begin(), key.end(), [](char c) {
-          return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+          return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e;
         })) {
       throw ApiError(400, "invalid_idempotency_key",
-                     "Idempotency-Key: at most 255 visible characters");
+                     "Idempotency-Key: at most 255 visible ASCII characters");
     }
     const Enqueued enqueued =
         co_await service_.submit(std::move(submission), key, request.request_id);
@@ -175,6 +176,7 @@ class JobFeatureImpl final : public JobFeature {
                          "expired");
         }
       } else if (name == "dataset") {
+        if (!valid_utf8(value)) throw ApiError(400, "invalid_parameter", "dataset: not UTF-8");
         filter.dataset = value;
       } else if (name == "before") {
         if (!is_job_id(value)) throw ApiError(400, "invalid_parameter", "before: expected a job id");
@@ -256,7 +258,7 @@ class JobFeatureImpl final : public JobFeature {
       co_await responder.send(303, std::move(headers), std::string());
       co_return;
     }
-    const std::int64_t left = std::max<std::int64_t>(0, (job.result->expires_at - service_.queue().now()) / 1000);
+    const std::int64_t left = std::max<std::int64_t>(0, (job.result->expires_at - system_now_ms()) / 1000);
     co_await send_stored_object(files_, job.result->key, left, request, responder,
                                 JobService::result_file_name(job));
   }
@@ -327,8 +329,20 @@ class JobFeatureImpl final : public JobFeature {
     co_await sink->finish();
   }
 
+  // Returns (never throws) when the stream ends, the client left or the queue failed: `a || b`
+  // waits for the first branch that succeeds, and drain() ends only when the client closes.
   asio::awaitable<void> send_websocket(WebSocket& socket, const std::string& id, std::uint64_t last,
                                        std::shared_ptr<WakeSignal> signal) {
+    try {
+      co_await send_websocket_events(socket, id, last, std::move(signal));
+    } catch (const std::exception& error) {
+      log_event("jobs: " + id + ": event stream ended: " + describe_failure(error));
+    }
+  }
+
+  asio::awaitable<void> send_websocket_events(WebSocket& socket, const std::string& id,
+                                              std::uint64_t last,
+                                              std::shared_ptr<WakeSignal> signal) {
     for (;;) {
       const EventPage page = co_await service_.events_after(id, last);
       for (const JobEvent& event : page.events) {

@@ -162,10 +162,25 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
           auto claim_jobs = [&queue, worker, free, lease] {
             return queue.claim(worker, free, lease);
           };
-          jobs = co_await service_.call(std::move(claim_jobs));
+          jobs = co_await service_.worker_call(std::move(claim_jobs));
         } catch (const std::exception& error) {
           log_event(std::string("jobs: claim failed: ") + error.what());
         }
+      }
+      if (stopping_.load() && !jobs.empty()) {
+        // Shutdown began while the claim was on its way: hand them back untouched.
+        JobQueue& queue = service_.queue();
+        for (const JobRecord& job : jobs) {
+          auto hand_back = [&queue, id = job.id, attempt = job.attempt] {
+            return queue.release(id, attempt);
+          };
+          try {
+            co_await service_.worker_call(std::move(hand_back));
+          } catch (const std::exception& error) {
+            log_event("jobs: " + job.id + ": cannot hand back: " + error.what());
+          }
+        }
+        jobs.clear();
       }
       for (JobRecord& job : jobs) {
         auto running = std::make_shared<RunningJob>();
@@ -225,7 +240,7 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
         std::optional<JobRecord> now;
         bool known = true;
         try {
-          now = co_await service_.call(std::move(get_job));
+          now = co_await service_.worker_call(std::move(get_job));
         } catch (const std::exception& error) {
           log_event("jobs: " + id + ": cannot look at the job: " + error.what());
           running->check.store(true);  // again at the next tick
@@ -245,7 +260,7 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
         auto beat = [&queue, id, attempt, rows, bytes, lease, event] {
           return queue.heartbeat(id, attempt, rows, bytes, lease, event);
         };
-        fenced = co_await service_.call(std::move(beat));
+        fenced = co_await service_.worker_call(std::move(beat));
       } catch (const std::exception& error) {
         // The queue is unreachable: keep exporting; the lease lapses if this lasts.
         log_event("jobs: " + id + ": heartbeat failed: " + error.what());
@@ -300,6 +315,8 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
     bool retryable = true;
     bool handed_back = false;
     bool lost = false;
+    bool committed = false;  // the object is visible under `key`
+    bool published = false;  // ... and the job's result says so
     try {
       JobSubmission spec = parse_job_spec(job.spec);
       spec.request.request_id = "job-" + job.id;
@@ -323,11 +340,12 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
           return queue.heartbeat(id, attempt, stats.rows, bytes, lease, false);
         };
         // Still ours? (A cancel that arrived while the last bytes went out.)
-        const Fenced before = co_await service_.call(std::move(check_lease));
+        const Fenced before = co_await service_.worker_call(std::move(check_lease));
         if (before == Fenced::kLost) {
           lost = true;
         } else {
           const ObjectInfo info = co_await writer->commit();
+          committed = true;
           JobResult result;
           result.key = key;
           result.size = bytes;
@@ -335,13 +353,13 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
           result.sha256 = sink.sha256();
           result.etag = info.etag;
           result.expires_at =
-              queue.now() + std::chrono::duration_cast<std::chrono::milliseconds>(spec.expires_in).count();
+              system_now_ms() +
+              std::chrono::duration_cast<std::chrono::milliseconds>(spec.expires_in).count();
           const Fenced done = co_await service_.succeed(id, attempt, result);
           if (done == Fenced::kLost) {
-            // Another attempt or a cancel won: what this one published must not stay.
-            co_await store.remove(key);
-            lost = true;
+            lost = true;  // another attempt or a cancel won: what this one published goes
           } else {
+            published = true;
             job_metrics().succeeded.add();
             job_metrics().result_bytes.add(bytes);
             log_event("jobs: " + id + " succeeded: " + std::to_string(stats.rows) + " rows, " +
@@ -370,6 +388,19 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
     if (writer) co_await writer->abandon();
     const std::string id = job.id;
     const int attempt = job.attempt;
+    if (committed && !published) {
+      // Visible but not (knowingly) recorded: lost to another attempt or a cancel, or recording
+      // failed. Delete it unless the job's result is this very object after all (a commit whose
+      // answer was lost).
+      auto get_job = [&queue, id] { return queue.get(id); };
+      try {
+        const std::optional<JobRecord> now = co_await service_.worker_call(std::move(get_job));
+        if (!now || !now->result || now->result->key != key) co_await store.remove(key);
+      } catch (const std::exception& error) {
+        log_event("jobs: " + id + ": cannot delete the unpublished result " + key + ": " +
+                  error.what());
+      }
+    }
     if (lost) job_metrics().lost.add();
     if (handed_back) job_metrics().handed_back.add();
     if (!lost && !handed_back && !failure_code.empty()) job_metrics().failed.add();
@@ -379,7 +410,7 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
                   " stopped: the job was cancelled or taken over; nothing published");
       } else if (handed_back) {
         auto hand_back = [&queue, id, attempt] { return queue.release(id, attempt); };
-        co_await service_.call(std::move(hand_back));
+        co_await service_.worker_call(std::move(hand_back));
         log_event("jobs: " + id + " handed back at shutdown");
       } else if (!failure_code.empty()) {
         log_event("jobs: " + id + " attempt " + std::to_string(attempt) + " failed (" +
@@ -388,7 +419,7 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
                                message = failure_message, retryable] {
           return queue.fail(id, attempt, code, message, retryable);
         };
-        co_await service_.call(std::move(record_failure));
+        co_await service_.worker_call(std::move(record_failure));
       }
     } catch (const std::exception& error) {
       log_event("jobs: " + id + ": cannot record the outcome: " + error.what() +

@@ -24,6 +24,16 @@ std::string instant(std::int64_t ms) {
   return rfc3339_utc(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms)));
 }
 
+}  // namespace
+
+std::int64_t system_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace {
+
 json::value instant_or_null(std::int64_t ms) {
   if (ms <= 0) return nullptr;
   return json::value(instant(ms));
@@ -57,6 +67,7 @@ JobService::JobService(const Config& config, JobQueue& queue, ObjectStore& store
 JobService::~JobService() {
   queue_.on_change({});
   pool_.join();
+  worker_pool_.join();
 }
 
 asio::awaitable<std::string> JobService::data_version(const Dataset& dataset,
@@ -96,6 +107,7 @@ asio::awaitable<Enqueued> JobService::submit(JobSubmission submission,
   // dated file name may differ between the two requests without the request differing).
   const bool named = !submission.file_name.empty();
   const bool timed = submission.expires_in.count() != 0;
+  const bool attempts_given = submission.max_attempts > 0;
   if (!named) submission.file_name = default_file_name(dataset, submission.request);
   if (!timed) submission.expires_in = queue_config_.result_ttl;
   if (submission.expires_in > queue_config_.max_result_ttl) {
@@ -138,7 +150,7 @@ asio::awaitable<Enqueued> JobService::submit(JobSubmission submission,
     const JobSubmission earlier = parse_job_spec(enqueued.job.spec);
     same = enqueued.job.fingerprint == queued.fingerprint &&
            enqueued.job.priority == queued.priority &&
-           enqueued.job.max_attempts == queued.max_attempts &&
+           (!attempts_given || enqueued.job.max_attempts == queued.max_attempts) &&
            (!named || earlier.file_name == submission.file_name) &&
            (!timed || earlier.expires_in == submission.expires_in);
   }
@@ -166,7 +178,8 @@ std::string JobService::result_file_name(const JobRecord& job) {
 
 std::optional<std::string> JobService::presigned_result_url(const JobRecord& job) const {
   if (!job.result || job.state != JobState::kSucceeded) return std::nullopt;
-  const std::int64_t left_ms = job.result->expires_at - queue_.now();
+  // The system clock, not the queue's: no database round trip while a response is built.
+  const std::int64_t left_ms = job.result->expires_at - system_now_ms();
   if (left_ms <= 0) return std::nullopt;
   // S3 allows at most 7 days; the link ends with the result.
   const auto lifetime = std::min<std::chrono::seconds>(
@@ -383,7 +396,7 @@ asio::awaitable<Fenced> JobService::succeed(std::string job_id, int attempt, Job
     completions_.push_back(pending);
     start = !std::exchange(completing_, true);
   }
-  if (start) asio::post(pool_, [this] { complete_pending(); });
+  if (start) asio::post(worker_pool_, [this] { complete_pending(); });
   while (!pending->done.load()) co_await pending->wake->wait();
   if (pending->error) std::rethrow_exception(pending->error);
   co_return pending->answer;

@@ -20,6 +20,10 @@
 
 namespace sluice {
 
+// Milliseconds since the epoch by this machine's clock (for what is shown or computed while a
+// response is built; the queue's own times come from JobQueue::now()).
+std::int64_t system_now_ms();
+
 // What the jobs API, the event streams and the workers share: the queue (its blocking calls
 // run on `pool`), the store results go into, the catalog jobs export from, and the wake-ups
 // that the queue's change notifications turn into.
@@ -41,6 +45,10 @@ class JobService {
   // Runs a blocking queue call on the queue's pool.
   template <typename Function>
   boost::asio::awaitable<std::invoke_result_t<Function&>> call(Function function);
+  // The same on a pool of the workers' own (claims, heartbeats, completions), so that API and
+  // event-stream traffic never delays a lease renewal.
+  template <typename Function>
+  boost::asio::awaitable<std::invoke_result_t<Function&>> worker_call(Function function);
 
   // Checks `submission` like a streaming export of the same request would (ApiError 4xx),
   // reads the dataset's data version (version_query), completes it at once from a finished
@@ -97,6 +105,7 @@ class JobService {
   ObjectStore& store_;
   const DatasetCatalog& catalog_;
   boost::asio::thread_pool pool_;
+  boost::asio::thread_pool worker_pool_{2};
   std::mutex mutex_;
   std::unordered_multimap<std::string, std::weak_ptr<WakeSignal>> watchers_;
   std::vector<std::weak_ptr<WakeSignal>> work_watchers_;
@@ -134,6 +143,11 @@ namespace sluice {
 template <typename Function>
 boost::asio::awaitable<std::invoke_result_t<Function&>> JobService::call(Function function) {
   return run_blocking(pool_, std::move(function));
+}
+
+template <typename Function>
+boost::asio::awaitable<std::invoke_result_t<Function&>> JobService::worker_call(Function function) {
+  return run_blocking(worker_pool_, std::move(function));
 }
 
 }  // namespace sluice
