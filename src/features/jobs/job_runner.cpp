@@ -304,6 +304,49 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
     co_return exported;
   }
 
+  // What publishing did; never thrown (see Exported).
+  struct Published {
+    bool committed = false;  // the object is visible
+    bool published = false;  // the job's result is it (false after a commit: lost the job)
+    std::exception_ptr failure;
+  };
+
+  asio::awaitable<Published> publish(ObjectWriter& writer, JobResult result, const JobRecord& job) {
+    Published outcome;
+    try {
+      const ObjectInfo info = co_await writer.commit();
+      outcome.committed = true;
+      result.etag = info.etag;
+      const Fenced done = co_await service_.succeed(job.id, job.attempt, std::move(result));
+      outcome.published = done == Fenced::kOk;
+    } catch (...) {
+      outcome.failure = std::current_exception();
+    }
+    co_return outcome;
+  }
+
+  // Renews the lease every progress_interval until cancelled (the branch beside it ended).
+  asio::awaitable<std::monostate> keep_lease(const JobRecord& job, std::uint64_t rows,
+                                             std::uint64_t bytes) {
+    JobQueue& queue = service_.queue();
+    const std::string id = job.id;
+    const int attempt = job.attempt;
+    const auto lease = config_.lease;
+    for (;;) {
+      co_await pause(config_.progress_interval);
+      auto beat = [&queue, id, attempt, rows, bytes, lease] {
+        return queue.heartbeat(id, attempt, rows, bytes, lease, false);
+      };
+      try {
+        co_await service_.worker_call(std::move(beat));
+      } catch (const boost::system::system_error&) {
+        throw;  // cancelled: publishing ended
+      } catch (const std::exception& error) {
+        log_event("jobs: " + id + ": heartbeat failed: " + error.what());
+      }
+    }
+  }
+
   asio::awaitable<void> run_job(std::shared_ptr<RunningJob> running) {
     const JobRecord job = running->job;
     JobQueue& queue = service_.queue();
@@ -344,28 +387,30 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
         if (before == Fenced::kLost) {
           lost = true;
         } else {
-          const ObjectInfo info = co_await writer->commit();
-          committed = true;
           JobResult result;
           result.key = key;
           result.size = bytes;
           result.rows = stats.rows;
           result.sha256 = sink.sha256();
-          result.etag = info.etag;
           result.expires_at =
               system_now_ms() +
               std::chrono::duration_cast<std::chrono::milliseconds>(spec.expires_in).count();
-          const Fenced done = co_await service_.succeed(id, attempt, result);
-          if (done == Fenced::kLost) {
-            lost = true;  // another attempt or a cancel won: what this one published goes
-          } else {
-            published = true;
+          // The lease is renewed while the result is published: S3's CompleteMultipartUpload
+          // of a large result may take a while.
+          std::variant<Published, std::monostate> done =
+              co_await (publish(*writer, std::move(result), job) || keep_lease(job, stats.rows, bytes));
+          const Published& outcome = std::get<0>(done);
+          committed = outcome.committed;
+          published = outcome.published;
+          lost = outcome.committed && !outcome.published && !outcome.failure;
+          writer.reset();
+          if (outcome.failure) std::rethrow_exception(outcome.failure);
+          if (published) {
             job_metrics().succeeded.add();
             job_metrics().result_bytes.add(bytes);
             log_event("jobs: " + id + " succeeded: " + std::to_string(stats.rows) + " rows, " +
                       std::to_string(bytes) + " bytes into " + key);
           }
-          writer.reset();
         }
       }
     } catch (const ApiError& error) {
