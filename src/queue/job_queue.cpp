@@ -8,6 +8,20 @@
 
 namespace sluice {
 
+const char* const kJobIndexesSql = R"sql(
+CREATE INDEX IF NOT EXISTS sluice_jobs_claim ON sluice_jobs (priority DESC, run_at, seq)
+  WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS sluice_jobs_lease ON sluice_jobs (lease_until) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS sluice_jobs_reuse ON sluice_jobs (fingerprint, data_version)
+  WHERE state = 'succeeded';
+CREATE INDEX IF NOT EXISTS sluice_jobs_expiry ON sluice_jobs (result_expires_at)
+  WHERE state = 'succeeded';
+CREATE INDEX IF NOT EXISTS sluice_jobs_finished ON sluice_jobs (finished_at)
+  WHERE state IN ('succeeded', 'failed', 'cancelled', 'expired');
+CREATE INDEX IF NOT EXISTS sluice_jobs_result_key ON sluice_jobs (result_key)
+  WHERE state = 'succeeded';
+)sql";
+
 std::string_view to_string(JobState state) {
   switch (state) {
     case JobState::kQueued: return "queued";

@@ -224,6 +224,11 @@ class JobQueue {
   virtual std::int64_t now() = 0;
 };
 
+// The indexes of sluice_jobs, the same SQL for SQLite and PostgreSQL (each creates its tables
+// in its own dialect, then these): claims, lapsed leases, reuse, expiry, retention, and the
+// sweep's "does a succeeded job still use this result?".
+extern const char* const kJobIndexesSql;
+
 // The `data` of each event type (JSON objects), the same for every queue implementation.
 std::string queued_event_data(int priority, std::int64_t run_at);
 std::string started_event_data(int attempt, std::string_view worker);

@@ -75,17 +75,6 @@ CREATE TABLE IF NOT EXISTS sluice_job_events (
   at BIGINT NOT NULL,
   PRIMARY KEY (job_id, seq)
 );
-CREATE INDEX IF NOT EXISTS sluice_jobs_claim ON sluice_jobs (priority DESC, run_at, seq)
-  WHERE state = 'queued';
-CREATE INDEX IF NOT EXISTS sluice_jobs_lease ON sluice_jobs (lease_until) WHERE state = 'running';
-CREATE INDEX IF NOT EXISTS sluice_jobs_reuse ON sluice_jobs (fingerprint, data_version)
-  WHERE state = 'succeeded';
-CREATE INDEX IF NOT EXISTS sluice_jobs_expiry ON sluice_jobs (result_expires_at)
-  WHERE state = 'succeeded';
-CREATE INDEX IF NOT EXISTS sluice_jobs_finished ON sluice_jobs (finished_at)
-  WHERE state IN ('succeeded', 'failed', 'cancelled', 'expired');
-CREATE INDEX IF NOT EXISTS sluice_jobs_result_key ON sluice_jobs (result_key)
-  WHERE state = 'succeeded';
 )sql";
 
 // The columns of a JobRecord in the order read_job() takes them, each qualified with `table`
@@ -749,6 +738,7 @@ class PgJobQueue final : public JobQueue {
       connection.exec(
           (std::string("SELECT pg_advisory_xact_lock(") + kMigrateLockKey + ")").c_str());
       connection.exec(kSchema);
+      connection.exec(kJobIndexesSql);
       transaction.commit();
       return 0;
     });

@@ -40,8 +40,7 @@ namespace sluice {
 //   no succeeded job refers to it any more (two sweepers expiring two jobs that share a key
 //   concurrently may both report it; never neither).
 // - migrate() holds a transaction-scoped advisory lock, so processes starting together create
-//   the tables once. Besides the indexes of the SQLite schema it creates one on result_key of
-//   succeeded jobs (the sweep's "does another job still use this object?").
+//   the tables once; the indexes are the SQLite queue's (kJobIndexesSql, job_queue.hpp).
 std::unique_ptr<JobQueue> open_pg_job_queue(const std::string& url, std::size_t pool_size,
                                             QueueTuning tuning);
 

@@ -58,15 +58,6 @@ CREATE TABLE IF NOT EXISTS sluice_job_events (
   at INTEGER NOT NULL,
   PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sluice_jobs_claim ON sluice_jobs (priority DESC, run_at, seq)
-  WHERE state = 'queued';
-CREATE INDEX IF NOT EXISTS sluice_jobs_lease ON sluice_jobs (lease_until) WHERE state = 'running';
-CREATE INDEX IF NOT EXISTS sluice_jobs_reuse ON sluice_jobs (fingerprint, data_version)
-  WHERE state = 'succeeded';
-CREATE INDEX IF NOT EXISTS sluice_jobs_expiry ON sluice_jobs (result_expires_at)
-  WHERE state = 'succeeded';
-CREATE INDEX IF NOT EXISTS sluice_jobs_finished ON sluice_jobs (finished_at)
-  WHERE state IN ('succeeded', 'failed', 'cancelled', 'expired');
 )sql";
 
 // Most changes per sweep step, so a sweep stays a short transaction.
@@ -197,6 +188,7 @@ class SqliteJobQueue final : public JobQueue {
     std::lock_guard lock(mutex_);
     Transaction transaction(*this);
     exec(kSchema);
+    exec(kJobIndexesSql);
     transaction.commit();
   }
 
