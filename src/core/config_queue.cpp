@@ -7,14 +7,16 @@
 namespace sluice::config_detail {
 namespace {
 
-struct MillisKey {
+// A duration key of [queue], in the unit its name ends with (_ms, _s), with its bounds.
+template <typename Duration>
+struct DurationKey {
   std::string_view key;
-  std::chrono::milliseconds QueueConfig::*member;
+  Duration QueueConfig::*member;
   std::int64_t min;
   std::int64_t max;
 };
 
-constexpr std::array<MillisKey, 5> kMillisKeys{{
+constexpr std::array<DurationKey<std::chrono::milliseconds>, 5> kMillisKeys{{
     {"lease_ms", &QueueConfig::lease, 1'000, 86'400'000},
     {"progress_interval_ms", &QueueConfig::progress_interval, 50, 60'000},
     {"poll_interval_ms", &QueueConfig::poll_interval, 10, 600'000},
@@ -22,18 +24,21 @@ constexpr std::array<MillisKey, 5> kMillisKeys{{
     {"backoff_ms", &QueueConfig::backoff, 0, 3'600'000},
 }};
 
-struct SecondsKey {
-  std::string_view key;
-  std::chrono::seconds QueueConfig::*member;
-  std::int64_t min;
-  std::int64_t max;
-};
-
-constexpr std::array<SecondsKey, 3> kSecondsKeys{{
+constexpr std::array<DurationKey<std::chrono::seconds>, 3> kSecondsKeys{{
     {"result_ttl_s", &QueueConfig::result_ttl, 1, 366 * 86'400},
     {"max_result_ttl_s", &QueueConfig::max_result_ttl, 1, 366 * 86'400},
     {"retention_s", &QueueConfig::retention, 1, 3660 * 86'400},
 }};
+
+template <typename Duration, std::size_t N>
+void read_durations(const Reader& reader, const toml::table& table,
+                    const std::array<DurationKey<Duration>, N>& keys, QueueConfig& queue) {
+  for (const DurationKey<Duration>& key : keys) {
+    if (auto value = reader.optional_int(table, "queue", key.key, key.min, key.max)) {
+      queue.*key.member = Duration(*value);
+    }
+  }
+}
 
 constexpr std::string_view kDefaultQueueFile = "sluice-jobs.db";
 
@@ -49,8 +54,8 @@ QueueConfig read_queue(const Reader& reader, const toml::table& table,
                        const std::filesystem::path& base_dir) {
   std::vector<std::string_view> known{"kind",     "path",         "url",         "url_env",
                                       "pool_size", "workers",     "max_attempts"};
-  for (const MillisKey& key : kMillisKeys) known.push_back(key.key);
-  for (const SecondsKey& key : kSecondsKeys) known.push_back(key.key);
+  for (const auto& key : kMillisKeys) known.push_back(key.key);
+  for (const auto& key : kSecondsKeys) known.push_back(key.key);
   reader.check_keys(table, "queue", known);
 
   QueueConfig queue = default_queue(base_dir);
@@ -102,16 +107,8 @@ QueueConfig read_queue(const Reader& reader, const toml::table& table,
   if (auto attempts = reader.optional_int(table, "queue", "max_attempts", 1, 100)) {
     queue.max_attempts = static_cast<int>(*attempts);
   }
-  for (const MillisKey& key : kMillisKeys) {
-    if (auto value = reader.optional_int(table, "queue", key.key, key.min, key.max)) {
-      queue.*key.member = std::chrono::milliseconds(*value);
-    }
-  }
-  for (const SecondsKey& key : kSecondsKeys) {
-    if (auto value = reader.optional_int(table, "queue", key.key, key.min, key.max)) {
-      queue.*key.member = std::chrono::seconds(*value);
-    }
-  }
+  read_durations(reader, table, kMillisKeys, queue);
+  read_durations(reader, table, kSecondsKeys, queue);
   if (queue.progress_interval * 2 > queue.lease) {
     reader.fail(table, "queue.lease_ms",
                 "must be at least twice progress_interval_ms (the heartbeat renews the lease)");
