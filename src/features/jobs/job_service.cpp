@@ -177,6 +177,11 @@ std::string JobService::result_file_name(const JobRecord& job) {
 }
 
 std::optional<std::string> JobService::presigned_result_url(const JobRecord& job) const {
+  return presigned_result_url(job, result_file_name(job));
+}
+
+std::optional<std::string> JobService::presigned_result_url(const JobRecord& job,
+                                                            const std::string& file_name) const {
   if (!job.result || job.state != JobState::kSucceeded) return std::nullopt;
   // The system clock, not the queue's: no database round trip while a response is built.
   const std::int64_t left_ms = job.result->expires_at - system_now_ms();
@@ -184,7 +189,7 @@ std::optional<std::string> JobService::presigned_result_url(const JobRecord& job
   // S3 allows at most 7 days; the link ends with the result.
   const auto lifetime = std::min<std::chrono::seconds>(
       std::chrono::seconds(std::max<std::int64_t>(left_ms / 1000, 1)), std::chrono::hours(24 * 7));
-  return store_.presign_get(job.result->key, lifetime, content_disposition(result_file_name(job)));
+  return store_.presign_get(job.result->key, lifetime, content_disposition(file_name));
 }
 
 std::string JobService::job_json(const JobRecord& job) const {
@@ -192,8 +197,10 @@ std::string JobService::job_json(const JobRecord& job) const {
   out["id"] = job.id;
   out["state"] = to_string(job.state);
   out["dataset"] = job.dataset;
+  std::string file_name;  // the name the job asked for (parsed once, used twice)
   try {
     const JobSubmission spec = parse_job_spec(job.spec);
+    file_name = spec.file_name;
     json::object request;
     request["format"] = file_extension(spec.request.format);
     request["compression"] = spec.request.compression == Compression::kNone
@@ -207,6 +214,7 @@ std::string JobService::job_json(const JobRecord& job) const {
   } catch (const std::exception&) {
     out["request"] = nullptr;
   }
+  if (file_name.empty()) file_name = result_file_name(job);
   out["priority"] = job.priority;
   out["attempt"] = job.attempt;
   out["max_attempts"] = job.max_attempts;
@@ -223,11 +231,11 @@ std::string JobService::job_json(const JobRecord& job) const {
   if (job.result && (job.state == JobState::kSucceeded || job.state == JobState::kExpired)) {
     json::object result;
     if (job.state == JobState::kSucceeded) {
-      result["url"] = presigned_result_url(job).value_or(self + "/result");
+      result["url"] = presigned_result_url(job, file_name).value_or(self + "/result");
     } else {
       result["url"] = nullptr;
     }
-    result["file_name"] = result_file_name(job);
+    result["file_name"] = file_name;
     result["size"] = job.result->size;
     result["rows"] = job.result->rows;
     result["sha256"] = job.result->sha256;
@@ -254,15 +262,6 @@ std::string JobService::job_json(const JobRecord& job) const {
 
 namespace {
 
-std::string json_escaped(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out;
-}
-
 constexpr std::size_t kEventPage = 256;
 
 }  // namespace
@@ -288,7 +287,7 @@ JobService::EventPage JobService::refresh_and_read(EventFeed& feed, const std::s
                                       : "/v1/jobs/" + job_id + "/result";
           if (event.data.size() > 1 && event.data.back() == '}') {
             event.data.pop_back();
-            event.data += ",\"url\":\"" + json_escaped(url) + "\"}";
+            event.data += ",\"url\":" + json::serialize(json::value(url)) + "}";
           }
         }
         if (!feed.events.empty() && feed.events.back().type == "progress") feed.events.pop_back();

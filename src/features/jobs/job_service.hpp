@@ -62,6 +62,8 @@ class JobService {
   // A result's download URL: S3's presigned GET, or nothing (the local folder: the jobs
   // route serves it).
   std::optional<std::string> presigned_result_url(const JobRecord& job) const;
+  std::optional<std::string> presigned_result_url(const JobRecord& job,
+                                                  const std::string& file_name) const;
   // The result's file name (the last segment of its key).
   static std::string result_file_name(const JobRecord& job);
 
