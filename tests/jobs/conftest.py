@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from support.jobs import Worker, jobs_config, make_items_db
+from support.jobs import Worker, jobs_config, make_items_db, stop_workers
 from support.server import SluiceServer, serve, stop_all
 
 ITEMS_ROWS = 30_000
@@ -98,18 +98,7 @@ def start_jobs(tmp_path, items_db) -> Iterator[Callable[..., JobsEnv]]:
         return env
 
     yield start
-    errors = []
-    for env in envs:
-        for worker in env.workers:
-            try:
-                if worker.proc.poll() is None:
-                    rc = worker.stop()
-                    if rc != 0:
-                        errors.append(f"worker exited with {rc}\n{worker.log_text()[-3000:]}")
-            except AssertionError as error:
-                errors.append(str(error))
-            finally:
-                worker.kill()
+    errors = stop_workers([worker for env in envs for worker in env.workers])
     stop_all([env.server for env in envs if env.server is not None])
     assert not errors, "\n".join(errors)
 

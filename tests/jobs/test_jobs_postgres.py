@@ -38,11 +38,11 @@ import pytest
 import requests
 
 from support.jobs import (SseStream, Worker, cancel, decompress, get_job, items_dataset,
-                          raw_body, streaming_export, submit_ok, wait_job)
+                          raw_body, stop_workers, streaming_export, submit_ok, wait_job)
 from support.pg import DB_NAME, PgCluster, dataset_toml
 from support.s3 import BUCKET, KEY_ID, SECRET, FaultProxy, S3rver, have_tools, s3_env, \
     storage_config
-from support.server import SANITIZER_REPORT, SluiceServer, serve, stop_all
+from support.server import SluiceServer, serve, stop_all
 
 DATA_DB = DB_NAME  # the source data: items, tick()
 
@@ -329,25 +329,7 @@ class Deployment:
         return [(seq, kind, json.loads(data)) for seq, kind, data in rows]
 
     def stop(self) -> None:
-        errors = []
-        for worker in self.workers:
-            try:
-                if worker.proc.poll() is None:
-                    worker.proc.send_signal(signal.SIGCONT)  # a test may have left it stopped
-                    rc = worker.stop()
-                    if rc != 0:
-                        errors.append(f"worker exited with {rc}\n{worker.log_text()[-3000:]}")
-                elif worker.proc.returncode not in (0, -signal.SIGKILL):  # not the test's doing
-                    errors.append(f"worker died with {worker.proc.returncode}\n"
-                                  f"{worker.log_text()[-3000:]}")
-                report = SANITIZER_REPORT.search(worker.log_text())
-                if report:
-                    errors.append(f"sanitizer report in a worker's log\n"
-                                  f"{worker.log_text()[-6000:]}")
-            except AssertionError as error:
-                errors.append(str(error))
-            finally:
-                worker.kill()
+        errors = stop_workers(self.workers)
         try:
             stop_all(self.servers)
         except AssertionError as error:

@@ -26,7 +26,7 @@ from typing import Iterable
 import requests
 
 from .http import ChunkedReader, raw_get
-from .server import STOP_TIMEOUT_S, sluice_bin
+from .server import SANITIZER_REPORT, STOP_TIMEOUT_S, sluice_bin
 
 FINAL_STATES = ("succeeded", "failed", "cancelled", "expired")
 FINAL_EVENTS = FINAL_STATES
@@ -439,3 +439,28 @@ class Worker:
             self.proc.wait(timeout=10)
         if not self._log.closed:
             self._log.close()
+
+
+def stop_workers(workers: Iterable[Worker]) -> list[str]:
+    """The standard teardown of `sluice worker` processes: each still running must exit 0 on
+    SIGTERM (one a test left stopped is continued first); one that already exited must have
+    exited 0 or by the test's SIGKILL; no log may hold a sanitizer report. Returns the problems
+    (the caller stops its servers too before it fails)."""
+    errors = []
+    for worker in workers:
+        try:
+            if worker.proc.poll() is None:
+                worker.proc.send_signal(signal.SIGCONT)
+                rc = worker.stop()
+                if rc != 0:
+                    errors.append(f"worker exited with {rc}\n{worker.log_text()[-3000:]}")
+            elif worker.proc.returncode not in (0, -signal.SIGKILL):  # not the test's doing
+                errors.append(f"worker died with {worker.proc.returncode}\n"
+                              f"{worker.log_text()[-3000:]}")
+            if SANITIZER_REPORT.search(worker.log_text()):
+                errors.append(f"sanitizer report in a worker's log\n{worker.log_text()[-6000:]}")
+        except AssertionError as error:
+            errors.append(str(error))
+        finally:
+            worker.kill()
+    return errors
