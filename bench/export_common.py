@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import os
 import select
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -40,6 +41,19 @@ def binary(path=None):
         sys.exit(f"{path}: not found; build it with "
                  "`cmake --preset release && ninja -C build/release sluice`")
     return path
+
+
+def stage_copy(source, work, name):
+    """Copies the executable `source` to WORK/NAME atomically (a copy written beside it, then
+    renamed: a running copy keeps its inode), so a rebuild during the run cannot change what is
+    measured or make a process fail to start. Returns the copy's path."""
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    target = work / name
+    tmp = work / f".{name}.{os.getpid()}"
+    shutil.copy2(source, tmp)
+    os.replace(tmp, target)
+    return target
 
 
 def demo_rows(folder):

@@ -29,16 +29,10 @@ FINAL_EVENTS = ("succeeded", "failed", "cancelled", "expired")
 
 
 def stage_binary(source, work, name):
-    """Copies the sluice binary into WORK/NAME (atomically), so a rebuild of build/release
-    during the run cannot change what is measured (or make a server fail to start)."""
-    source = Path(source)
-    work = Path(work)
-    work.mkdir(parents=True, exist_ok=True)
-    target = work / name
-    tmp = work / f".{name}.{os.getpid()}"
-    shutil.copy2(source, tmp)
-    os.replace(tmp, target)
-    return target
+    """Copies the sluice binary into WORK/NAME (common.stage_copy), so a rebuild of
+    build/release during the run cannot change what is measured (or make a server fail to
+    start)."""
+    return common.stage_copy(Path(source), work, name)
 
 
 def dataset_blocks(demo_config, names):

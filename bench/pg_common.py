@@ -15,7 +15,6 @@ Clients (psql, Sluice) reach the cluster over the unix socket with Sluice's sess
 import contextlib
 import os
 import pwd
-import shutil
 import socket
 import subprocess
 import sys
@@ -45,16 +44,9 @@ proc_cpu_seconds = common.proc_cpu_seconds
 
 
 def stage_binary(work, source=None):
-    """Copies the sluice binary into WORK (atomically: a running copy keeps its inode), so a
-    rebuild of build/release during the run cannot change or break what is measured."""
-    source = common.binary(source)
-    work = Path(work)
-    work.mkdir(parents=True, exist_ok=True)
-    target = work / "sluice"
-    tmp = work / f".sluice.{os.getpid()}"
-    shutil.copy2(source, tmp)
-    os.replace(tmp, target)
-    return target
+    """Copies the sluice binary into WORK (common.stage_copy), so a rebuild of build/release
+    during the run cannot change or break what is measured."""
+    return common.stage_copy(common.binary(source), work, "sluice")
 
 
 def free_port():

@@ -62,12 +62,7 @@ def stage(source, work):
     if not source.is_file():
         sys.exit(f"{source}: not found; build it with "
                  "`cmake --preset release && ninja -C build/release sluice_queue_bench`")
-    work.mkdir(parents=True, exist_ok=True)
-    target = work / "sluice_queue_bench"
-    tmp = work / f".sluice_queue_bench.{os.getpid()}"
-    shutil.copy2(source, tmp)
-    os.replace(tmp, target)
-    return target
+    return pg.common.stage_copy(source, work, "sluice_queue_bench")
 
 
 def load():
