@@ -97,6 +97,16 @@ int run_cli(int argc, char** argv) {
   for (auto* action : {store_put, store_get, store_ls, store_rm})
     action->fallthrough();  // --config after
 
+  CubeBuildOptions cube_options;
+  auto* cube = app.add_subcommand("cube", "Precomputed cubes of [[cubes]]");
+  cube->require_subcommand(1);
+  auto* cube_build = cube->add_subcommand(
+      "build", "Run a cube's query, store a new version and switch the cube to it");
+  auto* cube_name = cube_build->add_option("name", cube_options.cube, "Cube name");
+  cube_build->add_flag("--all", cube_options.all, "Build every cube of the configuration")
+      ->excludes(cube_name);
+  cube_build->add_option("--config", cube_options.config_file, "Configuration file (TOML)");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (serve->parsed()) return serve_command(load_config(serve_config), serve_listen);
@@ -105,6 +115,12 @@ int run_cli(int argc, char** argv) {
     if (export_cmd->parsed()) return export_command(export_options);
     if (check->parsed()) return check_config_command(check_file);
     if (presign->parsed()) return presign_command(presign_options);
+    if (cube_build->parsed()) {
+      if (!cube_options.all && cube_options.cube.empty()) {
+        throw std::runtime_error("cube build: give a cube name or --all");
+      }
+      return cube_build_command(cube_options);
+    }
     if (store->parsed()) {
       for (auto* action : {store_put, store_get, store_ls, store_rm}) {
         if (action->parsed()) store_options.action = action->get_name();

@@ -72,4 +72,13 @@ struct StoreOptions {
 // put makes the object visible only when complete; get writes FILE.partial and renames it.
 int store_command(const StoreOptions& options);
 
+struct CubeBuildOptions {
+  std::filesystem::path config_file = "sluice.toml";
+  std::string cube;  // one cube, or every cube of the config with `all`
+  bool all = false;
+};
+// sluice cube build: runs each cube's query, writes a new version into [storage] and switches
+// the cube to it; prints one line per cube (rows, rate, files written and unchanged, bytes).
+int cube_build_command(const CubeBuildOptions& options);
+
 }  // namespace sluice

@@ -7,6 +7,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "features/archives/archive_feature.hpp"
+#include "features/cubes/cube_feature.hpp"
 #include "features/exports/export_handler.hpp"
 #include "features/files/file_feature.hpp"
 #include "features/jobs/job_feature.hpp"
@@ -57,6 +58,7 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
   std::unique_ptr<FileFeature> files;
   std::unique_ptr<JobQueue> queue;
   std::unique_ptr<JobFeature> jobs;
+  std::unique_ptr<CubeFeature> cubes;
   if (config.storage) {
     store = open_object_store(*config.storage);
     // A bucket that cannot be reached, or credentials S3 refuses, stop the start with S3's
@@ -66,6 +68,7 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
     files = make_file_feature(*store, *config.storage, config.server, limiter, router);
     queue = open_job_queue(*config.queue);
     jobs = make_job_feature(config, *queue, *store, catalog, limiter, router, config.queue->workers);
+    cubes = make_cube_feature(config, *store, router);
   }
   AsyncExportHandler async;
   if (jobs) {
@@ -99,6 +102,8 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
   }
   // Joins the object store's pool while the server's io_context still exists: a read job that
   // outlived its download holds a WakeSignal whose timer belongs to that context.
+  if (cubes) cubes->stop();
+  cubes.reset();
   files.reset();
   archives.reset();
   store.reset();  // (before the job runner's I/O contexts go: its writes' pool jobs wake them)

@@ -545,7 +545,7 @@ StorageConfig read_storage(const Reader& reader, const toml::table& table,
 Config read_config(std::string_view text, const fs::path& file) {
   Reader reader(file.string());
   toml::table root = parse_toml(text, file.string());
-  reader.check_keys(root, "", {"server", "sources", "storage", "datasets", "queue"});
+  reader.check_keys(root, "", {"server", "sources", "storage", "datasets", "queue", "cubes"});
   Config config;
   config.file = fs::absolute(file).lexically_normal();
   if (const auto* server = reader.optional<toml::table>(root, "", "server")) {
@@ -564,6 +564,7 @@ Config read_config(std::string_view text, const fs::path& file) {
     config.queue = queue != nullptr ? read_queue(reader, *queue, config.file.parent_path())
                                     : default_queue(config.file.parent_path());
   }
+  read_cubes(reader, root, config);
   return config;
 }
 
@@ -573,6 +574,11 @@ Config read_config(std::string_view text, const fs::path& file) {
 const DatasetConfig* Config::find_dataset(std::string_view name) const {
   auto it = std::ranges::find(datasets, name, &DatasetConfig::name);
   return it == datasets.end() ? nullptr : &*it;
+}
+
+const CubeConfig* Config::find_cube(std::string_view name) const {
+  auto it = std::ranges::find(cubes, name, &CubeConfig::name);
+  return it == cubes.end() ? nullptr : &*it;
 }
 
 Config load_config(const std::filesystem::path& file) {

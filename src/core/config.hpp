@@ -183,6 +183,45 @@ struct QueueConfig {
   int line = 0;
 };
 
+// [[cubes]]: answers computed in advance and laid out at offsets computable from the request
+// (features/cubes). The query returns one row per cell (per cell and body key with `body`):
+// the dimensions' values and the metrics.
+enum class CubeMetricType : std::uint8_t { kInt64, kFloat64, kDecimal, kText };
+
+struct CubeDimensionConfig {
+  std::string name;  // a column of the query (also the URL's parameter name for file dimensions)
+  // The dictionary in this order, as declared (`values`, or `from`/`to`/`step` expanded); empty:
+  // the distinct values of the data, sorted. A value of the data outside a declared dictionary
+  // fails the build.
+  std::vector<std::string> values;
+  int line = 0;
+};
+
+struct CubeMetricConfig {
+  std::string name;  // a column of the query
+  CubeMetricType type = CubeMetricType::kInt64;
+  int scale = 0;                // decimal: digits after the point (0..18); values are exact
+  std::size_t max_length = 0;   // text: bytes at most (1..4096)
+  int line = 0;
+};
+
+struct CubeConfig {
+  std::string name;    // [A-Za-z0-9_-]+: /v1/cubes/{name}/...
+  std::string source;  // key of [sources.NAME]
+  std::string query;
+  std::string description;
+  std::vector<std::string> path;              // one file per combination: URL path segments
+  std::vector<CubeDimensionConfig> file;      // the record's place in a file (mixed radix, the
+                                              // last varies fastest: slices along it are one read)
+  std::vector<CubeDimensionConfig> body;      // a small map per record ({"Laptop": {...}})
+  std::vector<CubeMetricConfig> metrics;
+  std::chrono::seconds max_age{300};          // Cache-Control: public, max-age
+  std::chrono::seconds keep_versions{600};    // a replaced version is deleted after this
+  std::chrono::milliseconds refresh{1'000};   // how often a server looks for a new version
+  std::size_t max_slice = 1'000;              // records in one slice (?day=a..b) at most
+  int line = 0;
+};
+
 struct Config {
   std::filesystem::path file;          // the file it was loaded from (absolute)
   ServerConfig server;
@@ -192,8 +231,10 @@ struct Config {
   // Background jobs run where there is a store: [queue] as given, else the defaults (SQLite file
   // sluice-jobs.db beside the config file). Absent without [storage].
   std::optional<QueueConfig> queue;
+  std::vector<CubeConfig> cubes;       // served and built where there is a store
 
   const DatasetConfig* find_dataset(std::string_view name) const;
+  const CubeConfig* find_cube(std::string_view name) const;
 };
 
 // Loads and validates a configuration file; throws ConfigError naming the key and line.

@@ -861,5 +861,72 @@ TEST_F(ConfigS3Test, NumberRanges) {
                          "expected an integer, got a string"));
 }
 
+// [[cubes]]: a valid cube after kSource and a [storage] (lines 4-5); `extra` starts on line 13.
+class ConfigCubeTest : public ConfigTest {
+ protected:
+  static std::string cube(std::string_view extra) {
+    return std::string(kSource) + "[storage]\npath = \".\"\n[[cubes]]\nname = \"sales\"\nsource = \"demo\"\n" +
+           "query = \"q\"\npath = [\"country\"]\nfile = [\"status\", {name = \"day\", from = \"2026-01-30\", to = "
+           "\"2026-02-02\", step = \"day\"}]\nmetrics = [{name = \"orders\", type = \"int64\"}]\n" +
+           std::string(extra);
+  }
+};
+
+TEST_F(ConfigCubeTest, ReadsDimensionsRangesAndMetrics) {
+  Config config = parse(cube("body = [\"product\"]\nmax_age_s = 60\n"));
+  ASSERT_EQ(config.cubes.size(), 1u);
+  const CubeConfig& c = config.cubes[0];
+  EXPECT_EQ(c.path, std::vector<std::string>{"country"});
+  ASSERT_EQ(c.file.size(), 2u);
+  EXPECT_TRUE(c.file[0].values.empty());  // from the data
+  EXPECT_EQ(c.file[1].values, (std::vector<std::string>{"2026-01-30", "2026-01-31", "2026-02-01", "2026-02-02"}));
+  EXPECT_EQ(c.body[0].name, "product");
+  EXPECT_EQ(c.max_age, std::chrono::seconds(60));
+  EXPECT_EQ(config.find_cube("sales"), &c);
+}
+
+TEST_F(ConfigCubeTest, MonthAndIntegerRangesAndDeclaredValues) {
+  Config config = parse(cube(
+      "body = [{name = \"m\", from = \"2025-11\", to = \"2026-02\", step = \"month\"}, {name = \"n\", from = 1, "
+      "to = 7, step = 3}, {name = \"v\", values = [\"x\", 2]}]\n"));
+  const CubeConfig& c = config.cubes[0];
+  EXPECT_EQ(c.body[0].values, (std::vector<std::string>{"2025-11", "2025-12", "2026-01", "2026-02"}));
+  EXPECT_EQ(c.body[1].values, (std::vector<std::string>{"1", "4", "7"}));
+  EXPECT_EQ(c.body[2].values, (std::vector<std::string>{"x", "2"}));
+}
+
+TEST_F(ConfigCubeTest, ErrorsNameKeyAndLine) {
+  EXPECT_TRUE(fails_with(cube("colour = 1\n"), 13, "cubes[0].colour", "unknown key"));
+  EXPECT_TRUE(fails_with(cube("body = [\"orders\"]\n"), 12, "cubes[0].metrics[0]",
+                         "column \"orders\" is already used by cubes[0].body[0]"));
+  EXPECT_TRUE(fails_with(cube("body = [{name = \"x\", values = []}]\n"), 13, "cubes[0].body[0].values",
+                         "must not be empty"));
+  EXPECT_TRUE(fails_with(cube("body = [{name = \"x\", from = \"2026-02-30\", to = \"2026-03-01\", step = \"day\"}]\n"),
+                         13, "cubes[0].body[0].from", "expected a date YYYY-MM-DD"));
+  EXPECT_TRUE(fails_with(cube("body = [{name = \"x\", from = 5, to = 1}]\n"), 13, "cubes[0].body[0].to",
+                         "is before `from`"));
+  EXPECT_TRUE(fails_with(cube("body = [\"bad name\"]\n"), 13, "cubes[0].body[0]", "invalid dimension name"));
+  EXPECT_TRUE(fails_with(cube("max_slice = 0\n"), 13, "cubes[0].max_slice", "must be at least 1"));
+}
+
+TEST_F(ConfigCubeTest, MetricTypesNeedTheirParameters) {
+  const std::string head = std::string(kSource) +
+                           "[storage]\npath = \".\"\n[[cubes]]\nname = \"c\"\nsource = \"demo\"\nquery = \"q\"\n";
+  EXPECT_TRUE(fails_with(head + "metrics = [{name = \"r\", type = \"decimal\"}]\n", 10, "cubes[0].metrics[0].scale",
+                         "missing required key"));
+  EXPECT_TRUE(fails_with(head + "metrics = [{name = \"r\", type = \"text\"}]\n", 10,
+                         "cubes[0].metrics[0].max_length", "missing required key"));
+  EXPECT_TRUE(fails_with(head + "metrics = [{name = \"r\", type = \"int64\", scale = 2}]\n", 10,
+                         "cubes[0].metrics[0].scale", "only for type = \"decimal\""));
+  EXPECT_TRUE(fails_with(head + "metrics = [{name = \"r\", type = \"money\"}]\n", 10, "cubes[0].metrics[0].type",
+                         "unknown type \"money\""));
+  EXPECT_TRUE(fails_with(head + "metrics = []\n", 10, "cubes[0].metrics", "needs at least one metric"));
+  EXPECT_TRUE(fails_with(std::string(kSource) + "[[cubes]]\nname = \"c\"\n", 4, "cubes",
+                         "cubes are stored in [storage]: add it"));
+  EXPECT_TRUE(fails_with(std::string(kSource) + "[storage]\npath = \".\"\n[[cubes]]\nname = \"c\"\nsource = \"x\"\n" +
+                             "query = \"q\"\nmetrics = [{name = \"r\", type = \"int64\"}]\n",
+                         8, "cubes[0].source", "unknown source \"x\""));
+}
+
 }  // namespace
 }  // namespace sluice

@@ -139,6 +139,11 @@ void DatasetCatalog::close() {
   for (auto& entry : sources_) entry.second->close();
 }
 
+Source* DatasetCatalog::source(std::string_view name) const {
+  auto it = sources_.find(std::string(name));
+  return it == sources_.end() ? nullptr : it->second.get();
+}
+
 const Dataset* DatasetCatalog::find(std::string_view name) const {
   for (const Dataset& dataset : datasets_) {
     if (dataset.config->name == name) return &dataset;

@@ -54,6 +54,8 @@ class DatasetCatalog {
   ~DatasetCatalog();
 
   const Dataset* find(std::string_view name) const;
+  // The opened source of [sources.NAME], or nullptr (cubes read through it too).
+  Source* source(std::string_view name) const;
   // Closes the sources' idle connections (see Source::close): call when the server stopped.
   void close();
   const std::vector<Dataset>& datasets() const { return datasets_; }

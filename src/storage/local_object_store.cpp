@@ -127,6 +127,16 @@ class LocalObjectStore final : public ObjectStore {
     return run_blocking(pool_, [this, key = std::move(key)] { return remove_file(key); });
   }
 
+  asio::awaitable<std::string> read_range(std::string key, std::uint64_t offset,
+                                          std::size_t length) override {
+    require_key(key);
+    ObjectFile file = ObjectFile::open(root_fd_, key, O_RDONLY);
+    if (!file.is_open()) throw StorageError(StorageError::Kind::kGone, "no object " + key);
+    std::string bytes(length, '\0');
+    file.read_at(bytes.data(), length, offset, key);
+    co_return bytes;
+  }
+
   std::unique_ptr<ObjectStream> read(std::vector<ReadStep> plan, ReadAheadBudget budget,
                                      asio::any_io_executor executor) override {
     for (const ReadStep& step : plan) require_key(step.object.key);

@@ -154,6 +154,12 @@ class ObjectStore {
   virtual boost::asio::awaitable<std::unique_ptr<ObjectWriter>> write(std::string key) = 0;
   // Deletes the object; false when there was none. Never removes a folder or follows a link.
   virtual boost::asio::awaitable<bool> remove(std::string key) = 0;
+  // Bytes [offset, offset + length) of `key` in one read, for small reads of immutable objects
+  // (a cube's records): the local folder preads on the calling thread (the page cache makes it
+  // a copy; no hop to the pool), S3 issues one ranged GET. Throws StorageError: kGone when there
+  // is no such object, kChanged when it ends before offset + length.
+  virtual boost::asio::awaitable<std::string> read_range(std::string key, std::uint64_t offset,
+                                                         std::size_t length) = 0;
   // Starts reading `plan` ahead of the consumer; the consumer runs on `executor`.
   virtual std::unique_ptr<ObjectStream> read(std::vector<ReadStep> plan, ReadAheadBudget budget,
                                              boost::asio::any_io_executor executor) = 0;

@@ -139,6 +139,28 @@ class S3ObjectStore final : public ObjectStore {
     }
   }
 
+  asio::awaitable<std::string> read_range(std::string key, std::uint64_t offset,
+                                          std::size_t length) override {
+    require_key(key);
+    std::string bytes(length, '\0');
+    try {
+      std::unique_ptr<S3Download> download = co_await client_->open_download(key, offset, length, "");
+      if (!download) throw StorageError(StorageError::Kind::kGone, "no object " + key);
+      std::size_t done = 0;
+      while (done < length) {
+        const std::size_t got = co_await download->read_some(std::span<char>(bytes.data() + done, length - done));
+        if (got == 0) break;
+        done += got;
+      }
+      if (done != length) {
+        throw StorageError(StorageError::Kind::kChanged, "object " + key + " ended before the range");
+      }
+    } catch (const S3Error& error) {
+      throw storage_error_of(error);
+    }
+    co_return bytes;
+  }
+
   asio::awaitable<void> put(std::string key, std::string bytes) override {
     require_key(key);
     try {

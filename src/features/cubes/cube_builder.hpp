@@ -1,0 +1,48 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/config.hpp"
+#include "sources/source.hpp"
+#include "storage/object_store.hpp"
+
+namespace sluice {
+
+// A build that cannot go on: the message names the cube and what is wrong (a column the query
+// lacks, a value outside a declared dictionary, two rows for one cell, a metric that does not
+// parse), and nothing was published.
+class CubeBuildError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct CubeBuildStats {
+  std::string version;
+  std::uint64_t rows = 0;           // the query's rows
+  std::uint64_t cells = 0;          // records with data
+  std::uint64_t files = 0;
+  std::uint64_t files_written = 0;  // the others are unchanged files of the previous version
+  std::uint64_t bytes_written = 0;
+  std::uint64_t bytes_stored = 0;   // every file of the version, reused ones included
+  std::uint32_t record_size = 0;
+  double query_seconds = 0;         // running the query and taking its rows in
+  double write_seconds = 0;         // laying out and storing the files, publishing
+  std::vector<std::string> deleted_versions;
+};
+
+// Builds a new version of `cube`: runs its query on `source`, lays out one file per combination
+// of the path dimensions' values, stores them (a file whose bytes equal the current version's
+// file for the same path is not written again: the new manifest refers to the old object),
+// writes the version's manifest and then switches the cube's pointer to it in one put, so a
+// reader sees the old version or the new one, never a mix. Versions replaced more than
+// cube.keep_versions ago are deleted afterwards (objects still referred to are kept). A query
+// that returns no rows publishes nothing. Throws CubeBuildError, SourceError or StorageError;
+// the objects this build wrote are deleted then.
+boost::asio::awaitable<CubeBuildStats> build_cube(const CubeConfig& cube, Source& source,
+                                                  ObjectStore& store);
+
+}  // namespace sluice
