@@ -16,7 +16,7 @@ findings=build/fuzz/findings
 mkdir -p "$findings"
 for target in fuzz_export_plan fuzz_config fuzz_pg_decoders fuzz_encoders fuzz_compression \
     fuzz_transforms fuzz_request_target fuzz_range fuzz_archive_request fuzz_zip_names \
-    fuzz_s3_xml; do
+    fuzz_s3_xml fuzz_cube; do
   binary="build/fuzz/fuzz/$target"
   shopt -s nullglob
   saved=(fuzz/regressions/"$target"-*)

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -80,5 +81,7 @@ struct CubeBuildOptions {
 // sluice cube build: runs each cube's query, writes a new version into [storage] and switches
 // the cube to it; prints one line per cube (rows, rate, files written and unchanged, bytes).
 int cube_build_command(const CubeBuildOptions& options);
+// The same for cubes of a loaded config, the lines written to `out`. Throws on the first failure.
+void build_cubes(const Config& config, const std::vector<const CubeConfig*>& cubes, std::ostream& out);
 
 }  // namespace sluice

@@ -12,6 +12,7 @@ namespace sluice {
 
 int cube_build_command(const CubeBuildOptions& options) {
   const Config config = load_config(options.config_file);
+  if (!config.storage) throw std::runtime_error(config.file.string() + " has no [storage] section: cubes are stored there");
   std::vector<const CubeConfig*> cubes;
   if (options.all) {
     for (const CubeConfig& cube : config.cubes) cubes.push_back(&cube);
@@ -26,6 +27,11 @@ int cube_build_command(const CubeBuildOptions& options) {
     }
     cubes.push_back(cube);
   }
+  build_cubes(config, cubes, std::cout);
+  return 0;
+}
+
+void build_cubes(const Config& config, const std::vector<const CubeConfig*>& cubes, std::ostream& out) {
   boost::asio::io_context io;  // before the catalog and the store: their connections close first
   DatasetCatalog catalog(config);
   std::unique_ptr<ObjectStore> store = open_object_store(*config.storage);
@@ -53,15 +59,12 @@ int cube_build_command(const CubeBuildOptions& options) {
                   static_cast<unsigned long long>(stats.files_written),
                   static_cast<unsigned long long>(stats.files - stats.files_written),
                   static_cast<unsigned long long>(stats.bytes_stored), stats.record_size);
-    std::cout << line;
-    if (!stats.deleted_versions.empty()) {
-      std::cout << "; deleted " << stats.deleted_versions.size() << " old version(s)";
-    }
-    std::cout << '\n';
+    out << line;
+    if (!stats.deleted_versions.empty()) out << "; deleted " << stats.deleted_versions.size() << " old version(s)";
+    out << '\n';
   }
   store->close_idle();
   catalog.close();
-  return 0;
 }
 
 }  // namespace sluice

@@ -458,6 +458,22 @@ null_text = ""
   out << R"(sortable = ["country", "orders", "revenue"])" << "\norder = \"-revenue\"\n";
   column("orders", "int");
   column("revenue", "decimal");
+  // A cube: one file per country and month, a record per status and day of the month.
+  out << R"toml(
+[[cubes]]
+name = "sales"
+source = "demo"
+description = "Orders, revenue and items per country, month, status and day of the month"
+query = """SELECT country, substr(created_at, 1, 7) AS month, status,
+  CAST(substr(created_at, 9, 2) AS INTEGER) AS day, count(*) AS orders,
+  round(sum(amount), 2) AS revenue, sum(quantity) AS quantity
+  FROM orders GROUP BY 1, 2, 3, 4"""
+path = ["country", "month"]
+file = ["status", {name = "day", from = 1, to = 31}]
+metrics = [{name = "orders", type = "int64"}, {name = "revenue", type = "decimal", scale = 2},
+           {name = "quantity", type = "int64"}]
+max_age_s = 3600
+)toml";
   return out.str();
 }
 

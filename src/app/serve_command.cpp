@@ -117,6 +117,12 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
 int demo_command(const DemoCommandOptions& options) {
   DemoSetup setup = prepare_demo(DemoOptions{options.dir, options.rows, options.listen}, std::clog);
   Config config = load_config(setup.config_file);
+  // The sales cube, built from the orders once (again when the database was generated anew).
+  if (const CubeConfig* cube = config.find_cube("sales");
+      cube != nullptr && (setup.created || !std::filesystem::exists(setup.objects / ".sluice" / "cubes" /
+                                                                     "sales" / "current.json"))) {
+    build_cubes(config, {cube}, std::clog);
+  }
   std::cout << "demo folder " << options.dir.string() << " (" << setup.rows << " orders, config "
             << setup.config_file.string() << ")\ntry:\n";
   return serve_command(
@@ -124,7 +130,8 @@ int demo_command(const DemoCommandOptions& options) {
       {"/v1/datasets", "/v1/exports/orders.csv", "/v1/exports/orders.jsonl?country=DE,FR",
        "/v1/exports/orders.csv?status=paid&columns=id,email,amount&limit=100",
        "/v1/exports/orders_report.csv?country=DE&limit=100", "/v1/exports/countries.jsonl",
-       "/metrics", "/healthz"},
+       "/v1/cubes/sales", "/v1/cubes/sales/DE/2024-11?status=paid&day=3",
+       "/v1/cubes/sales/DE/2024-11?status=delivered&day=1..30", "/metrics", "/healthz"},
       {"background job: curl -si -X POST {base}/v1/jobs -H 'Content-Type: application/json' -d '{\"dataset\": \"orders\", "
        "\"format\": \"csv\", \"compression\": \"gzip\", \"filters\": {\"country\": \"DE\"}}'",
        "  then: curl -s {base}/v1/jobs/JOB_ID (poll), curl -N {base}/v1/jobs/JOB_ID/events "
