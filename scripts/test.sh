@@ -52,7 +52,8 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 SLUICE_SANITIZED=1 
   tests/archives/test_archive_flow.py tests/archives/test_archive_hardening.py \
   tests/archives/test_archive_http.py tests/archives/test_presigned_files.py \
   tests/s3/test_s3_store.py \
-  tests/jobs/test_jobs_local.py tests/jobs/test_jobs_postgres.py
+  tests/jobs/test_jobs_local.py tests/jobs/test_jobs_postgres.py \
+  tests/cubes/test_cubes.py tests/cubes/test_cubes_postgres.py
 
 step "fuzzing (libFuzzer, clang; saved findings replayed, then 20 s per target)"
 bash scripts/fuzz.sh 20

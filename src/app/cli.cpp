@@ -105,6 +105,8 @@ int run_cli(int argc, char** argv) {
   auto* cube_name = cube_build->add_option("name", cube_options.cube, "Cube name");
   cube_build->add_flag("--all", cube_options.all, "Build every cube of the configuration")
       ->excludes(cube_name);
+  cube_build->add_flag("--full", cube_options.full,
+                       "Read everything, even when the cube has a changed_query");
   cube_build->add_option("--config", cube_options.config_file, "Configuration file (TOML)");
 
   CLI11_PARSE(app, argc, argv);

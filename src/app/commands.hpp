@@ -77,11 +77,13 @@ struct CubeBuildOptions {
   std::filesystem::path config_file = "sluice.toml";
   std::string cube;  // one cube, or every cube of the config with `all`
   bool all = false;
+  bool full = false;  // ignore changed_query: read and lay out everything
 };
 // sluice cube build: runs each cube's query, writes a new version into [storage] and switches
 // the cube to it; prints one line per cube (rows, rate, files written and unchanged, bytes).
 int cube_build_command(const CubeBuildOptions& options);
 // The same for cubes of a loaded config, the lines written to `out`. Throws on the first failure.
-void build_cubes(const Config& config, const std::vector<const CubeConfig*>& cubes, std::ostream& out);
+void build_cubes(const Config& config, const std::vector<const CubeConfig*>& cubes, std::ostream& out,
+                 bool full = false);
 
 }  // namespace sluice

@@ -209,6 +209,9 @@ struct CubeConfig {
   std::string name;    // [A-Za-z0-9_-]+: /v1/cubes/{name}/...
   std::string source;  // key of [sources.NAME]
   std::string query;
+  // Optional: SQL returning the path combinations whose data changed since the last build
+  // (columns named as the path dimensions); a build then reads and writes only those.
+  std::string changed_query;
   std::string description;
   std::vector<std::string> path;              // one file per combination: URL path segments
   std::vector<CubeDimensionConfig> file;      // the record's place in a file (mixed radix, the

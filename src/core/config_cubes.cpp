@@ -220,7 +220,7 @@ CubeMetricConfig read_metric(const Reader& reader, const toml::node& node, const
 
 CubeConfig read_cube(const Reader& reader, const toml::table& table, const std::string& path) {
   reader.check_keys(table, path,
-                    {"name", "source", "query", "description", "path", "file", "body", "metrics",
+                    {"name", "source", "query", "changed_query", "description", "path", "file", "body", "metrics",
                      "max_age_s", "keep_versions_s", "refresh_ms", "max_slice"});
   CubeConfig cube;
   cube.line = line_of(table);
@@ -234,11 +234,19 @@ CubeConfig read_cube(const Reader& reader, const toml::table& table, const std::
   const auto& query = reader.required<TomlString>(table, path, "query");
   if (is_blank(query.get())) reader.fail(query, key_child(path, "query"), "must not be empty");
   cube.query = query.get();
+  if (const auto* changed = reader.optional<TomlString>(table, path, "changed_query")) {
+    if (is_blank(changed->get())) reader.fail(*changed, key_child(path, "changed_query"), "must not be empty");
+    cube.changed_query = changed->get();
+  }
   if (const auto* description = reader.optional<TomlString>(table, path, "description")) {
     cube.description = description->get();
   }
   for (const CubeDimensionConfig& dimension : read_dimensions(reader, table, path, "path", false)) {
     cube.path.push_back(dimension.name);
+  }
+  if (!cube.changed_query.empty() && cube.path.empty()) {
+    reader.fail(*table.get("changed_query"), key_child(path, "changed_query"),
+                "needs path dimensions (it names the path combinations to build again)");
   }
   cube.file = read_dimensions(reader, table, path, "file", true);
   cube.body = read_dimensions(reader, table, path, "body", true);

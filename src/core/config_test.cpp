@@ -921,6 +921,8 @@ TEST_F(ConfigCubeTest, MetricTypesNeedTheirParameters) {
   EXPECT_TRUE(fails_with(head + "metrics = [{name = \"r\", type = \"money\"}]\n", 10, "cubes[0].metrics[0].type",
                          "unknown type \"money\""));
   EXPECT_TRUE(fails_with(head + "metrics = []\n", 10, "cubes[0].metrics", "needs at least one metric"));
+  EXPECT_TRUE(fails_with(head + "changed_query = \"q\"\nmetrics = [{name = \"r\", type = \"int64\"}]\n", 10,
+                         "cubes[0].changed_query", "needs path dimensions"));
   EXPECT_TRUE(fails_with(std::string(kSource) + "[[cubes]]\nname = \"c\"\n", 4, "cubes",
                          "cubes are stored in [storage]: add it"));
   EXPECT_TRUE(fails_with(std::string(kSource) + "[storage]\npath = \".\"\n[[cubes]]\nname = \"c\"\nsource = \"x\"\n" +

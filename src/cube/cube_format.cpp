@@ -594,7 +594,7 @@ std::optional<std::int64_t> parse_cube_decimal(std::string_view text, int scale)
     digits *= 10;
   }
   if (round_up) ++digits;
-  constexpr auto kMax = static_cast<Uint128>(std::numeric_limits<std::int64_t>::max());
+  constexpr auto kMax = static_cast<Uint128>(999'999'999'999'999'999);  // 18 digits
   if (digits > kMax) return std::nullopt;
   const auto magnitude = static_cast<std::int64_t>(digits);
   return negative ? -magnitude : magnitude;

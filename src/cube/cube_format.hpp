@@ -130,7 +130,7 @@ struct CubeSchema {
 // to the stored value; nothing when it is not one (or out of range).
 std::optional<std::int64_t> parse_cube_int(std::string_view text);
 // Exact: "123.456" at scale 2 is 12346 (half away from zero); "1e3" is accepted. Nothing beyond
-// ±(2^63 - 1) once scaled.
+// 18 digits once scaled (±999999999999999999: 9999999999999999.99 at scale 2).
 std::optional<std::int64_t> parse_cube_decimal(std::string_view text, int scale);
 std::optional<double> parse_cube_float(std::string_view text);  // finite values only
 // The JSON of a scaled decimal: 12345 at scale 2 is 123.45; -5 at scale 2 is -0.05.

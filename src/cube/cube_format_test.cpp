@@ -44,8 +44,9 @@ TEST(CubeDecimal, ParsesExactlyAndRoundsHalfAwayFromZero) {
   EXPECT_EQ(parse_cube_decimal("2.5E-1", 2), 25);
   EXPECT_EQ(parse_cube_decimal("42", 0), 42);
   EXPECT_EQ(parse_cube_decimal("9999999999999999.99", 2), 999999999999999999);
-  EXPECT_EQ(parse_cube_decimal("92233720368547758.07", 2), 9223372036854775807);
-  EXPECT_EQ(parse_cube_decimal("92233720368547758.08", 2), std::nullopt);
+  EXPECT_EQ(parse_cube_decimal("-9999999999999999.99", 2), -999999999999999999);
+  EXPECT_EQ(parse_cube_decimal("12345678901234567.89", 2), std::nullopt);  // 19 digits
+  EXPECT_EQ(parse_cube_decimal("9999999999999999.995", 2), std::nullopt);  // rounds to 19 digits
   EXPECT_EQ(parse_cube_decimal("abc", 2), std::nullopt);
   EXPECT_EQ(parse_cube_decimal("1.2.3", 2), std::nullopt);
   EXPECT_EQ(parse_cube_decimal("", 2), std::nullopt);

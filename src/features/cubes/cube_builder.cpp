@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/crc32.hpp"
 #include "core/log.hpp"
@@ -117,18 +118,51 @@ class Builder {
     stats_.resize(cube.metrics.size());
   }
 
-  asio::awaitable<CubeBuildStats> run() {
+  // `incremental`: only the path combinations the cube's changed_query names are read and
+  // written, within the current version's layout. Returns nothing when the changed data does not
+  // fit that layout (a new dimension value, a wider value, a fuller record): build in full then.
+  asio::awaitable<std::optional<CubeBuildStats>> run(bool incremental) {
     if (cube_.metrics.size() > kMaxMetrics) fail("more than 64 metrics");
     const auto started = std::chrono::steady_clock::now();
-    co_await read_rows();
+    co_await load_previous();
+    if (incremental && previous_manifest_ && !cube_.changed_query.empty()) {
+      incremental_ = true;
+      QuerySpec changed = co_await changed_rows_query();
+      if (too_many_changes_) co_return std::nullopt;
+      if (!changed_.empty()) {
+        co_await read_rows(std::move(changed));
+      } else {
+        result_.version = previous_manifest_->version;  // nothing changed: nothing to publish
+        result_.unchanged = true;
+        result_.files = previous_manifest_->files.size();
+        result_.record_size = previous_manifest_->schema.record_size;
+        result_.query_seconds = seconds_since(started);
+        co_return result_;
+      }
+      if (!fits_previous()) co_return std::nullopt;
+    } else {
+      QuerySpec query;
+      query.sql = cube_.query;
+      co_await read_rows(std::move(query));
+      if (rows_.count == 0) fail("the query returned no rows: nothing published (the current version stays)");
+    }
     result_.rows = rows_.count;
+    result_.incremental = incremental_;
     result_.query_seconds = seconds_since(started);
-    if (rows_.count == 0) fail("the query returned no rows: nothing published (the current version stays)");
     const auto writing = std::chrono::steady_clock::now();
     std::exception_ptr failure;
     try {
-      make_schema();
-      co_await load_previous();
+      if (incremental_) {
+        schema_ = previous_manifest_->schema;
+        for (const CubeDictionary& dictionary : schema_.file) file_rank_.push_back(identity(dictionary.values.size()));
+        for (const CubeDictionary& dictionary : schema_.body) body_rank_.push_back(identity(dictionary.values.size()));
+        const std::uint32_t slots = schema_.slots;
+        order_rows();
+        schema_.slots = slots;
+        result_.record_size = schema_.record_size;
+      } else {
+        make_schema();
+      }
       co_await write_files();
       co_await publish();
     } catch (...) {
@@ -149,7 +183,99 @@ class Builder {
     co_return result_;
   }
 
+  // Raised while reading an incremental build's rows that do not fit the current layout.
+  struct DoesNotFit {};
+
  private:
+
+  static std::vector<std::uint32_t> identity(std::size_t size) {
+    std::vector<std::uint32_t> out(size);
+    std::iota(out.begin(), out.end(), 0u);
+    return out;
+  }
+
+  // Runs changed_query: the path combinations to build again, into changed_. Returns the
+  // cube's query limited to them.
+  asio::awaitable<QuerySpec> changed_rows_query() {
+    const std::vector<Column> columns = source_.describe(cube_.changed_query);
+    std::vector<std::size_t> path_columns;
+    for (const std::string& name : cube_.path) {
+      std::size_t i = 0;
+      while (i < columns.size() && columns[i].name != name) ++i;
+      if (i == columns.size()) fail("changed_query returns no column " + shown(name) + " (it must return the path dimensions)");
+      path_columns.push_back(i);
+    }
+    QuerySpec query;
+    query.sql = cube_.changed_query;
+    query.request_id = "cube-changes-" + cube_.name;
+    const auto executor = co_await asio::this_coro::executor;
+    std::unique_ptr<BatchReader> reader = co_await source_.open(std::move(query), ReadBudget{}, executor, columns);
+    std::vector<std::vector<std::string>> combinations;
+    while (RowBatch* batch = co_await reader->next()) {
+      for (std::size_t r = 0; r < batch->rows(); ++r) {
+        std::vector<std::string> values;
+        std::string joined;
+        for (std::size_t column : path_columns) {
+          const Cell cell = batch->cell(r, column);
+          if (cell.null) fail("changed_query returned NULL for a path dimension");
+          values.emplace_back(cell.value);
+          joined += values.back();
+          joined.push_back('\0');
+        }
+        if (changed_.insert(joined).second) combinations.push_back(std::move(values));
+      }
+    }
+    QuerySpec rows;
+    rows.request_id = "cube-build-" + cube_.name;
+    if (combinations.empty()) co_return rows;
+    // Within SQLite's 32766 parameters, with room to spare; beyond, a full build is as cheap.
+    if (combinations.size() * cube_.path.size() > 30'000) {
+      too_many_changes_ = true;
+      co_return rows;
+    }
+    std::string tuple;
+    for (std::size_t d = 0; d < cube_.path.size(); ++d) {
+      tuple += (d ? ", " : "") + std::string("CAST(\"") + cube_.path[d] + "\" AS TEXT)";
+    }
+    std::string values;
+    std::size_t parameter = 0;
+    for (const auto& combination : combinations) {
+      values += values.empty() ? "(" : ", (";
+      for (std::size_t d = 0; d < combination.size(); ++d) {
+        values += (d ? ", " : "") + source_.placeholder(parameter++, FilterType::kText);
+        rows.params.emplace_back(combination[d]);
+      }
+      values += ")";
+    }
+    rows.sql = "SELECT * FROM (" + cube_.query + ") AS sluice_cube WHERE (" + tuple + ") IN (VALUES " + values + ")";
+    co_return rows;
+  }
+
+  // Whether the rows read fit the current version's layout.
+  bool fits_previous() const {
+    const CubeSchema& schema = previous_manifest_->schema;
+    for (std::size_t m = 0; m < schema.metrics.size(); ++m) {
+      const CubeMetricLayout& metric = schema.metrics[m];
+      const MetricStats& stats = stats_[m];
+      if (stats.nulls && metric.null_bit < 0) return false;
+      if (!stats.any) continue;
+      switch (metric.type) {
+        case CubeMetricType::kInt64:
+        case CubeMetricType::kDecimal: {
+          if (stats.min < metric.base) return false;
+          const std::uint64_t span = static_cast<std::uint64_t>(stats.max) - static_cast<std::uint64_t>(metric.base);
+          if (metric.bits < 64 && span >> metric.bits != 0) return false;
+          break;
+        }
+        case CubeMetricType::kFloat64: break;
+        case CubeMetricType::kText:
+          if (stats.longest > metric.bits / 8 - metric.length_bytes) return false;
+          break;
+      }
+    }
+    return true;
+  }
+
   [[noreturn]] void fail(const std::string& problem) const {
     throw CubeBuildError("cube " + shown(cube_.name) + ": " + problem);
   }
@@ -163,8 +289,8 @@ class Builder {
     fail("the query returns no column " + shown(name) + " (it returns: " + names + ")");
   }
 
-  asio::awaitable<void> read_rows() {
-    const std::vector<Column> columns = source_.describe(cube_.query);
+  asio::awaitable<void> read_rows(QuerySpec query) {
+    const std::vector<Column> columns = source_.describe(query.sql);
     std::vector<std::size_t> path_columns;
     std::vector<std::size_t> file_columns;
     std::vector<std::size_t> body_columns;
@@ -174,9 +300,14 @@ class Builder {
     for (const auto& dimension : cube_.body) body_columns.push_back(column_of(columns, dimension.name));
     for (const auto& metric : cube_.metrics) metric_columns.push_back(column_of(columns, metric.name));
 
-    QuerySpec query;
-    query.sql = cube_.query;
     query.request_id = "cube-build-" + cube_.name;
+    if (incremental_) {
+      // The current version's dictionaries, as if declared; another value does not fit.
+      file_.clear();
+      body_.clear();
+      for (const CubeDictionary& dictionary : previous_manifest_->schema.file) file_.emplace_back(dictionary.values);
+      for (const CubeDictionary& dictionary : previous_manifest_->schema.body) body_.emplace_back(dictionary.values);
+    }
     ReadBudget budget;
     budget.batch_bytes = 256 * 1024;
     budget.first_batch_rows = 4096;
@@ -238,6 +369,7 @@ class Builder {
                              std::uint64_t row) const {
     check_dimension(cell, dimension.name, row, false);
     if (auto id = interner.id(cell.value)) return *id;
+    if (incremental_) throw DoesNotFit{};
     fail("row " + std::to_string(row) + ": dimension " + shown(dimension.name) + ": value " +
          shown(cell.value) + " is not among its declared values (" + dimension.values.front() +
          " .. " + dimension.values.back() + ", " + std::to_string(dimension.values.size()) +
@@ -449,11 +581,12 @@ class Builder {
     if (!manifest_text) co_return;
     try {
       CubeManifest previous = parse_cube_manifest(*manifest_text);
-      for (CubeFileEntry& file : previous.files) {
+      for (const CubeFileEntry& file : previous.files) {
         std::string joined;
         for (const std::string& value : file.path) joined += value + '\0';
-        previous_files_.emplace(std::move(joined), std::move(file));
+        previous_files_.emplace(std::move(joined), file);
       }
+      previous_manifest_ = std::move(previous);
     } catch (const CubeFormatError& error) {
       log_event("cube " + cube_.name + ": the current manifest is unreadable (" + error.what() +
                "): every file is written again");
@@ -529,6 +662,18 @@ class Builder {
       result_.bytes_stored += entry.size;
       result_.cells += entry.cells;
       manifest_.files.push_back(std::move(entry));
+    }
+    if (incremental_) {
+      // The files of the path combinations that did not change, as they are.
+      for (const CubeFileEntry& file : previous_manifest_->files) {
+        std::string joined;
+        for (const std::string& value : file.path) joined += value + '\0';
+        if (changed_.contains(joined)) continue;
+        result_.bytes_stored += file.size;
+        result_.cells += file.cells;
+        manifest_.files.push_back(file);
+      }
+      std::ranges::sort(manifest_.files, {}, &CubeFileEntry::path);
     }
     result_.files = manifest_.files.size();
     manifest_.schema = schema_;
@@ -651,6 +796,10 @@ class Builder {
   CubeSchema schema_;
   CubeManifest manifest_;
   std::optional<CubePointer> pointer_;
+  std::optional<CubeManifest> previous_manifest_;
+  bool incremental_ = false;
+  bool too_many_changes_ = false;
+  std::unordered_set<std::string> changed_;  // incremental: joined path values to build again
   std::unordered_map<std::string, CubeFileEntry> previous_files_;
   std::string version_;
   std::vector<std::string> written_;
@@ -659,9 +808,36 @@ class Builder {
 
 }  // namespace
 
-asio::awaitable<CubeBuildStats> build_cube(const CubeConfig& cube, Source& source, ObjectStore& store) {
+namespace {
+
+asio::awaitable<CubeBuildStats> build(const CubeConfig& cube, Source& source, ObjectStore& store, CubeBuildMode mode) {
+  if (mode == CubeBuildMode::kIncremental && !cube.changed_query.empty()) {
+    std::optional<CubeBuildStats> built;
+    try {
+      Builder builder(cube, source, store);
+      built = co_await builder.run(true);
+    } catch (const Builder::DoesNotFit&) {
+    }
+    if (built) co_return *built;
+    log_event("cube " + cube.name + ": the changed data does not fit the current version's layout: building in full");
+  }
   Builder builder(cube, source, store);
-  co_return co_await builder.run();
+  co_return *co_await builder.run(false);
+}
+
+}  // namespace
+
+asio::awaitable<CubeBuildStats> build_cube(const CubeConfig& cube, Source& source, ObjectStore& store,
+                                           CubeBuildMode mode) {
+  std::string problem;
+  try {
+    co_return co_await build(cube, source, store, mode);
+  } catch (const SourceError& error) {
+    problem = error.what();  // the query's or the database's error, named after the cube
+  } catch (const StorageError& error) {
+    problem = std::string("the store failed: ") + error.what();
+  }
+  throw CubeBuildError("cube " + shown(cube.name) + ": " + problem);
 }
 
 }  // namespace sluice

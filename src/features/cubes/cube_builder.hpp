@@ -29,6 +29,8 @@ struct CubeBuildStats {
   std::uint64_t bytes_written = 0;
   std::uint64_t bytes_stored = 0;   // every file of the version, reused ones included
   std::uint32_t record_size = 0;
+  bool incremental = false;         // only changed_query's path combinations were read
+  bool unchanged = false;           // changed_query named none: nothing published
   double query_seconds = 0;         // running the query and taking its rows in
   double write_seconds = 0;         // laying out and storing the files, publishing
   std::vector<std::string> deleted_versions;
@@ -42,7 +44,15 @@ struct CubeBuildStats {
 // cube.keep_versions ago are deleted afterwards (objects still referred to are kept). A query
 // that returns no rows publishes nothing. Throws CubeBuildError, SourceError or StorageError;
 // the objects this build wrote are deleted then.
+enum class CubeBuildMode : std::uint8_t { kIncremental, kFull };
+//
+// kIncremental with a changed_query and a current version: only the path combinations that
+// changed_query returns are read (the cube's query limited to them) and their files written;
+// the others are kept as they are, as are the layout and dictionaries. When the changed rows do
+// not fit that layout (a value outside the dictionaries, a value wider than its field, a fuller
+// record), or more than 30,000 parameters would be needed, the build runs in full instead.
 boost::asio::awaitable<CubeBuildStats> build_cube(const CubeConfig& cube, Source& source,
-                                                  ObjectStore& store);
+                                                  ObjectStore& store,
+                                                  CubeBuildMode mode = CubeBuildMode::kIncremental);
 
 }  // namespace sluice

@@ -29,7 +29,7 @@ namespace json = boost::json;
 
 constexpr std::size_t kMaxPointerBytes = 1 << 20;
 constexpr std::size_t kMaxManifestBytes = 256u << 20;
-constexpr std::size_t kMaxListedValues = 100;  // an error lists the allowed values up to this many
+constexpr std::uint64_t kMaxSliceBytes = 16u << 20;  // records one slice reads, whatever max_slice says
 
 // A version ready to answer from: its manifest, and indexes of its path values.
 struct CubeVersion {
@@ -98,12 +98,22 @@ class CubeState {
     std::lock_guard lock(mutex_);
     current_ = std::move(version);
   }
-  std::string failure;  // the last refresh's problem, logged once (refresh thread only)
+  // The last refresh's problem ("" when it worked): logged once; without a version, lookups
+  // answer 503 with it rather than "never built".
+  std::string failure() const {
+    std::lock_guard lock(mutex_);
+    return failure_;
+  }
+  void set_failure(std::string problem) {
+    std::lock_guard lock(mutex_);
+    failure_ = std::move(problem);
+  }
 
  private:
   const CubeConfig& config_;
   mutable std::mutex mutex_;
   std::shared_ptr<const CubeVersion> current_;
+  std::string failure_;
 };
 
 ApiError unknown_value(const std::string& dimension, std::string_view value,
@@ -209,10 +219,10 @@ class CubeFeatureImpl final : public CubeFeature {
     } catch (const std::exception& error) {
       problem = error.what();
     }
-    if (!problem.empty() && problem != cube.failure) {
+    if (!problem.empty() && problem != cube.failure()) {
       log_event("cube " + cube.config().name + ": cannot load its current version: " + problem);
     }
-    cube.failure = problem;
+    cube.set_failure(std::move(problem));
   }
 
   CubeState& find(const std::string& name) const {
@@ -228,6 +238,12 @@ class CubeFeatureImpl final : public CubeFeature {
 
   std::shared_ptr<const CubeVersion> version_of(const CubeState& cube) const {
     std::shared_ptr<const CubeVersion> version = cube.current();
+    if (!version && !cube.failure().empty()) {
+      cube_metrics().store_errors.add();
+      throw ApiError(503, "store_unavailable",
+                     "cube \"" + cube.config().name + "\" cannot be loaded: " + cube.failure())
+          .with_header("Retry-After", "1");
+    }
     if (!version) {
       throw ApiError(404, "cube_not_built",
                      "cube \"" + cube.config().name + "\" has no version yet (run: sluice cube build " +
@@ -318,7 +334,7 @@ class CubeFeatureImpl final : public CubeFeature {
 
   asio::awaitable<void> describe_or_lookup(const HttpRequest& request, HttpResponder& responder) {
     CubeState& cube = find(request.segments[2]);
-    if (cube.config().path.empty() && !request.params.empty()) {
+    if (!request.params.empty()) {  // a lookup (without path values when the cube has none)
       co_await lookup(request, responder);
       co_return;
     }
@@ -394,14 +410,17 @@ class CubeFeatureImpl final : public CubeFeature {
           throw ApiError(400, "invalid_slice", "the range " + shown_text(value) + " ends before it starts",
                          {{"parameter", name}});
         }
-        if (*last - *first + 1 > config.max_slice) {
+        if (*last - *first + 1 > config.max_slice ||
+            (*last - *first + 1) * static_cast<std::uint64_t>(schema.record_size) > kMaxSliceBytes) {
           throw ApiError(400, "slice_too_large",
                          "the range " + shown_text(value) + " holds " + std::to_string(*last - *first + 1) +
-                             " records; at most " + std::to_string(config.max_slice) + " at once",
+                             " records; at most " +
+                             std::to_string(std::min<std::uint64_t>(config.max_slice, kMaxSliceBytes / schema.record_size)) +
+                             " at once",
                          {{"parameter", name}});
         }
         position[d] = *first;
-        last_to = *last;
+        last_to = *last;  // (d is the last dimension)
         slice = true;
       } else {
         auto found = dictionary.find(value);
@@ -410,7 +429,7 @@ class CubeFeatureImpl final : public CubeFeature {
           throw unknown_value(name, value, dictionary.values);
         }
         position[d] = *found;
-        last_to = *found;
+        if (d + 1 == dimensions) last_to = *found;
       }
     }
     for (std::size_t d = 0; d < dimensions; ++d) {
@@ -482,8 +501,9 @@ class CubeFeatureImpl final : public CubeFeature {
     if (body.empty()) {
       // No data is an answer of this version, as cacheable as a record; not an error of Sluice.
       headers.emplace_back("X-Cube-Version", manifest.version);
+      // (No request id in it: a CDN serves this body to everyone.)
       co_await responder.send(404, std::move(headers),
-                              json_error_body("no_data", "this cell has no data", request.request_id));
+                              R"({"error":{"code":"no_data","message":"this cell has no data"}})");
       co_return;
     }
     co_await responder.send(200, std::move(headers), std::move(body));
