@@ -33,7 +33,8 @@ from support.server import SluiceServer, run_sluice, serve, stop_all
 # --------------------------------------------------------------------------------------------
 
 BUILD_LINE = re.compile(
-    r"^cube (?P<cube>\S+): published version (?P<version>v[0-9a-f]{20}): (?P<rows>\d+) rows in "
+    r"^cube (?P<cube>\S+): published version (?P<version>v[0-9a-f]{20})(?P<incremental> \(incremental\))?: "
+    r"(?P<rows>\d+) rows in "
     r"[0-9.]+ s \([0-9.]+ rows/s; [^)]*\), (?P<cells>\d+) cells in (?P<files>\d+) files "
     r"\((?P<written>\d+) written, (?P<unchanged>\d+) unchanged\), (?P<bytes>\d+) bytes stored, "
     r"(?P<record_size>\d+) bytes per record(?:; deleted (?P<deleted>\d+) old version\(s\))?$")
@@ -52,6 +53,7 @@ class Build:
     record_size: int
     deleted: int
     line: str
+    incremental: bool = False
 
     @classmethod
     def parse(cls, line: str) -> "Build":
@@ -60,7 +62,7 @@ class Build:
         g = match.groupdict()
         return cls(g["cube"], g["version"], int(g["rows"]), int(g["cells"]), int(g["files"]),
                    int(g["written"]), int(g["unchanged"]), int(g["bytes"]),
-                   int(g["record_size"]), int(g["deleted"] or 0), line)
+                   int(g["record_size"]), int(g["deleted"] or 0), line, bool(g["incremental"]))
 
 
 class CubeEnv:

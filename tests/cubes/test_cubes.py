@@ -1449,3 +1449,67 @@ metrics = [{{name = "sales", type = "decimal", scale = 2}}, {{name = "profit", t
     print(f"\nSluice stores {stored} bytes, Cetus {summary['total_bytes_stored']} "
           f"({stored / summary['total_bytes_stored']:.3f})")
     assert stored * 4 <= summary["total_bytes_stored"], (stored, summary["total_bytes_stored"])
+
+
+def test_incremental_builds_read_only_what_changed_query_names(cube_env):
+    """With a changed_query, a build reads and writes only the path combinations it names and
+    keeps the rest of the version (layout and dictionaries included); answers stay equal to the
+    raw orders. A change that does not fit the layout (a status the dictionaries do not have)
+    makes a full build; a changed_query that names nothing publishes nothing; --full ignores it."""
+    env = cube_env("incremental")
+    db = make_shop_db(env.folder / "shop.db")
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE changes (country TEXT, month TEXT)")
+    conn.close()
+    changed = "SELECT DISTINCT country, month FROM changes"
+    env.write_config(source_toml(db, env.store) + sales_cube(refresh_ms=50,
+                                                             extra=f'changed_query = "{changed}"'))
+    first = env.build_ok("sales")
+    assert not first.incremental and first.written == first.files
+
+    nothing = env.build("sales")
+    assert nothing.returncode == 0, nothing.stderr
+    assert b"changed_query names no change" in nothing.stdout, nothing.stdout
+    assert env.pointer("sales")["version"] == first.version
+
+    statuses = sales_statuses(expected_sales(db))
+    with sqlite3.connect(db) as conn:  # FR 2026-02 changes, and DE 2026-01 is named but the same
+        conn.execute("UPDATE orders SET total_cents = total_cents + 7 WHERE country = 'FR' "
+                     "AND month = '2026-02' AND total_cents > 0")
+        conn.execute("INSERT INTO changes VALUES ('FR', '2026-02'), ('DE', '2026-01')")
+    conn.close()
+    second = env.build_ok("sales")
+    assert second.incremental, second.line
+    fr_rows = sum(1 for (c, m, _s, _d) in expected_sales(db) if (c, m) == ("FR", "2026-02"))
+    de_rows = sum(1 for (c, m, _s, _d) in expected_sales(db) if (c, m) == ("DE", "2026-01"))
+    assert second.rows == fr_rows + de_rows, second.line  # only the named combinations were read
+    assert (second.written, second.files) == (1, first.files), second.line
+    manifest = env.manifest("sales", second.version)
+    assert manifest["schema"] == env.manifest("sales", first.version)["schema"]
+    env.assert_version_complete("sales", second.version)
+
+    server = env.serve()
+    wait_serving(server, "sales", second.version)
+    client = Http(server)
+    expected = expected_sales(db)
+    for country, month in (("FR", "2026-02"), ("DE", "2026-01"), ("FR", "2026-01")):
+        for status in statuses:
+            reply = client.request(lookup_target("sales", [country, month],
+                                                 {"status": status, "day": f"{DAYS[0]}..{DAYS[15]}"}))
+            assert reply.status == 200, reply.text
+            body = reply.json()
+            for day in DAYS[:16]:
+                assert_record(body[day], expected.get((country, month, status, day)),
+                              f"{country} {month} {status} {day}")
+
+    with sqlite3.connect(db) as conn:  # a status no version has seen: does not fit, full build
+        conn.execute("UPDATE orders SET status = 'lost' WHERE id = (SELECT min(id) FROM orders "
+                     "WHERE country = 'FR' AND month = '2026-02')")
+    conn.close()
+    third = env.build_ok("sales")
+    assert not third.incremental and third.rows == len(expected_sales(db)), third.line
+    assert "lost" in env.manifest("sales", third.version)["schema"]["file"][0]["values"]
+
+    full = env.build("sales", "--full")
+    assert full.returncode == 0 and b"(incremental)" not in full.stdout, full.stdout
+    client.close()
