@@ -10,6 +10,10 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <thread>
 
 #include "core/blocking_call.hpp"
@@ -130,10 +134,14 @@ class LocalObjectStore final : public ObjectStore {
   asio::awaitable<std::string> read_range(std::string key, std::uint64_t offset,
                                           std::size_t length) override {
     require_key(key);
-    ObjectFile file = ObjectFile::open(root_fd_, key, O_RDONLY);
-    if (!file.is_open()) throw StorageError(StorageError::Kind::kGone, "no object " + key);
+    const std::shared_ptr<const ObjectFile> file = range_file(key);
     std::string bytes(length, '\0');
-    file.read_at(bytes.data(), length, offset, key);
+    try {
+      file->read_at(bytes.data(), length, offset, key);
+    } catch (const StorageError&) {
+      forget_range_file(key);  // the next read opens it again (it may have been repaired)
+      throw;
+    }
     co_return bytes;
   }
 
@@ -144,6 +152,46 @@ class LocalObjectStore final : public ObjectStore {
   }
 
  private:
+  // read_range's open files, the most recently used first: a lookup is then an fstat and a
+  // pread instead of an open, a pread and a close. A file that was deleted or replaced (its
+  // inode has no name any more) is opened again, so the cache never answers what an open would
+  // not.
+  std::shared_ptr<const ObjectFile> range_file(const std::string& key) {
+    {
+      std::lock_guard lock(range_mutex_);
+      auto found = range_index_.find(key);
+      if (found != range_index_.end()) {
+        struct stat st {};
+        if (::fstat(found->second->second->fd(), &st) == 0 && st.st_nlink > 0) {
+          range_files_.splice(range_files_.begin(), range_files_, found->second);
+          return found->second->second;
+        }
+        range_files_.erase(found->second);
+        range_index_.erase(found);
+      }
+    }
+    ObjectFile opened = ObjectFile::open(root_fd_, key, O_RDONLY);
+    if (!opened.is_open()) throw StorageError(StorageError::Kind::kGone, "no object " + key);
+    auto file = std::make_shared<const ObjectFile>(std::move(opened));
+    std::lock_guard lock(range_mutex_);
+    if (range_index_.contains(key)) return file;  // opened twice at once: this one is not kept
+    range_files_.emplace_front(key, file);
+    range_index_.emplace(key, range_files_.begin());
+    if (range_files_.size() > kRangeFiles) {
+      range_index_.erase(range_files_.back().first);
+      range_files_.pop_back();  // closed when no read holds it any more
+    }
+    return file;
+  }
+
+  void forget_range_file(const std::string& key) {
+    std::lock_guard lock(range_mutex_);
+    auto found = range_index_.find(key);
+    if (found == range_index_.end()) return;
+    range_files_.erase(found->second);
+    range_index_.erase(found);
+  }
+
   std::optional<ObjectInfo> stat_object(const std::string& key) const {
     ObjectFile file = ObjectFile::open(root_fd_, key, O_PATH);
     if (!file.is_open()) return std::nullopt;
@@ -277,6 +325,10 @@ class LocalObjectStore final : public ObjectStore {
   fs::path root_;
   int root_fd_ = -1;
   int temp_fd_ = -1;  // kTempFolder: writers' files until they are published
+  static constexpr std::size_t kRangeFiles = 256;
+  std::mutex range_mutex_;
+  std::list<std::pair<std::string, std::shared_ptr<const ObjectFile>>> range_files_;
+  std::unordered_map<std::string, decltype(range_files_)::iterator> range_index_;
   mutable asio::thread_pool pool_;
 };
 

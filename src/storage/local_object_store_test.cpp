@@ -143,6 +143,34 @@ TEST_F(LocalObjectStoreTest, PutAndGetSmallObjects) {
   EXPECT_THROW(run(store_->get("album/a.jpg", 10)), StorageError);
 }
 
+TEST_F(LocalObjectStoreTest, ReadRangeSeesReplacedAndDeletedObjectsLikeAnOpenWould) {
+  auto put = [&](std::string bytes) {
+    run([&]() -> asio::awaitable<bool> {
+      co_await store_->put(".sluice/cubes/c/v1/000000.cube", std::move(bytes));
+      co_return true;
+    }());
+  };
+  const std::string key = ".sluice/cubes/c/v1/000000.cube";
+  put("0123456789");
+  EXPECT_EQ(run(store_->read_range(key, 2, 3)), "234");
+  EXPECT_EQ(run(store_->read_range(key, 7, 3)), "789");  // the open file is kept
+  put("abcdefghij");  // replaced (a new inode under the key): opened again
+  EXPECT_EQ(run(store_->read_range(key, 2, 3)), "cde");
+  try {
+    run(store_->read_range(key, 8, 3));  // past the end
+    ADD_FAILURE() << "a range past the end was read";
+  } catch (const StorageError& error) {
+    EXPECT_EQ(error.kind(), StorageError::Kind::kChanged);
+  }
+  EXPECT_TRUE(run(store_->remove(key)));
+  try {
+    run(store_->read_range(key, 0, 1));
+    ADD_FAILURE() << "a deleted object was read";
+  } catch (const StorageError& error) {
+    EXPECT_EQ(error.kind(), StorageError::Kind::kGone);
+  }
+}
+
 TEST_F(LocalObjectStoreTest, ReadsAPlanInOrderWithCrcsOfWholeObjects) {
   ObjectInfo a = head("album/a.jpg");
   ObjectInfo b = head("album/b.jpg");
