@@ -51,7 +51,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 SLUICE_SANITIZED=1 
   tests/postgres/test_pg_hardening.py \
   tests/archives/test_archive_flow.py tests/archives/test_archive_hardening.py \
   tests/archives/test_archive_http.py tests/archives/test_presigned_files.py \
-  tests/s3/test_s3_store.py \
+  tests/s3/test_s3_store.py tests/s3/test_s3_cubes.py \
   tests/jobs/test_jobs_local.py tests/jobs/test_jobs_postgres.py \
   tests/cubes/test_cubes.py tests/cubes/test_cubes_postgres.py
 
