@@ -1516,3 +1516,70 @@ def test_incremental_builds_read_only_what_changed_query_names(cube_env):
     full = env.build("sales", "--full")
     assert full.returncode == 0 and b"(incremental)" not in full.stdout, full.stdout
     client.close()
+
+
+def _wait_job(server, job_id: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = requests.get(f"{server.url}/v1/jobs/{job_id}", timeout=10)
+        job = reply.json()
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+
+
+def test_a_build_runs_as_a_background_job(cube_env):
+    """POST /v1/cubes/NAME/builds (or POST /v1/jobs {"cube": NAME}) queues a build that a worker
+    runs: the job's result names the version it published, which the cube then serves; a build
+    that fails on the data fails the job at once (not retried); bad submissions are 4xx."""
+    env = cube_env("as_job")
+    db = make_shop_db(env.folder / "shop.db")
+    env.write_config(source_toml(db, env.store) + sales_cube(refresh_ms=50))
+    server = env.serve()
+    assert_error(Http(server).request("/v1/cubes/sales/DE/2026-01?status=paid&day=2026-01-01"), 404,
+                 "cube_not_built")
+
+    reply = requests.post(f"{server.url}/v1/cubes/sales/builds", timeout=10)
+    assert reply.status_code == 202, reply.text
+    job = _wait_job(server, reply.json()["id"])
+    assert job["state"] == "succeeded", job
+    assert job["dataset"] == "cube:sales" and job["request"] == {"cube": "sales", "full": False}
+    version = job["result"]["version"]
+    assert version == env.pointer("sales")["version"]
+    assert job["result"]["rows"] == len(expected_sales(db)) and job["result"]["url"] == "/v1/cubes/sales"
+    wait_serving(server, "sales", version)
+    assert requests.get(f"{server.url}/v1/jobs/{job['id']}/result", timeout=10).status_code == 409
+    listed = requests.get(f"{server.url}/v1/jobs", params={"dataset": "cube:sales"}, timeout=10).json()
+    assert [j["id"] for j in listed["jobs"]] == [job["id"]]
+
+    reply = requests.post(f"{server.url}/v1/jobs", json={"cube": "sales", "full": True, "priority": 5},
+                          timeout=10)
+    assert reply.status_code == 202, reply.text
+    second = _wait_job(server, reply.json()["id"])
+    assert second["state"] == "succeeded" and second["result"]["version"] != version, second
+
+    for body, status, code in (({"cube": "nope"}, 404, "unknown_cube"),
+                               ({"cube": "sales", "format": "csv"}, 400, "invalid_field"),
+                               ({"cube": ""}, 400, "invalid_field"),
+                               ({"dataset": "x", "full": True}, 400, "invalid_field")):
+        reply = requests.post(f"{server.url}/v1/jobs", json=body, timeout=10)
+        assert reply.status_code == status and reply.json()["error"]["code"] == code, (body, reply.text)
+    reply = requests.post(f"{server.url}/v1/cubes/sales/builds", data="[1]", timeout=10)
+    assert reply.status_code == 400
+
+    with sqlite3.connect(db) as conn:  # rows the build refuses (one cell twice, sums past 18 digits)
+        conn.execute("CREATE TABLE dup AS SELECT * FROM orders")
+    conn.close()
+    env.write_config(source_toml(db, env.store) + sales_cube(
+        refresh_ms=50, query=SALES_QUERY.replace("FROM orders GROUP BY country, month, status, day",
+                                                 "FROM (SELECT * FROM orders UNION ALL SELECT * FROM dup) "
+                                                 "GROUP BY country, month, status, day, id")))
+    stop_all(env.servers)
+    server = env.serve()
+    reply = requests.post(f"{server.url}/v1/cubes/sales/builds", timeout=10)
+    failed = _wait_job(server, reply.json()["id"])
+    assert failed["state"] == "failed" and failed["attempt"] == 1, failed
+    assert failed["error"]["code"] == "cube_build_failed", failed
+    assert failed["error"]["message"].startswith('cube "sales": row '), failed
+    assert env.pointer("sales")["version"] == second["result"]["version"]

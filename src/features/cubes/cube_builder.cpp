@@ -830,14 +830,18 @@ asio::awaitable<CubeBuildStats> build(const CubeConfig& cube, Source& source, Ob
 asio::awaitable<CubeBuildStats> build_cube(const CubeConfig& cube, Source& source, ObjectStore& store,
                                            CubeBuildMode mode) {
   std::string problem;
+  bool retryable = false;
   try {
     co_return co_await build(cube, source, store, mode);
   } catch (const SourceError& error) {
     problem = error.what();  // the query's or the database's error, named after the cube
+    retryable = error.kind() == SourceError::Kind::kUnavailable || error.kind() == SourceError::Kind::kBusy ||
+                error.kind() == SourceError::Kind::kTimeout;
   } catch (const StorageError& error) {
     problem = std::string("the store failed: ") + error.what();
+    retryable = true;
   }
-  throw CubeBuildError("cube " + shown(cube.name) + ": " + problem);
+  throw CubeBuildError("cube " + shown(cube.name) + ": " + problem, retryable);
 }
 
 }  // namespace sluice

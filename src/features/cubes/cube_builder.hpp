@@ -17,7 +17,13 @@ namespace sluice {
 // parse), and nothing was published.
 class CubeBuildError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit CubeBuildError(const std::string& message, bool retryable = false)
+      : std::runtime_error(message), retryable_(retryable) {}
+  // The database or the store was unavailable (worth trying again), not the data or the query.
+  bool retryable() const { return retryable_; }
+
+ private:
+  bool retryable_;
 };
 
 struct CubeBuildStats {

@@ -1,5 +1,6 @@
 #include "features/jobs/job_feature.hpp"
 
+#include <boost/json.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
@@ -72,6 +73,10 @@ class JobFeatureImpl final : public JobFeature {
     router.add("GET", {"v1", "jobs"}, [this](const HttpRequest& request, HttpResponder& responder) {
       return list(request, responder);
     });
+    router.add("POST", {"v1", "cubes", "*", "builds"},
+               [this](const HttpRequest& request, HttpResponder& responder) {
+                 return submit_cube_build(request, responder);
+               });
     router.add("GET", {"v1", "jobs", "*"}, [this](const HttpRequest& request, HttpResponder& responder) {
       return status(request, responder);
     });
@@ -108,6 +113,25 @@ class JobFeatureImpl final : public JobFeature {
  private:
   asio::awaitable<void> submit_body(const HttpRequest& request, HttpResponder& responder) {
     JobSubmission submission = parse_job_body(request.body);
+    co_await submitted(std::move(submission), request, responder);
+  }
+
+  // POST /v1/cubes/{cube}/builds: POST /v1/jobs with {"cube": "{cube}"} and the body's fields
+  // (full, priority, run_at, max_attempts); an empty body is {}.
+  asio::awaitable<void> submit_cube_build(const HttpRequest& request, HttpResponder& responder) {
+    const std::string& cube = request.segments[2];
+    boost::json::object body;
+    if (!request.body.empty()) {
+      boost::system::error_code ec;
+      boost::json::value parsed = boost::json::parse(request.body, ec);
+      if (ec || !parsed.is_object()) throw ApiError(400, "invalid_json", "the body must be a JSON object (or empty)");
+      body = std::move(parsed.get_object());
+    }
+    if (const boost::json::value* named = body.if_contains("cube"); named != nullptr && *named != cube.c_str()) {
+      throw ApiError(400, "invalid_field", "cube: the URL names \"" + cube + "\"", {{"field", "cube"}});
+    }
+    body["cube"] = cube;
+    JobSubmission submission = parse_job_body(boost::json::serialize(body));
     co_await submitted(std::move(submission), request, responder);
   }
 
@@ -250,6 +274,10 @@ class JobFeatureImpl final : public JobFeature {
       throw ApiError(409, "job_not_succeeded",
                      "the job has no result: it is " + std::string(to_string(job.state)),
                      {{"state", std::string(to_string(job.state))}});
+    }
+    if (job.dataset.starts_with("cube:")) {
+      throw ApiError(409, "no_result_file",
+                     "a cube build has no file: its version is served at /v1/cubes/" + job.dataset.substr(5));
     }
     if (std::optional<std::string> url = service_.presigned_result_url(job)) {
       Headers headers;

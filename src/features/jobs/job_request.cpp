@@ -139,8 +139,18 @@ JobSubmission parse_job_body(std::string_view body) {
   JobSubmission job;
   job.request.format = Format::kCsv;
   bool has_dataset = false;
+  std::string export_field;  // a field only an export takes (not with "cube")
   for (const auto& [key, value] : document.get_object()) {
-    if (key == "dataset") {
+    if (key != "cube" && key != "full" && key != "priority" && key != "run_at" && key != "max_attempts") {
+      export_field = key;
+    }
+    if (key == "cube") {
+      job.cube = text(value, key);
+      if (job.cube.empty()) invalid(key, "must not be empty");
+    } else if (key == "full") {
+      if (!value.is_bool()) invalid(key, "expected true or false");
+      job.full_build = value.get_bool();
+    } else if (key == "dataset") {
       job.request.dataset = text(value, key);
       has_dataset = true;
     } else if (key == "format") {
@@ -183,16 +193,29 @@ JobSubmission parse_job_body(std::string_view body) {
                      "unknown field '" + std::string(key) +
                          "' (expected: dataset, format, compression, filters, columns, order, "
                          "limit, header, bom, delimiter, line_ending, file_name, priority, run_at, "
-                         "max_attempts, expires_in)",
+                         "max_attempts, expires_in; or for a cube build: cube, full, priority, "
+                         "run_at, max_attempts)",
                      {{"field", std::string(key)}});
     }
   }
-  if (!has_dataset || job.request.dataset.empty()) invalid("dataset", "required");
+  if (!job.cube.empty()) {
+    if (!export_field.empty()) {
+      invalid(export_field, "not with \"cube\": a job builds a cube or exports a dataset");
+    }
+    return job;
+  }
+  if (document.get_object().contains("full")) invalid("full", "only with \"cube\"");
+  if (!has_dataset || job.request.dataset.empty()) invalid("dataset", "required (or \"cube\")");
   return job;
 }
 
 std::string job_spec_json(const JobSubmission& submission) {
   json::object spec;
+  if (!submission.cube.empty()) {
+    spec["cube"] = submission.cube;
+    spec["full"] = submission.full_build;
+    return json::serialize(spec);
+  }
   spec["dataset"] = submission.request.dataset;
   spec["format"] = file_extension(submission.request.format);
   spec["compression"] = submission.request.compression == Compression::kNone
@@ -212,6 +235,11 @@ JobSubmission parse_job_spec(std::string_view text) {
   try {
     const json::object spec = json::parse(text).as_object();
     JobSubmission job;
+    if (spec.contains("cube")) {
+      job.cube = json::value_to<std::string>(spec.at("cube"));
+      job.full_build = spec.at("full").as_bool();
+      return job;
+    }
     job.request.dataset = json::value_to<std::string>(spec.at("dataset"));
     job.request.format = parse_format(spec.at("format").as_string()).value();
     job.request.compression = parse_compression(spec.at("compression").as_string()).value();
@@ -227,6 +255,8 @@ JobSubmission parse_job_spec(std::string_view text) {
     throw ApiError(500, "invalid_job_spec", std::string("the stored job cannot be read: ") + error.what());
   }
 }
+
+std::string cube_job_dataset(std::string_view cube) { return "cube:" + std::string(cube); }
 
 std::string job_fingerprint(const ExportRequest& request) {
   QueryParams params = request.params;

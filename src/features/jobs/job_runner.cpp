@@ -1,5 +1,8 @@
 #include "features/jobs/job_runner.hpp"
 
+#include "cube/cube_format.hpp"
+#include "features/cubes/cube_builder.hpp"
+
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -347,6 +350,54 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
     }
   }
 
+  struct CubeBuilt {
+    CubeBuildStats stats;
+    std::exception_ptr failure;
+  };
+
+  asio::awaitable<CubeBuilt> build_into(const CubeConfig& cube, Source& source, bool full) {
+    CubeBuilt built;
+    try {
+      built.stats = co_await build_cube(cube, source, service_.store(),
+                                        full ? CubeBuildMode::kFull : CubeBuildMode::kIncremental);
+    } catch (...) {
+      built.failure = std::current_exception();
+    }
+    co_return built;
+  }
+
+  // A cube build job: the build runs beside the watch that renews the lease (a cancel or a
+  // lost lease stops it: nothing of it is published unless its pointer was already switched);
+  // the result names the version's manifest. Throws what the build throws.
+  asio::awaitable<void> run_cube_build(std::shared_ptr<RunningJob> running, JobSubmission spec, bool& lost,
+                                       bool& handed_back) {
+    const JobRecord job = running->job;
+    const CubeConfig* cube = service_.config().find_cube(spec.cube);
+    if (cube == nullptr) throw ApiError(404, "unknown_cube", "no cube named \"" + spec.cube + "\" any more");
+    Source* source = service_.catalog().source(cube->source);
+    std::variant<CubeBuilt, WatchEnd> outcome = co_await (build_into(*cube, *source, spec.full_build) || watch(running));
+    if (outcome.index() == 1) {
+      lost = std::get<1>(outcome) == WatchEnd::kLost;
+      handed_back = !lost;
+      co_return;
+    }
+    const CubeBuilt& built = std::get<0>(outcome);
+    if (built.failure) std::rethrow_exception(built.failure);
+    JobResult result;
+    result.key = cube_version_prefix(cube->name, built.stats.version) + "manifest.json";
+    result.size = built.stats.bytes_stored;
+    result.rows = built.stats.rows;
+    result.expires_at = system_now_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(config_.result_ttl).count();
+    const Fenced done = co_await service_.succeed(job.id, job.attempt, std::move(result));
+    lost = done != Fenced::kOk;  // (the version is published all the same)
+    if (!lost) {
+      job_metrics().succeeded.add();
+      log_event("jobs: " + job.id + " succeeded: cube " + cube->name + " version " + built.stats.version + ", " +
+                std::to_string(built.stats.rows) + " rows, " + std::to_string(built.stats.files_written) +
+                " files written");
+    }
+  }
+
   asio::awaitable<void> run_job(std::shared_ptr<RunningJob> running) {
     const JobRecord job = running->job;
     JobQueue& queue = service_.queue();
@@ -362,54 +413,58 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
     bool published = false;  // ... and the job's result says so
     try {
       JobSubmission spec = parse_job_spec(job.spec);
-      spec.request.request_id = "job-" + job.id;
-      ExportPlan plan = plan_export(service_.catalog(), spec.request);
-      key = ".sluice/jobs/" + job.id + "/" + std::to_string(job.attempt) + "/" + spec.file_name;
-      writer = co_await store.write(key);
-      ResultSink sink(*writer);
-      std::variant<Exported, WatchEnd> outcome =
-          co_await (export_into(running, std::move(plan), sink) || watch(running));
-      if (outcome.index() == 1) {
-        lost = std::get<1>(outcome) == WatchEnd::kLost;
-        handed_back = !lost;
+      if (!spec.cube.empty()) {
+        co_await run_cube_build(running, std::move(spec), lost, handed_back);
       } else {
-        if (std::get<0>(outcome).failure) std::rethrow_exception(std::get<0>(outcome).failure);
-        const PipelineStats stats = std::get<0>(outcome).stats;
-        const std::string id = job.id;
-        const int attempt = job.attempt;
-        const auto lease = config_.lease;
-        const std::uint64_t bytes = sink.bytes();
-        auto check_lease = [&queue, id, attempt, stats, bytes, lease] {
-          return queue.heartbeat(id, attempt, stats.rows, bytes, lease, false);
-        };
-        // Still ours? (A cancel that arrived while the last bytes went out.)
-        const Fenced before = co_await service_.worker_call(std::move(check_lease));
-        if (before == Fenced::kLost) {
-          lost = true;
+        spec.request.request_id = "job-" + job.id;
+        ExportPlan plan = plan_export(service_.catalog(), spec.request);
+        key = ".sluice/jobs/" + job.id + "/" + std::to_string(job.attempt) + "/" + spec.file_name;
+        writer = co_await store.write(key);
+        ResultSink sink(*writer);
+        std::variant<Exported, WatchEnd> outcome =
+            co_await (export_into(running, std::move(plan), sink) || watch(running));
+        if (outcome.index() == 1) {
+          lost = std::get<1>(outcome) == WatchEnd::kLost;
+          handed_back = !lost;
         } else {
-          JobResult result;
-          result.key = key;
-          result.size = bytes;
-          result.rows = stats.rows;
-          result.sha256 = sink.sha256();
-          result.expires_at =
-              system_now_ms() +
-              std::chrono::duration_cast<std::chrono::milliseconds>(spec.expires_in).count();
-          // The lease is renewed while the result is published: S3's CompleteMultipartUpload
-          // of a large result may take a while.
-          std::variant<Published, std::monostate> done =
-              co_await (publish(*writer, std::move(result), job) || keep_lease(job, stats.rows, bytes));
-          const Published& outcome = std::get<0>(done);
-          committed = outcome.committed;
-          published = outcome.published;
-          lost = outcome.committed && !outcome.published && !outcome.failure;
-          writer.reset();
-          if (outcome.failure) std::rethrow_exception(outcome.failure);
-          if (published) {
-            job_metrics().succeeded.add();
-            job_metrics().result_bytes.add(bytes);
-            log_event("jobs: " + id + " succeeded: " + std::to_string(stats.rows) + " rows, " +
-                      std::to_string(bytes) + " bytes into " + key);
+          if (std::get<0>(outcome).failure) std::rethrow_exception(std::get<0>(outcome).failure);
+          const PipelineStats stats = std::get<0>(outcome).stats;
+          const std::string id = job.id;
+          const int attempt = job.attempt;
+          const auto lease = config_.lease;
+          const std::uint64_t bytes = sink.bytes();
+          auto check_lease = [&queue, id, attempt, stats, bytes, lease] {
+            return queue.heartbeat(id, attempt, stats.rows, bytes, lease, false);
+          };
+          // Still ours? (A cancel that arrived while the last bytes went out.)
+          const Fenced before = co_await service_.worker_call(std::move(check_lease));
+          if (before == Fenced::kLost) {
+            lost = true;
+          } else {
+            JobResult result;
+            result.key = key;
+            result.size = bytes;
+            result.rows = stats.rows;
+            result.sha256 = sink.sha256();
+            result.expires_at =
+                system_now_ms() +
+                std::chrono::duration_cast<std::chrono::milliseconds>(spec.expires_in).count();
+            // The lease is renewed while the result is published: S3's CompleteMultipartUpload
+            // of a large result may take a while.
+            std::variant<Published, std::monostate> done =
+                co_await (publish(*writer, std::move(result), job) || keep_lease(job, stats.rows, bytes));
+            const Published& outcome = std::get<0>(done);
+            committed = outcome.committed;
+            published = outcome.published;
+            lost = outcome.committed && !outcome.published && !outcome.failure;
+            writer.reset();
+            if (outcome.failure) std::rethrow_exception(outcome.failure);
+            if (published) {
+              job_metrics().succeeded.add();
+              job_metrics().result_bytes.add(bytes);
+              log_event("jobs: " + id + " succeeded: " + std::to_string(stats.rows) + " rows, " +
+                        std::to_string(bytes) + " bytes into " + key);
+            }
           }
         }
       }
@@ -417,6 +472,10 @@ class JobRunner::Impl : public std::enable_shared_from_this<Impl> {
       failure_code = error.code();
       failure_message = error.what();
       retryable = error.status() >= 500 && error.code() != "invalid_utf8";
+    } catch (const CubeBuildError& error) {
+      failure_code = "cube_build_failed";
+      failure_message = error.what();
+      retryable = error.retryable();
     } catch (const SourceError& error) {
       failure_code = "source_error";
       failure_message = error.what();

@@ -99,6 +99,7 @@ asio::awaitable<Enqueued> JobService::submit(JobSubmission submission,
                                              std::string idempotency_key,
                                              std::string request_id) {
   submission.request.request_id = request_id;
+  if (!submission.cube.empty()) co_return co_await submit_cube_build(std::move(submission), std::move(idempotency_key));
   // The same checks as a streaming export: unknown dataset, filter, column, order... → 4xx
   // before anything is queued.
   const ExportPlan plan = plan_export(catalog_, submission.request);
@@ -163,6 +164,35 @@ asio::awaitable<Enqueued> JobService::submit(JobSubmission submission,
   co_return enqueued;
 }
 
+asio::awaitable<Enqueued> JobService::submit_cube_build(JobSubmission submission, std::string idempotency_key) {
+  if (config_.find_cube(submission.cube) == nullptr) {
+    std::string names;
+    for (const CubeConfig& cube : config_.cubes) names += (names.empty() ? "" : ", ") + cube.name;
+    throw ApiError(404, "unknown_cube",
+                   "no cube named \"" + submission.cube + "\"" + (names.empty() ? "" : " (cubes: " + names + ")"));
+  }
+  const bool attempts_given = submission.max_attempts > 0;
+  NewJob job;
+  job.dataset = cube_job_dataset(submission.cube);
+  job.spec = job_spec_json(submission);
+  job.priority = submission.priority;
+  job.run_at = submission.run_at;
+  job.max_attempts = attempts_given ? submission.max_attempts : queue_config_.max_attempts;
+  job.idempotency_key = std::move(idempotency_key);
+  job.fingerprint = job.dataset + (submission.full_build ? ":full" : "");
+  NewJob queued = std::move(job);
+  auto add_job = [this, queued] { return queue_.enqueue(queued); };
+  Enqueued enqueued = co_await call(std::move(add_job));
+  if (!enqueued.created &&
+      (enqueued.job.fingerprint != queued.fingerprint || enqueued.job.priority != queued.priority ||
+       (attempts_given && enqueued.job.max_attempts != queued.max_attempts))) {
+    throw ApiError(422, "idempotency_key_reused",
+                   "the Idempotency-Key was used for a different request (job " + enqueued.job.id + ")",
+                   {{"job_id", enqueued.job.id}});
+  }
+  co_return enqueued;
+}
+
 std::string JobService::result_file_name(const JobRecord& job) {
   if (!job.result) return {};
   // The name this job asked for (a reused result was stored under another job's name).
@@ -198,10 +228,16 @@ std::string JobService::job_json(const JobRecord& job) const {
   out["state"] = to_string(job.state);
   out["dataset"] = job.dataset;
   std::string file_name;  // the name the job asked for (parsed once, used twice)
+  bool cube_build = false;
   try {
     const JobSubmission spec = parse_job_spec(job.spec);
+    cube_build = !spec.cube.empty();
     file_name = spec.file_name;
     json::object request;
+    if (cube_build) {
+      request["cube"] = spec.cube;
+      request["full"] = spec.full_build;
+    } else {
     request["format"] = file_extension(spec.request.format);
     request["compression"] = spec.request.compression == Compression::kNone
                                  ? std::string_view("none")
@@ -210,6 +246,7 @@ std::string JobService::job_json(const JobRecord& job) const {
     for (const auto& [name, value] : spec.request.params) params[name] = value;
     request["params"] = std::move(params);
     request["file_name"] = spec.file_name;
+    }
     out["request"] = std::move(request);
   } catch (const std::exception&) {
     out["request"] = nullptr;
@@ -228,7 +265,19 @@ std::string JobService::job_json(const JobRecord& job) const {
   out["progress"] = std::move(progress);
   if (!job.data_version.empty()) out["data_version"] = job.data_version;
   const std::string self = "/v1/jobs/" + job.id;
-  if (job.result && (job.state == JobState::kSucceeded || job.state == JobState::kExpired)) {
+  if (cube_build && job.result && (job.state == JobState::kSucceeded || job.state == JobState::kExpired)) {
+    // The result is the version the build published (its manifest's key names it); the cube's
+    // own rules keep or delete it, not the job's expiry.
+    const std::string& key = job.result->key;
+    const std::size_t end = key.rfind('/');
+    const std::size_t begin = end == std::string::npos ? std::string::npos : key.rfind('/', end - 1);
+    json::object result;
+    result["version"] = begin == std::string::npos ? std::string() : key.substr(begin + 1, end - begin - 1);
+    result["rows"] = job.result->rows;
+    result["bytes_stored"] = job.result->size;
+    result["url"] = "/v1/cubes/" + job.dataset.substr(5);
+    out["result"] = std::move(result);
+  } else if (job.result && (job.state == JobState::kSucceeded || job.state == JobState::kExpired)) {
     json::object result;
     if (job.state == JobState::kSucceeded) {
       result["url"] = presigned_result_url(job, file_name).value_or(self + "/result");
@@ -434,6 +483,7 @@ asio::awaitable<void> JobService::sweep_once() {
   auto sweep = [this] { return queue_.sweep(); };
   SweepReport report = co_await call(std::move(sweep));
   for (const std::string& key : report.expired_keys) {
+    if (key.starts_with(".sluice/cubes/")) continue;  // a cube build's version: the cube's to delete
     try {
       co_await store_.remove(key);
     } catch (const std::exception& error) {

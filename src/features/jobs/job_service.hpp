@@ -37,6 +37,7 @@ class JobService {
   JobService& operator=(const JobService&) = delete;
 
   const QueueConfig& queue_config() const { return queue_config_; }
+  const Config& config() const { return config_; }
   const ServerConfig& server_config() const { return config_.server; }
   JobQueue& queue() { return queue_; }
   ObjectStore& store() { return store_; }
@@ -97,6 +98,10 @@ class JobService {
   boost::asio::awaitable<void> sweep_once();
 
  private:
+  // submit() of a cube build ({"cube": ...}): 404 unknown_cube, else queued (no reuse: a build
+  // is asked for because the data changed).
+  boost::asio::awaitable<Enqueued> submit_cube_build(JobSubmission submission, std::string idempotency_key);
+
   void changed(std::string_view job_id);
   boost::asio::awaitable<std::string> data_version(const Dataset& dataset,
                                                    const std::string& request_id);
