@@ -53,10 +53,16 @@ class Interner {
   }
   // The id of `value`, or nothing when the dictionary is declared and lacks it.
   std::optional<std::uint32_t> id(std::string_view value) {
+    // Grouped query results repeat a value row after row: no hash for a repeat.
+    if (last_ < values_.size() && values_[last_] == value) return last_;
     auto it = ids_.find(value);
-    if (it != ids_.end()) return it->second;
+    if (it != ids_.end()) {
+      last_ = it->second;
+      return it->second;
+    }
     if (declared_) return std::nullopt;
-    return add(value);
+    last_ = add(value);
+    return last_;
   }
   bool declared() const { return declared_; }
   const std::vector<std::string>& values() const { return values_; }
@@ -87,6 +93,7 @@ class Interner {
     return id;
   }
   bool declared_;
+  std::uint32_t last_ = std::numeric_limits<std::uint32_t>::max();  // the id found last
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> ids_;
   std::vector<std::string> values_;
 };
@@ -325,9 +332,13 @@ class Builder {
           const std::uint32_t id = *path_[d].id(cell.value);
           combination.append(reinterpret_cast<const char*>(&id), sizeof id);
         }
-        auto [it, added] = combinations_.try_emplace(combination, static_cast<std::uint32_t>(combinations_.size()));
-        if (added) combination_keys_.push_back(combination);
-        rows_.coords.push_back(it->second);
+        if (combinations_.empty() || combination != last_combination_) {
+          auto [it, added] = combinations_.try_emplace(combination, static_cast<std::uint32_t>(combinations_.size()));
+          if (added) combination_keys_.push_back(combination);
+          last_combination_ = combination;
+          last_combination_id_ = it->second;
+        }
+        rows_.coords.push_back(last_combination_id_);
         for (std::size_t d = 0; d < file_columns.size(); ++d) {
           rows_.coords.push_back(dimension_id(file_[d], batch->cell(r, file_columns[d]), cube_.file[d], row));
         }
@@ -783,6 +794,8 @@ class Builder {
   Rows rows_;
   std::unordered_map<std::string, std::uint32_t> combinations_;
   std::vector<std::string> combination_keys_;
+  std::string last_combination_;  // the previous row's (rows of one file usually come together)
+  std::uint32_t last_combination_id_ = 0;
   std::vector<std::vector<std::uint32_t>> file_rank_;
   std::vector<std::vector<std::uint32_t>> body_rank_;
   std::vector<std::uint32_t> file_order_;   // combinations in path value order
