@@ -286,6 +286,14 @@ CubeConfig read_cube(const Reader& reader, const toml::table& table, const std::
   if (auto value = reader.optional_int(table, path, "refresh_ms", 10, 3'600'000)) {
     cube.refresh = std::chrono::milliseconds(*value);
   }
+  // Servers read a replaced version until their next refresh: it must outlive that.
+  if (cube.keep_versions.count() > 0 &&
+      std::chrono::duration_cast<std::chrono::milliseconds>(cube.keep_versions) < 2 * cube.refresh) {
+    const toml::node* keep = table.get("keep_versions_s");
+    reader.fail(keep != nullptr ? *keep : static_cast<const toml::node&>(table), key_child(path, "keep_versions_s"),
+                "must be at least twice refresh_ms (servers read a replaced version until they look "
+                "again), or 0 to delete replaced versions at once");
+  }
   if (auto value = reader.optional_int(table, path, "max_slice", 1, 1'000'000)) {
     cube.max_slice = static_cast<std::size_t>(*value);
   }

@@ -907,6 +907,9 @@ TEST_F(ConfigCubeTest, ErrorsNameKeyAndLine) {
                          "is before `from`"));
   EXPECT_TRUE(fails_with(cube("body = [\"bad name\"]\n"), 13, "cubes[0].body[0]", "invalid dimension name"));
   EXPECT_TRUE(fails_with(cube("max_slice = 0\n"), 13, "cubes[0].max_slice", "must be at least 1"));
+  EXPECT_TRUE(fails_with(cube("keep_versions_s = 1\nrefresh_ms = 600\n"), 13, "cubes[0].keep_versions_s",
+                         "at least twice refresh_ms"));
+  EXPECT_TRUE(fails_with(cube("refresh_ms = 3600000\n"), 6, "cubes[0].keep_versions_s", "at least twice refresh_ms"));
 }
 
 TEST_F(ConfigCubeTest, MetricTypesNeedTheirParameters) {

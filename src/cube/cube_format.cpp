@@ -682,6 +682,7 @@ std::string cube_manifest_json(const CubeManifest& manifest) {
                                  {"size", file.size},
                                  {"data_offset", file.data_offset},
                                  {"cells", file.cells},
+                                 {"rows", file.rows},
                                  {"sha256", file.sha256}});
   }
   return json::serialize(json::object{{"format", kCubeFormat},
@@ -716,6 +717,7 @@ CubeManifest parse_cube_manifest(std::string_view text) {
     file.size = static_cast<std::uint64_t>(int_member(f, "size", 0, std::numeric_limits<std::int64_t>::max()));
     file.data_offset = static_cast<std::uint64_t>(int_member(f, "data_offset", 0, std::numeric_limits<std::int64_t>::max()));
     file.cells = static_cast<std::uint64_t>(int_member(f, "cells", 0, std::numeric_limits<std::int64_t>::max()));
+    file.rows = static_cast<std::uint64_t>(int_member(f, "rows", 0, std::numeric_limits<std::int64_t>::max()));
     file.sha256 = string_member(f, "sha256");
     if (file.size != file.data_offset + manifest.schema.records * manifest.schema.record_size) {
       throw CubeFormatError("a file's size does not match its records");

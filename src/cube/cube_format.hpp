@@ -156,6 +156,7 @@ struct CubeFileEntry {
   std::uint64_t size = 0;
   std::uint64_t data_offset = 0;
   std::uint64_t cells = 0;        // records with data
+  std::uint64_t rows = 0;         // the query's rows laid out in it
   std::string sha256;             // of the whole file, hex
 };
 

@@ -1583,3 +1583,71 @@ def test_a_build_runs_as_a_background_job(cube_env):
     assert failed["error"]["code"] == "cube_build_failed", failed
     assert failed["error"]["message"].startswith('cube "sales": row '), failed
     assert env.pointer("sales")["version"] == second["result"]["version"]
+
+
+def test_incremental_builds_fall_back_to_full_when_the_layout_cannot_hold_the_change(cube_env):
+    """From the review: a record fuller than the current layout's slots, a config whose metrics
+    changed order, and a query ending in ';' (which cannot be a subquery) each make a full build,
+    and every answer stays equal to the data."""
+    env = cube_env("fallback")
+    db = env.folder / "body.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (country TEXT, k TEXT, p TEXT, amount INTEGER, q INTEGER)")
+        conn.execute("CREATE TABLE changes (country TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+                         [("DE", "a", "x", 3, 1), ("DE", "b", "y", 4, 2), ("FR", "a", "y", 5, 3)])
+    conn.close()
+
+    def config(metrics: str, query: str = "SELECT country, k, p, amount, q FROM t;") -> None:
+        env.write_config(source_toml(db, env.store) + f"""
+[[cubes]]
+name = "c"
+source = "shop"
+query = "{query}"
+changed_query = "SELECT DISTINCT country FROM changes"
+path = ["country"]
+file = ["k"]
+body = ["p"]
+metrics = [{metrics}]
+refresh_ms = 50
+keep_versions_s = 1
+""")
+
+    def answers() -> dict:
+        server = env.serve()
+        client = Http(server)
+        out = {}
+        for country in ("DE", "FR"):
+            for k in ("a", "b"):
+                reply = client.request(f"/v1/cubes/c/{country}?k={k}")
+                assert reply.status in (200, 404), reply.text
+                out[(country, k)] = reply.json() if reply.status == 200 else None
+        client.close()
+        stop_all([server])
+        return out
+
+    amount_q = '{name = "amount", type = "int64"}, {name = "q", type = "int64"}'
+    config(amount_q)
+    assert not env.build_ok("c").incremental
+    with sqlite3.connect(db) as conn:  # DE/a gets a second body key: 2 entries, the layout holds 1
+        conn.execute("INSERT INTO t VALUES ('DE', 'a', 'y', 6, 4)")
+        conn.execute("INSERT INTO changes VALUES ('DE')")
+    conn.close()
+    fuller = env.build_ok("c")
+    assert not fuller.incremental, fuller.line
+    assert answers() == {("DE", "a"): {"x": {"amount": 3, "q": 1}, "y": {"amount": 6, "q": 4}},
+                         ("DE", "b"): {"y": {"amount": 4, "q": 2}},
+                         ("FR", "a"): {"y": {"amount": 5, "q": 3}}, ("FR", "b"): None}
+
+    config('{name = "q", type = "int64"}, {name = "amount", type = "int64"}')  # metrics swapped
+    swapped = env.build_ok("c")
+    assert not swapped.incremental, swapped.line
+    assert answers()[("DE", "b")] == {"y": {"q": 2, "amount": 4}}
+
+    with sqlite3.connect(db) as conn:  # a change that fits: incremental, despite the ';'
+        conn.execute("UPDATE t SET amount = 5 WHERE country = 'DE' AND k = 'b'")  # within 3..6
+    conn.close()
+    fits = env.build_ok("c")
+    assert fits.incremental and fits.written == 1, fits.line
+    assert answers()[("DE", "b")] == {"y": {"q": 2, "amount": 5}}
+    assert env.manifest("c", fits.version)["rows"] == 4

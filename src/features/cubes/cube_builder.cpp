@@ -1,7 +1,10 @@
 #include "features/cubes/cube_builder.hpp"
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cctype>
 #include <boost/json.hpp>
 #include <chrono>
 #include <limits>
@@ -133,6 +136,7 @@ class Builder {
     const auto started = std::chrono::steady_clock::now();
     co_await load_previous();
     if (incremental && previous_manifest_ && !cube_.changed_query.empty()) {
+      if (!layout_matches_config()) co_return std::nullopt;  // the config changed: in full
       incremental_ = true;
       QuerySpec changed = co_await changed_rows_query();
       if (too_many_changes_) co_return std::nullopt;
@@ -165,6 +169,7 @@ class Builder {
         for (const CubeDictionary& dictionary : schema_.body) body_rank_.push_back(identity(dictionary.values.size()));
         const std::uint32_t slots = schema_.slots;
         order_rows();
+        if (schema_.slots > slots) throw DoesNotFit{};  // a record fuller than the layout holds
         schema_.slots = slots;
         result_.record_size = schema_.record_size;
       } else {
@@ -186,7 +191,16 @@ class Builder {
       std::rethrow_exception(failure);
     }
     result_.write_seconds = seconds_since(writing);
-    co_await delete_old_versions();
+    // Published: deleting old versions is housekeeping, and its failure fails nothing.
+    std::string cleanup_problem;
+    try {
+      co_await delete_old_versions();
+    } catch (const std::exception& error) {
+      cleanup_problem = error.what();
+    }
+    if (!cleanup_problem.empty()) {
+      log_event("cube " + cube_.name + ": could not delete old versions: " + cleanup_problem);
+    }
     co_return result_;
   }
 
@@ -254,8 +268,42 @@ class Builder {
       }
       values += ")";
     }
-    rows.sql = "SELECT * FROM (" + cube_.query + ") AS sluice_cube WHERE (" + tuple + ") IN (VALUES " + values + ")";
+    std::string_view inner = cube_.query;  // (a trailing ';' cannot stand in a subquery)
+    while (!inner.empty() && (inner.back() == ';' || std::isspace(static_cast<unsigned char>(inner.back())) != 0)) {
+      inner.remove_suffix(1);
+    }
+    rows.sql = "SELECT * FROM (" + std::string(inner) + "\n) AS sluice_cube WHERE (" + tuple + ") IN (VALUES " +
+               values + ")";
     co_return rows;
+  }
+
+  // Whether the current version was laid out for the cube as configured now: the same
+  // dimensions in the same order, the same metrics (name, type, scale), the same declared
+  // dictionaries. Anything else needs a full build.
+  bool layout_matches_config() const {
+    const CubeSchema& schema = previous_manifest_->schema;
+    if (schema.path != cube_.path || schema.file.size() != cube_.file.size() ||
+        schema.body.size() != cube_.body.size() || schema.metrics.size() != cube_.metrics.size()) {
+      return false;
+    }
+    auto same = [](const std::vector<CubeDictionary>& built, const std::vector<CubeDimensionConfig>& config) {
+      for (std::size_t d = 0; d < built.size(); ++d) {
+        if (built[d].name != config[d].name) return false;
+        if (!config[d].values.empty() && built[d].values != config[d].values) return false;
+      }
+      return true;
+    };
+    if (!same(schema.file, cube_.file) || !same(schema.body, cube_.body)) return false;
+    for (std::size_t m = 0; m < schema.metrics.size(); ++m) {
+      const CubeMetricLayout& built = schema.metrics[m];
+      const CubeMetricConfig& config = cube_.metrics[m];
+      if (built.name != config.name || built.type != config.type || built.scale != config.scale) return false;
+      if (built.type == CubeMetricType::kText &&
+          (built.length_bytes == 1) != (config.max_length < 0x100)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   // Whether the rows read fit the current version's layout.
@@ -634,6 +682,7 @@ class Builder {
       data.assign(data_bytes, '\0');
       const std::uint64_t begin = file_start_[f];
       const std::uint64_t end = file_start_[f + 1];
+      entry.rows = end - begin;
       const std::uint64_t body_keys = schema_.body_keys;
       for (std::uint64_t i = begin; i < end;) {
         const std::uint64_t record = sorted_[i].first / body_keys;
@@ -659,8 +708,12 @@ class Builder {
       std::string joined;
       for (const std::string& value : entry.path) joined += value + '\0';
       auto previous = previous_files_.find(joined);
-      if (previous != previous_files_.end() && previous->second.sha256 == entry.sha256 &&
-          previous->second.size == entry.size) {
+      bool reuse = previous != previous_files_.end() && previous->second.sha256 == entry.sha256 &&
+                   previous->second.size == entry.size;
+      // Still there? (Another build of this cube may have deleted it: builds of one cube should
+      // not run at once, and this narrows what one at a time would not see.)
+      if (reuse) reuse = (co_await store_.head(previous->second.key)).has_value();
+      if (reuse) {
         entry.key = previous->second.key;  // unchanged: the new version refers to it
       } else {
         char name[32];
@@ -673,6 +726,8 @@ class Builder {
       result_.bytes_stored += entry.size;
       result_.cells += entry.cells;
       manifest_.files.push_back(std::move(entry));
+      // Laying out a file is CPU work without a wait: let the job's lease renewal (same thread) run.
+      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     }
     if (incremental_) {
       // The files of the path combinations that did not change, as they are.
@@ -687,6 +742,8 @@ class Builder {
       std::ranges::sort(manifest_.files, {}, &CubeFileEntry::path);
     }
     result_.files = manifest_.files.size();
+    manifest_.rows = 0;  // (an incremental build read only some of them)
+    for (const CubeFileEntry& file : manifest_.files) manifest_.rows += file.rows;
     manifest_.schema = schema_;
   }
 
@@ -732,8 +789,10 @@ class Builder {
       pointer.retired = pointer_->retired;
       pointer.retired.push_back(CubeRetired{pointer_->version, pointer_->manifest_key, pointer.published_at_ms});
     }
+    // From here on nothing this build wrote is deleted: a put whose answer was lost may have
+    // switched the pointer all the same (an unpublished version's objects then stay).
+    written_.clear();
     co_await store_.put(cube_pointer_key(cube_.name), cube_pointer_json(pointer));
-    written_.clear();  // published: a later failure must not delete it
     pointer_ = std::move(pointer);
   }
 
@@ -826,11 +885,15 @@ namespace {
 asio::awaitable<CubeBuildStats> build(const CubeConfig& cube, Source& source, ObjectStore& store, CubeBuildMode mode) {
   if (mode == CubeBuildMode::kIncremental && !cube.changed_query.empty()) {
     std::optional<CubeBuildStats> built;
+    std::string problem;
     try {
       Builder builder(cube, source, store);
       built = co_await builder.run(true);
     } catch (const Builder::DoesNotFit&) {
+    } catch (const SourceError& error) {
+      problem = error.what();  // e.g. a query that cannot be a subquery: the full build may work
     }
+    if (!problem.empty()) log_event("cube " + cube.name + ": the incremental read failed (" + problem + ")");
     if (built) co_return *built;
     log_event("cube " + cube.name + ": the changed data does not fit the current version's layout: building in full");
   }

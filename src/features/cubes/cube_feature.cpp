@@ -30,6 +30,7 @@ namespace json = boost::json;
 constexpr std::size_t kMaxPointerBytes = 1 << 20;
 constexpr std::size_t kMaxManifestBytes = 256u << 20;
 constexpr std::uint64_t kMaxSliceBytes = 16u << 20;  // records one slice reads, whatever max_slice says
+constexpr std::size_t kMaxBodyBytes = 32u << 20;     // JSON one lookup renders
 
 // A version ready to answer from: its manifest, and indexes of its path values.
 struct CubeVersion {
@@ -38,6 +39,9 @@ struct CubeVersion {
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> files;  // joined path
   std::vector<std::vector<std::string>> path_values;  // per path dimension, sorted
   std::vector<std::unordered_set<std::string, StringHash, std::equal_to<>>> path_sets;
+  // GET /v1/cubes/{cube}, made once per version (its dictionaries may hold a million values).
+  mutable std::once_flag described_once;
+  mutable std::string described;
 };
 
 std::string joined_path(const std::vector<std::string>& values) {
@@ -211,9 +215,7 @@ class CubeFeatureImpl final : public CubeFeature {
           cube_metrics().refreshes.add();
           log_event("cube " + cube.config().name + ": serving version " + cube.current()->pointer.version);
         } else if (pointer.retired.size() != current->pointer.retired.size()) {
-          auto updated = std::make_shared<CubeVersion>(*current);
-          updated->pointer = std::move(pointer);
-          cube.set(std::move(updated));
+          cube.set(make_version(std::move(pointer), current->manifest));  // (the kept versions changed)
         }
       }
     } catch (const std::exception& error) {
@@ -241,7 +243,7 @@ class CubeFeatureImpl final : public CubeFeature {
     if (!version && !cube.failure().empty()) {
       cube_metrics().store_errors.add();
       throw ApiError(503, "store_unavailable",
-                     "cube \"" + cube.config().name + "\" cannot be loaded: " + cube.failure())
+                     "cube \"" + cube.config().name + "\" cannot be loaded from the store yet (see the server log)")
           .with_header("Retry-After", "1");
     }
     if (!version) {
@@ -338,8 +340,15 @@ class CubeFeatureImpl final : public CubeFeature {
       co_await lookup(request, responder);
       co_return;
     }
-    const json::value body = summary(cube, true);
-    co_await send_json(responder, body);
+    std::shared_ptr<const CubeVersion> version = cube.current();
+    if (!version) {
+      const json::value body = summary(cube, true);
+      co_await send_json(responder, body);
+      co_return;
+    }
+    std::call_once(version->described_once, [&] { version->described = json::serialize(summary(cube, true)); });
+    Headers headers{{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
+    co_await responder.send(200, std::move(headers), version->described);
   }
 
   asio::awaitable<void> lookup(const HttpRequest& request, HttpResponder& responder) {
@@ -472,8 +481,10 @@ class CubeFeatureImpl final : public CubeFeature {
         try {
           std::rethrow_exception(failure);
         } catch (const StorageError& error) {
-          // Never a cacheable answer: the next try may succeed.
-          throw ApiError(503, "store_unavailable", std::string("the cube's store failed: ") + error.what())
+          // Never a cacheable answer: the next try may succeed. (The object's key stays in the log.)
+          log_event("cube " + config.name + ": " + request.request_id + ": reading the store failed: " + error.what());
+          throw ApiError(503, "store_unavailable", "the cube's store failed; try again (request " +
+                                                       request.request_id + " in the server log)")
               .with_header("Retry-After", "1");
         }
       }
@@ -488,6 +499,11 @@ class CubeFeatureImpl final : public CubeFeature {
           body += last.json(static_cast<std::uint32_t>(position[dimensions - 1] + i));
           body.push_back(':');
           if (!schema.render_record(bytes.substr(i * schema.record_size, schema.record_size), body)) body += "null";
+          if (body.size() > kMaxBodyBytes) {
+            throw ApiError(400, "slice_too_large",
+                           "the answer would pass 32 MiB of JSON after " + std::to_string(i + 1) +
+                               " records: ask for a shorter range");
+          }
         }
         body.push_back('}');
       }
