@@ -1651,3 +1651,22 @@ keep_versions_s = 1
     assert fits.incremental and fits.written == 1, fits.line
     assert answers()[("DE", "b")] == {"y": {"q": 2, "amount": 5}}
     assert env.manifest("c", fits.version)["rows"] == 4
+
+
+def test_one_build_of_a_cube_is_queued_at_a_time(cube_env):
+    """While a build of a cube waits (no worker runs in this server), asking again answers that
+    job; a full build is another request; once cancelled, a new build can be queued."""
+    env = cube_env("one_build")
+    db = make_shop_db(env.folder / "shop.db")
+    env.write_config(source_toml(db, env.store) + "[queue]\nworkers = 0\n" + sales_cube())
+    server = env.serve()
+    first = requests.post(f"{server.url}/v1/cubes/sales/builds", timeout=10)
+    assert first.status_code == 202 and "idempotent-replayed" not in first.headers, first.text
+    again = requests.post(f"{server.url}/v1/jobs", json={"cube": "sales"}, timeout=10)
+    assert again.status_code == 202 and again.headers.get("idempotent-replayed") == "true", again.headers
+    assert again.json()["id"] == first.json()["id"]
+    full = requests.post(f"{server.url}/v1/cubes/sales/builds", json={"full": True}, timeout=10)
+    assert full.json()["id"] != first.json()["id"]
+    assert requests.delete(f"{server.url}/v1/jobs/{first.json()['id']}", timeout=10).status_code == 200
+    later = requests.post(f"{server.url}/v1/cubes/sales/builds", timeout=10)
+    assert later.status_code == 202 and later.json()["id"] != first.json()["id"], later.text

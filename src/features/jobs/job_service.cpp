@@ -172,6 +172,30 @@ asio::awaitable<Enqueued> JobService::submit_cube_build(JobSubmission submission
                    "no cube named \"" + submission.cube + "\"" + (names.empty() ? "" : " (cubes: " + names + ")"));
   }
   const bool attempts_given = submission.max_attempts > 0;
+  // One build of a cube at a time: a build already queued or running (and not scheduled for
+  // later) is the answer, as two at once would only race to publish.
+  if (submission.run_at == 0) {
+    const std::string dataset = cube_job_dataset(submission.cube);
+    auto pending = [this, dataset] {
+      std::optional<JobRecord> found;
+      for (JobState state : {JobState::kRunning, JobState::kQueued}) {
+        JobFilter filter;
+        filter.state = state;
+        filter.dataset = dataset;
+        filter.limit = 1;
+        std::vector<JobRecord> jobs = queue_.list(filter);
+        if (!jobs.empty()) {
+          found = std::move(jobs.front());
+          break;
+        }
+      }
+      return found;
+    };
+    std::optional<JobRecord> already = co_await call(std::move(pending));
+    if (already && parse_job_spec(already->spec).full_build == submission.full_build) {
+      co_return Enqueued{std::move(*already), false};
+    }
+  }
   NewJob job;
   job.dataset = cube_job_dataset(submission.cube);
   job.spec = job_spec_json(submission);
