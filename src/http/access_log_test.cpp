@@ -2,7 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/json.hpp>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <future>
+#include <string>
+#include <thread>
 
 namespace sluice {
 namespace {
@@ -38,8 +47,30 @@ TEST(AccessLogTest, ATargetCannotForgeALine) {
   EXPECT_EQ(line.find('\r'), std::string::npos);
   EXPECT_NE(line.find("/x\\r\\n2026"), std::string::npos) << line;
   EXPECT_NE(line.find("id=x\\\"\\x01\""), std::string::npos) << line;
-  hostile.target = std::string(5000, 'a');
+  const std::string long_target(5000, 'a');  // (the record holds a view of it)
+  hostile.target = long_target;
   EXPECT_LT(format_access_record(hostile, LogFormat::kText).size(), 2200u);
+  EXPECT_NE(format_access_record(hostile, LogFormat::kText).find(std::string(2000, 'a') + "...\""),
+            std::string::npos);
+  const std::string long_link = "/v1/files/k?sig=" + std::string(3000, 's') + "&x=" +
+                                std::string(3000, 'x');
+  hostile.target = long_link;
+  EXPECT_NE(format_access_record(hostile, LogFormat::kText)
+                .find("\"GET /v1/files/k?sig=REDACTED&x=" + std::string(1973, 'x') + "...\""),
+            std::string::npos);
+}
+
+TEST(AccessLogTest, DurationIsWrittenAsPrintfWroteIt) {
+  AccessRecord r = record();
+  for (const std::int64_t micros : {0LL, 1LL, 49LL, 50LL, 51LL, 99LL, 950LL, 1'050LL, 2'250LL,
+                                    1'523'400LL, 1'523'449LL, 1'523'450LL, 1'523'451LL,
+                                    86'400'000'050LL}) {
+    r.duration = std::chrono::microseconds(micros);
+    char expected[64];
+    std::snprintf(expected, sizeof expected, " %.1fms ", static_cast<double>(micros) / 1000.0);
+    EXPECT_NE(format_access_record(r, LogFormat::kText).find(expected), std::string::npos)
+        << micros << ": " << format_access_record(r, LogFormat::kText);
+  }
 }
 
 TEST(AccessLogTest, LinkSignaturesAreRedacted) {
@@ -72,6 +103,89 @@ TEST(AccessLogTest, JsonLineIsOneValidObject) {
   EXPECT_FALSE(boost::json::parse(format_access_record(record(), LogFormat::kJson))
                    .as_object()
                    .contains("aborted"));
+}
+
+// Runs `body` with stderr (the server log) redirected to a file; returns what was written.
+template <typename Body>
+std::string captured_log(Body body) {
+  std::FILE* file = std::tmpfile();
+  EXPECT_NE(file, nullptr);
+  std::fflush(stderr);
+  const int saved = ::dup(STDERR_FILENO);
+  ::dup2(::fileno(file), STDERR_FILENO);
+  body();
+  std::fflush(stderr);
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  std::string text;
+  std::rewind(file);
+  for (int c = std::fgetc(file); c != EOF; c = std::fgetc(file)) text += static_cast<char>(c);
+  std::fclose(file);
+  return text;
+}
+
+TEST(AccessLogTest, LinesWaitForTheThreadsReadyWorkThenGoOutTogether) {
+  boost::asio::io_context io;
+  std::string seen_before_flush;
+  const std::string text = captured_log([&] {
+    boost::asio::post(io, [&] {
+      AccessRecord r = record();
+      r.request_id = "first";
+      log_access(r, io.get_executor());
+      r.request_id = "second";
+      log_access(r, io.get_executor());
+    });
+    // Ready before the flush that the first line posted: the lines are not written yet.
+    boost::asio::post(io, [&] { seen_before_flush = this_thread_log_buffer().lines; });
+    io.run();
+  });
+  EXPECT_NE(seen_before_flush.find("id=first\n"), std::string::npos) << seen_before_flush;
+  EXPECT_NE(seen_before_flush.find("id=second\n"), std::string::npos) << seen_before_flush;
+  EXPECT_TRUE(this_thread_log_buffer().lines.empty());
+  EXPECT_EQ(text, format_access_record([] {
+                    AccessRecord r = record();
+                    r.request_id = "first";
+                    return r;
+                  }(), LogFormat::kText) +
+                      "\n" +
+                      format_access_record([] {
+                        AccessRecord r = record();
+                        r.request_id = "second";
+                        return r;
+                      }(), LogFormat::kText) +
+                      "\n");
+}
+
+TEST(AccessLogTest, AnEventLineComesAfterTheAccessLinesBufferedBeforeIt) {
+  boost::asio::io_context io;  // never run: the posted flush does not happen
+  const std::string text = captured_log([&] {
+    log_access(record(), io.get_executor());
+    log_event("shutting down");
+  });
+  const std::size_t access = text.find("id=2f1c7e0a\n");
+  const std::size_t event = text.find(" shutting down\n");
+  ASSERT_NE(access, std::string::npos) << text;
+  ASSERT_NE(event, std::string::npos) << text;
+  EXPECT_LT(access, event);
+  EXPECT_TRUE(this_thread_log_buffer().lines.empty());
+}
+
+TEST(AccessLogTest, FlushLogBuffersWritesTheLinesOfEveryThread) {
+  boost::asio::io_context io;  // never run: only flush_log_buffers() writes the line
+  std::promise<void> appended;
+  std::promise<void> release;
+  std::thread other([&] {
+    AccessRecord r = record();
+    r.request_id = "other-thread";
+    log_access(r, io.get_executor());
+    appended.set_value();
+    release.get_future().wait();
+  });
+  appended.get_future().wait();
+  const std::string text = captured_log([] { flush_log_buffers(); });
+  release.set_value();
+  other.join();
+  EXPECT_NE(text.find("id=other-thread\n"), std::string::npos) << text;
 }
 
 TEST(AccessLogTest, Rfc3339Utc) {

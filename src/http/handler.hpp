@@ -74,7 +74,8 @@ class WebSocket {
 };
 
 // How a handler answers. Either send() once, or start_stream() once and then write the body
-// through the returned sink. Every response carries X-Request-Id.
+// through the returned sink. Every response carries X-Request-Id. The framing fields
+// (Content-Length, Transfer-Encoding, Connection) are the responder's: a handler's are ignored.
 // Not thread-safe: used by the one coroutine that handles the request.
 class HttpResponder {
  public:

@@ -2,6 +2,7 @@
 
 #include <boost/asio/error.hpp>
 #include <boost/asio/multiple_exceptions.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/system/system_error.hpp>
 #include <exception>
 
@@ -18,32 +19,32 @@ namespace asio = boost::asio;
 
 class RequestIdStep final : public Middleware {
  public:
-  asio::awaitable<void> handle(HttpRequest& request, HttpResponder&,
-                               const Next& next) const override {
+  asio::awaitable<void> handle(HttpRequest& request, HttpResponder&, Next next) const override {
     request.request_id = make_request_id(request.header("X-Request-Id"));
-    co_await next();
+    return next();
   }
 };
 
 class AccessLogStep final : public Middleware {
  public:
   asio::awaitable<void> handle(HttpRequest& request, HttpResponder& responder,
-                               const Next& next) const override {
+                               Next next) const override {
     const auto wall = std::chrono::system_clock::now();
     const auto start = std::chrono::steady_clock::now();
+    const asio::any_io_executor executor = co_await asio::this_coro::executor;
     std::exception_ptr error;
     try {
       co_await next();
     } catch (...) {
       error = std::current_exception();  // a cancelled request is logged too
     }
-    log_access(AccessRecord{
+    const AccessRecord record{
         wall, request.remote, request.method, request.target, responder.status(),
         responder.body_bytes(),
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
                                                               start),
-        request.request_id,
-        std::string(responder.abort_reason())});
+        request.request_id, responder.abort_reason()};
+    log_access(record, executor);  // buffered: written once this thread's ready work is done
     if (error) std::rethrow_exception(error);
   }
 };
@@ -51,7 +52,7 @@ class AccessLogStep final : public Middleware {
 class MetricsStep final : public Middleware {
  public:
   asio::awaitable<void> handle(HttpRequest&, HttpResponder& responder,
-                               const Next& next) const override {
+                               Next next) const override {
     const HttpMetrics& counters = http_metrics();
     counters.requests.add();
     std::exception_ptr error;
@@ -70,8 +71,8 @@ class MetricsStep final : public Middleware {
 // signed URLs) and answers 401/403 here, before any feature runs.
 class AuthenticationStep final : public Middleware {
  public:
-  asio::awaitable<void> handle(HttpRequest&, HttpResponder&, const Next& next) const override {
-    co_await next();
+  asio::awaitable<void> handle(HttpRequest&, HttpResponder&, Next next) const override {
+    return next();
   }
 };
 
@@ -94,7 +95,7 @@ std::exception_ptr first_failure(std::exception_ptr error) {
 class ErrorMappingStep final : public Middleware {
  public:
   asio::awaitable<void> handle(HttpRequest& request, HttpResponder& responder,
-                               const Next& next) const override {
+                               Next next) const override {
     // co_await is not allowed inside a catch block: remember the error, answer after it.
     int status = 0;
     std::string code;
@@ -158,24 +159,20 @@ class ErrorMappingStep final : public Middleware {
 }  // namespace
 
 asio::awaitable<void> RequestPath::handle(HttpRequest& request, HttpResponder& responder) const {
-  co_await run(0, request, responder);
+  return run(0, request, responder);
 }
 
 asio::awaitable<void> RequestPath::run(std::size_t step, HttpRequest& request,
                                        HttpResponder& responder) const {
   if (step == steps_.size()) {
-    if (!request.target_ok) {
-      throw ApiError(400, "bad_target", "malformed request target");
-    }
-    co_await router_.dispatch(request, responder);
-    co_return;
+    // Thrown where the last step calls next(): inside its error mapping.
+    if (!request.target_ok) throw ApiError(400, "bad_target", "malformed request target");
+    return router_.dispatch(request, responder);
   }
-  // Named, not a temporary inside co_await: g++ 12 mishandles those.
-  const Middleware::Next next = [this, step, &request, &responder] {
-    return run(step + 1, request, responder);
-  };
-  co_await steps_[step]->handle(request, responder, next);
+  return steps_[step]->handle(request, responder, Next(*this, step + 1, request, responder));
 }
+
+asio::awaitable<void> Next::operator()() const { return path_->run(step_, *request_, *responder_); }
 
 // The request path, in order. Each step sees what the ones before it did, and what the ones
 // after it threw.

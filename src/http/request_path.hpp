@@ -18,6 +18,9 @@ class RequestPath {
   boost::asio::awaitable<void> handle(HttpRequest& request, HttpResponder& responder) const;
 
  private:
+  friend class Next;
+  // Step `step` of the path, or the router after the last one (not a coroutine: no frame of its
+  // own per step).
   boost::asio::awaitable<void> run(std::size_t step, HttpRequest& request,
                                    HttpResponder& responder) const;
 

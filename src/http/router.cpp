@@ -1,5 +1,7 @@
 #include "http/router.hpp"
 
+#include <string>
+#include <utility>
 
 namespace sluice {
 
@@ -32,25 +34,34 @@ const Router::Route* Router::match(const HttpRequest& request, bool& path_matche
   return nullptr;
 }
 
+namespace {
+
+// 405 (with Allow) or 404.
+boost::asio::awaitable<void> not_routed(const HttpRequest& request, HttpResponder& responder,
+                                        bool path_matched, std::string allowed) {
+  if (path_matched) {
+    Headers allow;  // (a braced list inside co_await miscompiles with g++ 12)
+    allow.emplace_back("Allow", allowed);
+    co_await responder.send_error(405, "method_not_allowed",
+                                  "method " + request.method + " is not allowed here; allowed: " +
+                                      allowed,
+                                  request.request_id, std::move(allow));
+  } else {
+    co_await responder.send_error(404, "not_found", "no such endpoint", request.request_id);
+  }
+}
+
+}  // namespace
+
+// Not a coroutine: a routed request runs in its handler's frame, with no frame of the router's
+// around it.
 boost::asio::awaitable<void> Router::dispatch(const HttpRequest& request,
                                               HttpResponder& responder) const {
   bool path_matched = false;
   std::string allowed;
   const Route* route = match(request, path_matched, allowed);
-  if (route == nullptr) {
-    if (path_matched) {
-      Headers allow;  // (a braced list inside co_await miscompiles with g++ 12)
-      allow.emplace_back("Allow", allowed);
-      co_await responder.send_error(405, "method_not_allowed",
-                                    "method " + request.method + " is not allowed here; allowed: " +
-                                        allowed,
-                                    request.request_id, std::move(allow));
-    } else {
-      co_await responder.send_error(404, "not_found", "no such endpoint", request.request_id);
-    }
-    co_return;
-  }
-  co_await route->handler(request, responder);
+  if (route != nullptr) return route->handler(request, responder);
+  return not_routed(request, responder, path_matched, std::move(allowed));
 }
 
 }  // namespace sluice

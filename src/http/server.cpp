@@ -154,6 +154,9 @@ class HttpServer::Impl {
     guards.clear();
     stop_all();
     for (std::thread& worker : workers) worker.join();
+    // Access lines still buffered (a flush posted to a context that stopped first): written now
+    // that no thread adds any.
+    flush_log_buffers();
   }
 
   void stop() {

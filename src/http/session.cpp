@@ -1,9 +1,13 @@
 #include "http/session.hpp"
 
+#include <strings.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -15,7 +19,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <functional>
@@ -43,48 +49,128 @@ constexpr auto kTuple = asio::as_tuple(use_awaitable);
 constexpr std::string_view kCancelled = "cancelled";
 
 // Notices a peer that closes while a response is produced: the socket turns readable and a
-// peek reads end-of-file (or fails). Runs beside the handler in the request's own frame
-// (serve_request), so whichever ends first cancels the other: a departed client cancels the
-// handler, a finished response ends the watch. A connection upgraded to a WebSocket is
-// watched by the WebSocket's own reads instead: `upgraded` (with the socket's pending wait
-// cancelled) makes the watch idle until the handler ends.
+// peek reads end-of-file (or fails). Then it cancels the connection's coroutine (terminal, like
+// the end of the shutdown grace), so whatever the handler awaits fails with operation_aborted
+// and its destructors stop its work; a pipelined request (the peek finds bytes) cannot be told
+// from a departure until it is read, so the watch ends there.
+// Armed lazily: only once the handler has let the I/O thread run something else (a post made
+// before it starts runs then). A handler that answers without waiting on anything but the
+// socket (a small response) never arms it, which saves the socket's epoll_ctl(2) and a
+// handler's round trip per request; one that waits would only have been watched from then on
+// anyway, since the watch cannot run on this thread before the handler suspends.
+// A connection upgraded to a WebSocket is watched by the WebSocket's own reads instead:
+// `upgraded` (with the socket's pending wait cancelled) ends the watch.
+// Per connection, shared with its callbacks, which may run after the connection's frame is
+// gone (they then do nothing). Only on the connection's executor.
 struct PeerWatch {
-  bool gone = false;
-  bool upgraded = false;
+  asio::cancellation_signal cancel;     // the connection coroutine's (the group's, passed on)
+  asio::cancellation_signal stop_wait;  // cancels the pending wait once a response is done
+  asio::ip::tcp::socket* socket = nullptr;  // null once the connection ended
+  std::uint64_t request = 0;  // the request watched: callbacks of an earlier one do nothing
+  bool gone = false;          // the client left during this request
+  bool upgraded = false;      // this request's connection became a WebSocket
 };
 
-// Until the coroutine is cancelled (the request's frame ends the watch).
-asio::awaitable<void> idle(beast::tcp_stream& stream) {
-  asio::steady_timer forever(stream.get_executor(), asio::steady_timer::time_point::max());
-  co_await forever.async_wait(kTuple);
-}
+void arm_peer_watch(const std::shared_ptr<PeerWatch>& watch, std::uint64_t request);
 
-asio::awaitable<void> watch_peer(beast::tcp_stream& stream, PeerWatch& watch) {
-  for (;;) {
-    auto [ec] = co_await stream.socket().async_wait(asio::ip::tcp::socket::wait_read, kTuple);
-    if (watch.upgraded) {
-      // A peek now would see the end of what Beast already read as a departure: idle, unless
-      // this very wait ended because the request's frame cancelled the watch.
-      const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
-      if (state.cancelled() == asio::cancellation_type::none) co_await idle(stream);
-      co_return;
-    }
-    if (ec == asio::error::operation_aborted) co_return;  // the response is done, or shutdown
-    if (ec) break;  // the socket failed under us
+void peer_readable(const std::shared_ptr<PeerWatch>& watch, std::uint64_t request,
+                   const beast::error_code& ec) {
+  if (watch->request != request || watch->socket == nullptr || watch->upgraded) return;
+  if (ec == asio::error::operation_aborted) return;  // the response is done, or shutdown
+  if (!ec) {
     char byte = 0;
-    const ssize_t got =
-        ::recv(stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (got > 0) {
-      // A pipelined request, read after this response: nothing more can be told until then.
-      co_await idle(stream);
-      co_return;
-    }
+    const ssize_t got = ::recv(watch->socket->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    // A pipelined request, read after this response: nothing more can be told until then.
+    if (got > 0) return;
     // A readiness report with nothing to read (an edge left over from the read that took the
     // request, delivered late under load) is not a departure.
-    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
-    break;  // 0 = the peer closed; another error = reset
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      arm_peer_watch(watch, request);
+      return;
+    }
   }
-  watch.gone = true;
+  // 0 = the peer closed; an error = reset, or the socket failed under us.
+  watch->gone = true;
+  watch->cancel.emit(asio::cancellation_type::terminal);
+}
+
+void arm_peer_watch(const std::shared_ptr<PeerWatch>& watch, std::uint64_t request) {
+  if (watch->request != request || watch->socket == nullptr || watch->upgraded) return;
+  watch->socket->async_wait(
+      asio::ip::tcp::socket::wait_read,
+      asio::bind_cancellation_slot(watch->stop_wait.slot(),
+                                   [watch, request](const beast::error_code& ec) {
+                                     peer_readable(watch, request, ec);
+                                   }));
+}
+
+bool same_name(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// A field value without the blanks around it, as Beast's fields::set stored it.
+std::string_view trimmed(std::string_view value) {
+  const std::size_t first = value.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return {};
+  return value.substr(first, value.find_last_not_of(" \t") - first + 1);
+}
+
+// How a response's body is delimited.
+enum class Framing { kNone, kLength, kChunked };
+
+// The status line and header fields of a response, byte for byte as Beast's serializer wrote
+// them from an http::response built with set(): Server, X-Request-Id, then the handler's
+// headers (a later field of the same name replaces an earlier one, in its place), then the
+// framing, which is the responder's alone (a handler's Content-Length, Transfer-Encoding or
+// Connection is ignored): Connection: close when the connection ends after this response,
+// Content-Length or Transfer-Encoding: chunked. Written by hand: Beast's fields (a node
+// allocated per field) and its serializer's buffer views cost more than the rest of a small
+// response.
+std::string response_head(int status, std::string_view request_id, const Headers& headers,
+                          bool keep_alive, Framing framing, std::uint64_t content_length) {
+  std::string head;
+  head.reserve(256);
+  head += "HTTP/1.1 ";
+  const int code = std::clamp(status, 0, 999);
+  head += static_cast<char>('0' + code / 100);
+  head += static_cast<char>('0' + code / 10 % 10);
+  head += static_cast<char>('0' + code % 10);
+  head += ' ';
+  const auto reason = http::obsolete_reason(static_cast<http::status>(code));
+  head.append(reason.data(), reason.size());
+  head += "\r\n";
+  auto field = [&head](std::string_view name, std::string_view value) {
+    head += name;
+    head += ": ";
+    head += trimmed(value);
+    head += "\r\n";
+  };
+  auto replaced_after = [&headers](std::size_t index, std::string_view name) {
+    for (std::size_t later = index; later < headers.size(); ++later) {
+      if (same_name(headers[later].first, name)) return true;
+    }
+    return false;
+  };
+  if (!replaced_after(0, "Server")) field("Server", "sluice");
+  if (!replaced_after(0, "X-Request-Id")) field("X-Request-Id", request_id);
+  for (std::size_t i = 0; i < headers.size(); ++i) {
+    const auto& [name, value] = headers[i];
+    if (same_name(name, "Content-Length") || same_name(name, "Transfer-Encoding") ||
+        same_name(name, "Connection") || replaced_after(i + 1, name)) {
+      continue;
+    }
+    field(name, value);
+  }
+  if (!keep_alive) field("Connection", "close");
+  if (framing == Framing::kLength) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, content_length).ptr;
+    field("Content-Length", std::string_view(digits, static_cast<std::size_t>(end - digits)));
+  } else if (framing == Framing::kChunked) {
+    field("Transfer-Encoding", "chunked");
+  }
+  head += "\r\n";
+  return head;
 }
 
 // The request as Beast parsed it, and the bytes read past it, for a WebSocket upgrade.
@@ -146,53 +232,46 @@ class SessionResponder final : public HttpResponder, public ByteSink, public Web
 
   asio::awaitable<void> send(int status, Headers headers, std::string body) override {
     refuse_after_upgrade();
-    http::response<http::string_body> response{static_cast<http::status>(status), 11};
-    add_headers(response, headers);
     // A 304 has no body and must not claim Content-Length: 0 (RFC 9110 8.6: it would have to be
     // the length a 200 would have).
-    if (status != 304) response.content_length(body.size());
-    if (!head_only_ && status != 304) response.body() = std::move(body);
+    const bool bodiless = status == 304;
+    const std::string head =
+        response_head(status, request_.request_id, headers, keep_alive_,
+                      bodiless ? Framing::kNone : Framing::kLength, body.size());
     started_ = true;
     status_ = status;
-    stream_.expires_after(config_.write_timeout);
-    const std::uint64_t length = response.body().size();
-    if (head_only_) {
-      http::response_serializer<http::string_body> serializer{response};
-      co_await guarded(http::async_write_header(stream_, serializer, use_awaitable));
-    } else {
-      co_await guarded(http::async_write(stream_, response, use_awaitable));
-      body_bytes_ += length;
-    }
+    const std::uint64_t length = head_only_ || bodiless ? 0 : body.size();
+    // Head and body in one write (one sendmsg with two pieces).
+    std::array<asio::const_buffer, 2> pieces{asio::buffer(head), asio::buffer(body.data(), length)};
+    if (!send_now(pieces)) co_await write_rest(pieces);
+    body_bytes_ += length;
   }
 
   asio::awaitable<ByteSink*> start_stream(int status, Headers headers) override {
     refuse_after_upgrade();
-    http::response<http::empty_body> response{static_cast<http::status>(status), 11};
     // HTTP/1.0 knows no chunked encoding: the body ends when the connection closes.
     until_close_ = request_.version < 11;
     if (until_close_) keep_alive_ = false;
-    add_headers(response, headers);
-    response.chunked(!until_close_);
+    const std::string head =
+        response_head(status, request_.request_id, headers, keep_alive_,
+                      until_close_ ? Framing::kNone : Framing::kChunked, 0);
     started_ = true;
     status_ = status;
-    http::response_serializer<http::empty_body> serializer{response};
-    stream_.expires_after(config_.write_timeout);
-    co_await guarded(http::async_write_header(stream_, serializer, use_awaitable));
+    std::array<asio::const_buffer, 2> pieces{asio::buffer(head), asio::const_buffer()};
+    if (!send_now(pieces)) co_await write_rest(pieces);
     co_return this;
   }
 
   asio::awaitable<ByteSink*> start_body(int status, Headers headers,
                                         std::uint64_t content_length) override {
     refuse_after_upgrade();
-    http::response<http::empty_body> response{static_cast<http::status>(status), 11};
-    add_headers(response, headers);
-    response.content_length(content_length);
+    const std::string head = response_head(status, request_.request_id, headers, keep_alive_,
+                                           Framing::kLength, content_length);
     started_ = true;
     status_ = status;
     fixed_length_ = content_length;
-    http::response_serializer<http::empty_body> serializer{response};
-    stream_.expires_after(config_.write_timeout);
-    co_await guarded(http::async_write_header(stream_, serializer, use_awaitable));
+    std::array<asio::const_buffer, 2> pieces{asio::buffer(head), asio::const_buffer()};
+    if (!send_now(pieces)) co_await write_rest(pieces);
     co_return this;
   }
 
@@ -367,12 +446,49 @@ class SessionResponder final : public HttpResponder, public ByteSink, public Web
     if (auto [ec] = std::get<0>(done); ec) throw beast::system_error(ec);
   }
 
-  template <typename Response>
-  void add_headers(Response& response, const Headers& headers) const {
-    response.set(http::field::server, "sluice");
-    response.set("X-Request-Id", request_.request_id);
-    for (const auto& [name, value] : headers) response.set(name, value);
-    response.keep_alive(keep_alive_);
+  // Hands `pieces` to the socket without waiting, and drops from them what it took: true when
+  // that was everything (a small response on a connection whose client reads), so the caller
+  // awaits nothing at all (no asynchronous write, no timer, no handler to run: most of what a
+  // small response cost). Throws, having noted why, when the socket failed.
+  bool send_now(std::array<asio::const_buffer, 2>& pieces) {
+    std::array<iovec, 2> vectors{};
+    std::size_t count = 0;
+    for (const asio::const_buffer& piece : pieces) {
+      if (piece.size() == 0) continue;
+      vectors[count].iov_base = const_cast<void*>(piece.data());  // (sendmsg only reads it)
+      vectors[count].iov_len = piece.size();
+      ++count;
+    }
+    if (count == 0) return true;
+    msghdr message{};
+    message.msg_iov = vectors.data();
+    message.msg_iovlen = count;
+    ssize_t sent = 0;
+    for (;;) {
+      sent = ::sendmsg(stream_.socket().native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (sent >= 0) break;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        sent = 0;
+        break;
+      }
+      const beast::error_code ec(errno, beast::system_category());
+      note_failure(ec);
+      throw beast::system_error(ec);
+    }
+    auto taken = static_cast<std::size_t>(sent);
+    for (asio::const_buffer& piece : pieces) {
+      const std::size_t skipped = std::min(taken, piece.size());
+      piece += skipped;
+      taken -= skipped;
+    }
+    return pieces[0].size() + pieces[1].size() == 0;
+  }
+
+  // What send_now() left, written asynchronously under write_timeout like every other write.
+  asio::awaitable<void> write_rest(std::array<asio::const_buffer, 2> pieces) {
+    stream_.expires_after(config_.write_timeout);
+    co_await guarded(asio::async_write(stream_, pieces, use_awaitable));
   }
 
   beast::tcp_stream& stream_;
@@ -432,12 +548,12 @@ int read_error_status(const beast::error_code& ec) {
 }
 
 asio::awaitable<void> send_read_error(beast::tcp_stream& stream, int status,
-                                      const SessionContext& context,
+                                      const SessionContext& context, const std::string& remote,
                                       std::string_view message = {}) {
   HttpRequest request;
   request.request_id = make_request_id({});
-  request.remote = remote_of(stream);
-  PeerWatch watch;
+  request.remote = remote;
+  PeerWatch watch;  // (never armed: nothing runs beside an error answer)
   const auto wall = std::chrono::system_clock::now();
   SessionResponder responder(stream, request, false, context, watch);
   static constexpr std::pair<int, std::pair<const char*, const char*>> kErrors[] = {
@@ -455,7 +571,8 @@ asio::awaitable<void> send_read_error(beast::tcp_stream& stream, int status,
   http_metrics().responses_of(status).add();
   log_access(AccessRecord{wall, request.remote, "-", "-", responder.status(),
                           responder.body_bytes(), std::chrono::microseconds(0),
-                          request.request_id, {}});
+                          request.request_id, {}},
+             stream.get_executor());
 }
 
 // Reads until the whole request head is in `buffer`, so that it can be checked as it was sent
@@ -482,13 +599,15 @@ asio::awaitable<int> read_request_head(beast::tcp_stream& stream, beast::flat_bu
   }
 }
 
-// Waits for the first byte of the next request under the idle timeout.
+// Waits for the start of the next request under the idle timeout. What arrives is read at once,
+// within the head's limit as read_request_head reads it (a small request is then read whole by
+// one read).
 asio::awaitable<bool> await_request_start(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                                           const ServerConfig& config) {
   if (buffer.size() != 0) co_return true;
   stream.expires_after(config.idle_timeout);
-  // One byte only: what is read here escapes the parser's header limit.
-  auto [ec, bytes] = co_await stream.async_read_some(buffer.prepare(1), kTuple);
+  auto [ec, bytes] = co_await stream.async_read_some(
+      buffer.prepare(std::min<std::size_t>(config.max_header_bytes + 4, 16 * 1024)), kTuple);
   buffer.commit(bytes);
   co_return !ec;
 }
@@ -497,40 +616,53 @@ asio::awaitable<bool> await_request_start(beast::tcp_stream& stream, beast::flat
 asio::awaitable<bool> serve_request(beast::tcp_stream& stream,
                                     http::request<http::string_body>& message,
                                     const beast::flat_buffer& buffer,
-                                    const SessionContext& context) {
-  using namespace asio::experimental::awaitable_operators;
+                                    const SessionContext& context, const std::string& remote,
+                                    const std::shared_ptr<PeerWatch>& watch) {
   const bool keep_alive = message.keep_alive() && !context.stopping.load();
   HttpRequest request = to_request(message);
-  request.remote = remote_of(stream);
+  request.remote = remote;
   request.target_ok = parse_target(request);
-  PeerWatch watch;
-  SessionResponder responder(stream, request, keep_alive, context, watch,
+  watch->gone = false;
+  watch->upgraded = false;
+  const std::uint64_t watched = ++watch->request;
+  SessionResponder responder(stream, request, keep_alive, context, *watch,
                              ParsedRequest{&message, &buffer});
-  // The request path and the watch run side by side in this frame; the first to end cancels
-  // the other (a departed client stops the handler's database work at its next wait).
-  co_await (context.path.handle(request, responder) || watch_peer(stream, watch));
-  co_return !responder.aborted() && responder.keep_alive() && !watch.gone;
+  // The watch starts once the handler waits for something (see PeerWatch) and ends with the
+  // response, whether it completed or threw.
+  asio::post(stream.get_executor(), [watch, watched] { arm_peer_watch(watch, watched); });
+  struct EndWatch {
+    PeerWatch& watch;
+    ~EndWatch() {
+      ++watch.request;
+      watch.stop_wait.emit(asio::cancellation_type::all);
+    }
+  } end_watch{*watch};
+  co_await context.path.handle(request, responder);
+  co_return !responder.aborted() && responder.keep_alive() && !watch->gone;
 }
 
-}  // namespace
-
-asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext& context,
-                                  ConnectionRegistry::Handle entry) {
+// The connection's loop: reads requests and answers them (run_session's documentation).
+asio::awaitable<void> serve_connection(beast::tcp_stream stream, const SessionContext& context,
+                                       ConnectionRegistry::Handle entry,
+                                       std::shared_ptr<PeerWatch> watch) {
   const ServerConfig& config = context.config;
   ConnectionRegistry& connections = context.connections;
   http_metrics().connections.add(1);
+  watch->socket = &stream.socket();
   struct Closer {
     beast::tcp_stream& stream;
     ConnectionRegistry& connections;
     const ConnectionRegistry::Handle& entry;
+    PeerWatch& watch;
     ~Closer() {
+      watch.socket = nullptr;
       beast::error_code ignored;
       stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
       stream.close();
       connections.remove(entry);
       http_metrics().connections.sub(1);
     }
-  } closer{stream, connections, entry};
+  } closer{stream, connections, entry, *watch};
   // Shed to make room for a new connection (only while idle or reading a request): the pending
   // read fails and the loop below ends.
   connections.attach(entry, [&stream] {
@@ -538,6 +670,9 @@ asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext
     stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     stream.close();
   });
+  // Once per connection: getpeername(2) and the formatting cost as much per request as the
+  // access line itself.
+  const std::string remote = remote_of(stream);
   beast::flat_buffer buffer;
   while (!context.stopping.load() && stream.socket().is_open()) {
     connections.set(entry, ConnectionRegistry::State::kIdle);
@@ -554,14 +689,22 @@ asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext
     const int refused = co_await read_request_head(stream, buffer, config.max_header_bytes, problem);
     if (refused < 0) co_return;
     if (refused > 0) {
-      co_await send_read_error(stream, refused, context, problem);
+      co_await send_read_error(stream, refused, context, remote, problem);
       co_return;
     }
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
     parser.body_limit(config.max_body_bytes);
-    auto [head_ec, head_bytes] = co_await http::async_read_header(stream, buffer, parser, kTuple);
-    (void)head_bytes;
+    // The whole head is in the buffer: parsed here, without an asynchronous read (Beast's would
+    // cost a handler's round trip through the event loop). Only a head Beast finds incomplete
+    // all the same goes the asynchronous way.
+    beast::error_code head_ec;
+    buffer.consume(parser.put(buffer.data(), head_ec));
+    if (head_ec == http::error::need_more) {
+      head_ec = {};
+      std::tie(head_ec, std::ignore) =
+          co_await http::async_read_header(stream, buffer, parser, kTuple);
+    }
     if (!head_ec) {
       const auto& head = parser.get();
       const RequestFraming framing{static_cast<int>(head.version()),
@@ -569,19 +712,42 @@ asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext
                                    static_cast<std::size_t>(head.count(http::field::transfer_encoding)),
                                    parser.chunked()};
       if (auto wrong = framing_problem(framing)) {
-        co_await send_read_error(stream, 400, context, *wrong);
+        co_await send_read_error(stream, 400, context, remote, *wrong);
         co_return;
       }
     }
     beast::error_code ec = head_ec;
-    if (!ec) std::tie(ec, std::ignore) = co_await http::async_read(stream, buffer, parser, kTuple);
+    // A request without a body (most) is complete with its head.
+    if (!ec && !parser.is_done()) {
+      std::tie(ec, std::ignore) = co_await http::async_read(stream, buffer, parser, kTuple);
+    }
     if (ec) {
-      if (int status = read_error_status(ec)) co_await send_read_error(stream, status, context);
+      if (int status = read_error_status(ec)) {
+        co_await send_read_error(stream, status, context, remote);
+      }
       co_return;
     }
     connections.set(entry, ConnectionRegistry::State::kBusy);
-    if (!co_await serve_request(stream, parser.get(), buffer, context)) co_return;
+    if (!co_await serve_request(stream, parser.get(), buffer, context, remote, watch)) co_return;
   }
+}
+
+}  // namespace
+
+asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext& context,
+                                  ConnectionRegistry::Handle entry) {
+  // The connection's loop runs as a coroutine of its own under a signal the session owns, so
+  // that the peer watch can cancel a request whose client left (terminal: as the group would);
+  // the group's cancellation of this coroutine (shutdown: total, then terminal) is passed on to
+  // it, and the loop's own filters decide what it ends.
+  auto watch = std::make_shared<PeerWatch>();
+  co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+  const asio::cancellation_state group = co_await asio::this_coro::cancellation_state;
+  group.slot().assign([watch](asio::cancellation_type type) { watch->cancel.emit(type); });
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
+  co_await asio::co_spawn(executor,
+                          serve_connection(std::move(stream), context, std::move(entry), watch),
+                          asio::bind_cancellation_slot(watch->cancel.slot(), use_awaitable));
 }
 
 }  // namespace sluice
