@@ -9,6 +9,7 @@
 #include <random>
 
 #include "core/crc32.hpp"
+#include "core/log.hpp"
 
 namespace sluice {
 namespace {
@@ -64,29 +65,6 @@ std::uint64_t get_bits(const char* base, std::uint64_t at, std::uint32_t bits) {
 
 std::uint32_t bits_for(std::uint64_t max_value) {
   return max_value == 0 ? 0 : static_cast<std::uint32_t>(std::bit_width(max_value));
-}
-
-void append_json_string(std::string& out, std::string_view text) {
-  out.push_back('"');
-  for (char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          static constexpr char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out.push_back(kHex[(c >> 4) & 0xf]);
-          out.push_back(kHex[c & 0xf]);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
 }
 
 template <typename T>
