@@ -14,15 +14,6 @@ constexpr std::size_t kMaxDeclaredValues = 1'000'000;
 constexpr std::size_t kMaxTextLength = 4096;
 constexpr int kMaxScale = 18;
 
-// Dimension and metric names are query parameters and JSON keys: [A-Za-z_][A-Za-z0-9_]{0,63}.
-bool is_column_name(std::string_view name) {
-  auto word = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-  };
-  return !name.empty() && name.size() <= 64 && !(name.front() >= '0' && name.front() <= '9') &&
-         std::ranges::all_of(name, word);
-}
-
 std::optional<std::chrono::year_month_day> parse_date(std::string_view text, bool with_day) {
   int y = 0;
   unsigned m = 0;
@@ -152,7 +143,7 @@ CubeDimensionConfig read_dimension(const Reader& reader, const toml::node& node,
       reader.fail(table, key_child(path, "from"), "missing required key (with `to` and `step`)");
     }
   }
-  if (!is_column_name(dimension.name)) {
+  if (!is_identifier(dimension.name)) {
     reader.fail(node, path,
                 "invalid dimension name " + quote_text(dimension.name) +
                     " (expected [A-Za-z_][A-Za-z0-9_]{0,63}, a column of the query)");
@@ -179,7 +170,7 @@ CubeMetricConfig read_metric(const Reader& reader, const toml::node& node, const
   CubeMetricConfig metric;
   metric.line = line_of(node);
   const auto& name = reader.required<TomlString>(table, path, "name");
-  if (!is_column_name(name.get())) {
+  if (!is_identifier(name.get())) {
     reader.fail(name, key_child(path, "name"),
                 "invalid metric name " + quote_text(name.get()) +
                     " (expected [A-Za-z_][A-Za-z0-9_]{0,63}, a column of the query)");

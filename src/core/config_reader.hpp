@@ -32,6 +32,8 @@ std::string_view toml_type_name(toml::node_type type);
 std::string source_name_problem(std::string_view name);
 std::string dataset_name_problem(std::string_view name);
 std::string filter_name_problem(std::string_view name);
+// [A-Za-z_][A-Za-z0-9_]{0,63}: a filter's, a cube dimension's or a metric's name.
+bool is_identifier(std::string_view name);
 bool is_blank(std::string_view text);
 std::string quote_text(std::string_view text);
 std::string key_child(std::string_view path, std::string_view key);

@@ -199,11 +199,13 @@ std::string dataset_name_problem(std::string_view name) {
   return "invalid dataset name " + quote_text(name) + " (expected [A-Za-z0-9_-]{1,64})";
 }
 
+bool is_identifier(std::string_view name) {
+  return is_name(name, kMaxNameLength) && name.find('-') == std::string_view::npos &&
+         !is_digit(name.front());
+}
+
 std::string filter_name_problem(std::string_view name) {
-  if (!is_name(name, kMaxNameLength) || name.find('-') != std::string_view::npos ||
-      is_digit(name.front())) {
-    return "invalid filter name (expected [A-Za-z_][A-Za-z0-9_]{0,63})";
-  }
+  if (!is_identifier(name)) return "invalid filter name (expected [A-Za-z_][A-Za-z0-9_]{0,63})";
   if (std::ranges::find(kReservedParams, name) != kReservedParams.end()) {
     return "filter name is reserved (reserved: " + join(kReservedParams) + ")";
   }
