@@ -219,14 +219,9 @@ def download(name: str, url: str, clock: CpuClock) -> dict:
             "client": client, "others": max(others, 0.0) / float(seconds), "load": loadavg}
 
 
-def wrk_ranges(name: str, url: str, script: Path, duration: int, clock: CpuClock) -> dict:
-    loadavg = load()
-    env = dict(os.environ, FILES_BENCH_SIZE=str(SIZE), FILES_BENCH_RANGE=str(RANGE_LENGTH))
-    server_before, client_before, all_before = clock.seconds(), child_cpu(), machine_cpu()
-    result = subprocess.run(["wrk", "-t2", "-c32", f"-d{duration}s", "-s", str(script), url],
-                            capture_output=True, text=True, env=env, timeout=duration + 60)
-    server, client = clock.seconds() - server_before, child_cpu() - client_before
-    others = machine_cpu() - all_before - server - client
+def wrk_fields(name: str, result: subprocess.CompletedProcess, fail) -> dict:
+    """The numbers of the `WRK key=value ...` line a Lua done() printed; `fail` (which ends the
+    run) when wrk failed or counted a non-2xx answer or a socket error."""
     match = re.search(r"^WRK (.*)$", result.stdout, re.M)
     if result.returncode != 0 or match is None:
         fail(f"{name}: wrk exited {result.returncode}: {result.stdout[-500:]} {result.stderr[-500:]}")
@@ -235,6 +230,18 @@ def wrk_ranges(name: str, url: str, script: Path, duration: int, clock: CpuClock
               if fields[key]}
     if errors:
         fail(f"{name}: wrk counted non-2xx answers or socket errors: {errors}")
+    return fields
+
+
+def wrk_ranges(name: str, url: str, script: Path, duration: int, clock: CpuClock) -> dict:
+    loadavg = load()
+    env = dict(os.environ, FILES_BENCH_SIZE=str(SIZE), FILES_BENCH_RANGE=str(RANGE_LENGTH))
+    server_before, client_before, all_before = clock.seconds(), child_cpu(), machine_cpu()
+    result = subprocess.run(["wrk", "-t2", "-c32", f"-d{duration}s", "-s", str(script), url],
+                            capture_output=True, text=True, env=env, timeout=duration + 60)
+    server, client = clock.seconds() - server_before, child_cpu() - client_before
+    others = machine_cpu() - all_before - server - client
+    fields = wrk_fields(name, result, fail)
     per_response = fields["bytes"] / max(fields["requests"], 1)
     if not RANGE_LENGTH < per_response < RANGE_LENGTH + 2048:
         fail(f"{name}: {per_response:.0f} bytes per response: not a {RANGE_LENGTH}-byte range")

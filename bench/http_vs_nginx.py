@@ -52,7 +52,7 @@ from pathlib import Path
 
 from archive_vs_nginx import free_port
 from export_common import DEFAULT_BIN, Server, log, stage_copy
-from files_vs_nginx import CpuClock, load, spread
+from files_vs_nginx import CpuClock, load, spread, wrk_fields
 
 RANGE_FIRST, RANGE_LENGTH = 1000, 200
 STATIC_NAME, STATIC_SIZE = "small.bin", 64 * 1024
@@ -193,14 +193,7 @@ def wrk_run(name: str, url: str, script: Path, args, clock: CpuClock, range_head
                              str(script), url],
                             capture_output=True, text=True, env=env, timeout=duration + 60)
     server = clock.seconds() - before
-    match = re.search(r"^WRK (.*)$", result.stdout, re.M)
-    if result.returncode != 0 or match is None:
-        fail(f"{name}: wrk exited {result.returncode}: {result.stdout[-500:]} {result.stderr[-500:]}")
-    fields = {key: int(value) for key, value in (item.split("=") for item in match.group(1).split())}
-    errors = {key: fields[key] for key in ("status", "connect", "read", "write", "timeout")
-              if fields[key]}
-    if errors:
-        fail(f"{name}: wrk counted non-2xx answers or socket errors: {errors}")
+    fields = wrk_fields(name, result, fail)
     seconds = fields["duration_us"] / 1e6
     return {"requests": fields["requests"], "rps": fields["requests"] / seconds,
             "p50": fields["p50_us"] / 1000, "p90": fields["p90_us"] / 1000,
