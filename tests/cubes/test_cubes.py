@@ -96,6 +96,21 @@ def sales_statuses(expected: dict) -> list[str]:
 # 1. Every cell equals the aggregate of the raw rows
 # --------------------------------------------------------------------------------------------
 
+def every_slice(client, cube: str, statuses, dimension: str, ranges):
+    """For every (country, month) x status x (first, last) of `ranges`: one slice lookup of
+    `dimension` from first to last, which must answer 200. Yields (country, month, status,
+    (first, last), target, reply)."""
+    for country in COUNTRIES:
+        for month in MONTHS:
+            for status in statuses:
+                for first, last in ranges:
+                    target = lookup_target(cube, [country, month],
+                                           {"status": status, dimension: f"{first}..{last}"})
+                    reply = client.request(target)
+                    assert reply.status == 200, (target, reply.status, reply.text[:300])
+                    yield country, month, status, (first, last), target, reply
+
+
 def test_every_sales_cell_matches_the_raw_orders(shop):
     """Every (country, month) x status x day, by slices of the day dimension: the record of
     each cell, null for cells without data (also in the files that do not exist)."""
@@ -107,25 +122,19 @@ def test_every_sales_cell_matches_the_raw_orders(shop):
     client = Http(shop.server)
     ranges = [(0, SALES_MAX_SLICE), (SALES_MAX_SLICE, len(DAYS))]
     seen_data = seen_empty = 0
-    for country in COUNTRIES:
-        for month in MONTHS:
-            for status in statuses:
-                for start, end in ranges:
-                    target = lookup_target("sales", [country, month],
-                                           {"status": status, "day": f"{DAYS[start]}..{DAYS[end - 1]}"})
-                    reply = client.request(target)
-                    assert reply.status == 200, (target, reply.status, reply.text[:300])
-                    assert reply.headers["content-type"].startswith("application/json")
-                    assert reply.headers["cache-control"] == "public, max-age=300"
-                    etag = SLICE_ETAG.match(reply.headers.get("etag", ""))
-                    assert etag and etag.group(1) == version, reply.headers
-                    pairs = loads_ordered(reply.text)
-                    assert [day for day, _ in pairs] == DAYS[start:end], target
-                    for day, record in pairs:
-                        want = expected.get((country, month, status, day))
-                        assert_record(as_dict(record), want, f"{target} {day}")
-                        seen_data += want is not None
-                        seen_empty += want is None
+    for country, month, status, (first, last), target, reply in every_slice(
+            client, "sales", statuses, "day", [(DAYS[start], DAYS[end - 1]) for start, end in ranges]):
+        assert reply.headers["content-type"].startswith("application/json")
+        assert reply.headers["cache-control"] == "public, max-age=300"
+        etag = SLICE_ETAG.match(reply.headers.get("etag", ""))
+        assert etag and etag.group(1) == version, reply.headers
+        pairs = loads_ordered(reply.text)
+        assert [day for day, _ in pairs] == DAYS[DAYS.index(first):DAYS.index(last) + 1], target
+        for day, record in pairs:
+            want = expected.get((country, month, status, day))
+            assert_record(as_dict(record), want, f"{target} {day}")
+            seen_data += want is not None
+            seen_empty += want is None
     assert seen_data == len(expected)
     assert seen_empty > 0
     client.close()
@@ -203,21 +212,16 @@ def test_every_cell_with_a_body_matches_the_raw_orders(shop):
     assert len(hours) == BY_PRODUCT_MAX_SLICE
     client = Http(shop.server)
     seen = 0
-    for country in COUNTRIES:
-        for month in MONTHS:
-            for status in DECLARED_STATUSES:
-                target = lookup_target("by_product", [country, month],
-                                       {"status": status, "hour": f"{hours[0]}..{hours[-1]}"})
-                reply = client.request(target)
-                assert reply.status == 200, (target, reply.text[:300])
-                assert reply.headers["cache-control"] == "public, max-age=60"
-                assert SLICE_ETAG.match(reply.headers["etag"]).group(1) == version
-                pairs = loads_ordered(reply.text)
-                assert [hour for hour, _ in pairs] == hours
-                for hour, record in pairs:
-                    want = expected.get((country, month, status, hour))
-                    assert_body_record(as_dict(record), want, f"{target} {hour}")
-                    seen += want is not None
+    for country, month, status, _, target, reply in every_slice(
+            client, "by_product", DECLARED_STATUSES, "hour", [(hours[0], hours[-1])]):
+        assert reply.headers["cache-control"] == "public, max-age=60"
+        assert SLICE_ETAG.match(reply.headers["etag"]).group(1) == version
+        pairs = loads_ordered(reply.text)
+        assert [hour for hour, _ in pairs] == hours
+        for hour, record in pairs:
+            want = expected.get((country, month, status, hour))
+            assert_body_record(as_dict(record), want, f"{target} {hour}")
+            seen += want is not None
     assert seen == len(expected)
     rng = random.Random(5)
     for key in rng.sample(sorted(expected), 60) + [("US", "2026-03", "refunded", "22"),
@@ -247,20 +251,15 @@ def test_every_cell_with_two_body_dimensions_matches_the_raw_orders(shop):
     statuses = sorted({key[2] for key in expected})
     client = Http(shop.server)
     seen = 0
-    for country in COUNTRIES:
-        for month in MONTHS:
-            for status in statuses:
-                target = lookup_target("nested", [country, month],
-                                       {"status": status, "day": f"{DAYS[0]}..{DAYS[-1]}"})
-                reply = client.request(target)
-                assert reply.status == 200, (target, reply.text[:300])
-                assert SLICE_ETAG.match(reply.headers["etag"]).group(1) == version
-                body = reply.json()
-                assert list(body) == DAYS
-                for day, record in body.items():
-                    want = expected.get((country, month, status, day))
-                    assert_body_record(record, want, f"{target} {day}", levels=2)
-                    seen += want is not None
+    for country, month, status, _, target, reply in every_slice(
+            client, "nested", statuses, "day", [(DAYS[0], DAYS[-1])]):
+        assert SLICE_ETAG.match(reply.headers["etag"]).group(1) == version
+        body = reply.json()
+        assert list(body) == DAYS
+        for day, record in body.items():
+            want = expected.get((country, month, status, day))
+            assert_body_record(record, want, f"{target} {day}", levels=2)
+            seen += want is not None
     assert seen == len(expected)
     edge = client.request(lookup_target("nested", ["DE", "2026-02"], {"status": "open", "day": "2026-01-31"}))
     assert edge.text == ('{"Laptop":{"22":{"orders":1,"revenue":-12.34}},'
@@ -275,17 +274,12 @@ def test_every_cell_with_thousands_of_body_keys_matches_the_raw_orders(shop):
     statuses = sorted({key[2] for key in expected})
     client = Http(shop.server)
     seen = 0
-    for country in COUNTRIES:
-        for month in MONTHS:
-            for status in statuses:
-                target = lookup_target("by_id", [country, month],
-                                       {"status": status, "day": f"{DAYS[0]}..{DAYS[-1]}"})
-                reply = client.request(target)
-                assert reply.status == 200, (target, reply.text[:300])
-                for day, record in reply.json().items():
-                    want = expected.get((country, month, status, day))
-                    assert_body_record(record, want, f"{target} {day}")
-                    seen += 0 if want is None else len(want)
+    for country, month, status, _, target, reply in every_slice(
+            client, "by_id", statuses, "day", [(DAYS[0], DAYS[-1])]):
+        for day, record in reply.json().items():
+            want = expected.get((country, month, status, day))
+            assert_body_record(record, want, f"{target} {day}")
+            seen += 0 if want is None else len(want)
     assert seen == sum(len(orders) for orders in expected.values())
     client.close()
 
