@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/sha256.hpp"
 #include "encode/copy_scan.hpp"
 #include "encode/encoder.hpp"
 
@@ -214,30 +215,13 @@ void close_cursor(Cursor& c) {
 // Bytes columns become a JSON string holding standard base64 (RFC 4648, with '=' padding):
 // JSON has no binary type and base64 is what clients decode without guessing.
 [[gnu::noinline]] void write_base64(Cursor& c, std::string_view value) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   constexpr std::size_t kBase64Segment = 3 * 16 * 1024;  // whole 3-byte groups per piece
   ensure_room(c, 1);
   *c.pos++ = '"';
-  const auto* src = reinterpret_cast<const std::uint8_t*>(value.data());
   for (std::size_t at = 0; at < value.size(); at += kBase64Segment) {
-    const std::size_t n = value.size() - at < kBase64Segment ? value.size() - at : kBase64Segment;
-    ensure_room(c, (n + 2) / 3 * 4);
-    char* p = c.pos;
-    const std::uint8_t* s = src + at;
-    for (std::size_t i = 0; i < n; i += 3) {
-      // A short last group reads zeros for the missing bytes and is padded with '='.
-      const std::size_t have = n - i < 3 ? n - i : 3;
-      const std::uint32_t group = std::uint32_t{s[i]} << 16 |
-                                  (have > 1 ? std::uint32_t{s[i + 1]} << 8 : 0) |
-                                  (have > 2 ? s[i + 2] : 0);
-      p[0] = kAlphabet[group >> 18];
-      p[1] = kAlphabet[(group >> 12) & 63];
-      p[2] = have > 1 ? kAlphabet[(group >> 6) & 63] : '=';
-      p[3] = have > 2 ? kAlphabet[group & 63] : '=';
-      p += 4;
-    }
-    c.pos = p;
+    const std::string_view piece = value.substr(at, kBase64Segment);
+    ensure_room(c, base64_size(piece.size()) + 1);  // the encoder also writes a NUL
+    c.pos += base64_encode(piece, c.pos);
   }
   ensure_room(c, kCellExtra + 1);
   *c.pos++ = '"';

@@ -5,6 +5,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "core/sha256.hpp"
 #include "pipeline/text_functions.hpp"
 #include "pipeline/timestamp_format.hpp"
 

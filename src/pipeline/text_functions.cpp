@@ -3,7 +3,6 @@
 #include "core/utf8.hpp"
 
 #include <locale.h>
-#include <openssl/evp.h>
 
 #include <cstring>
 #include <cwctype>
@@ -220,81 +219,5 @@ std::size_t mask_keep_last(std::string_view text, std::size_t keep, char* out) {
 
 std::size_t to_upper(std::string_view text, char* out) { return change_case<true>(text, out); }
 std::size_t to_lower(std::string_view text, char* out) { return change_case<false>(text, out); }
-
-struct HmacSha256::Contexts {
-  EVP_MD_CTX* inner = EVP_MD_CTX_new();  // SHA-256 state after the key XOR ipad block
-  EVP_MD_CTX* outer = EVP_MD_CTX_new();  // after the key XOR opad block
-  EVP_MD_CTX* work = EVP_MD_CTX_new();
-  Contexts() {
-    if (inner == nullptr || outer == nullptr || work == nullptr) throw std::bad_alloc();
-  }
-  ~Contexts() {
-    EVP_MD_CTX_free(inner);
-    EVP_MD_CTX_free(outer);
-    EVP_MD_CTX_free(work);
-  }
-  Contexts(const Contexts&) = delete;
-  Contexts& operator=(const Contexts&) = delete;
-};
-
-namespace {
-
-void check(int ok) {
-  if (ok != 1) throw std::runtime_error("OpenSSL SHA-256 failed");
-}
-
-}  // namespace
-
-HmacSha256::HmacSha256(std::string_view key) : contexts_(std::make_unique<Contexts>()) {
-  constexpr std::size_t kBlock = 64;
-  std::array<unsigned char, kBlock> block{};
-  if (key.size() > kBlock) {
-    unsigned int size = 0;
-    check(EVP_Digest(key.data(), key.size(), block.data(), &size, EVP_sha256(), nullptr));
-  } else {
-    std::memcpy(block.data(), key.data(), key.size());
-  }
-  std::array<unsigned char, kBlock> pad{};
-  for (std::size_t i = 0; i < kBlock; ++i) pad[i] = block[i] ^ 0x36;
-  check(EVP_DigestInit_ex(contexts_->inner, EVP_sha256(), nullptr));
-  check(EVP_DigestUpdate(contexts_->inner, pad.data(), kBlock));
-  for (std::size_t i = 0; i < kBlock; ++i) pad[i] = block[i] ^ 0x5c;
-  check(EVP_DigestInit_ex(contexts_->outer, EVP_sha256(), nullptr));
-  check(EVP_DigestUpdate(contexts_->outer, pad.data(), kBlock));
-  OPENSSL_cleanse(block.data(), block.size());
-  OPENSSL_cleanse(pad.data(), pad.size());
-}
-
-HmacSha256::~HmacSha256() = default;
-
-std::unique_ptr<HmacSha256> HmacSha256::clone() const {
-  std::unique_ptr<HmacSha256> copy(new HmacSha256());
-  copy->contexts_ = std::make_unique<Contexts>();
-  check(EVP_MD_CTX_copy_ex(copy->contexts_->inner, contexts_->inner));
-  check(EVP_MD_CTX_copy_ex(copy->contexts_->outer, contexts_->outer));
-  return copy;
-}
-
-std::array<std::uint8_t, 32> HmacSha256::digest(std::string_view message) {
-  std::array<std::uint8_t, 32> inner{};
-  std::array<std::uint8_t, 32> result{};
-  unsigned int size = 0;
-  check(EVP_MD_CTX_copy_ex(contexts_->work, contexts_->inner));
-  check(EVP_DigestUpdate(contexts_->work, message.data(), message.size()));
-  check(EVP_DigestFinal_ex(contexts_->work, inner.data(), &size));
-  check(EVP_MD_CTX_copy_ex(contexts_->work, contexts_->outer));
-  check(EVP_DigestUpdate(contexts_->work, inner.data(), inner.size()));
-  check(EVP_DigestFinal_ex(contexts_->work, result.data(), &size));
-  return result;
-}
-
-void HmacSha256::hex(std::string_view message, char* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  const std::array<std::uint8_t, 32> bytes = digest(message);
-  for (std::uint8_t byte : bytes) {
-    *out++ = kHex[byte >> 4];
-    *out++ = kHex[byte & 0x0f];
-  }
-}
 
 }  // namespace sluice

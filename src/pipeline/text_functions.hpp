@@ -4,10 +4,8 @@
 // caller-provided pointer (room given by its *_max_size) and allocates nothing, so a transform
 // can write straight into a RowBatch's arena.
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string_view>
 
 namespace sluice {
@@ -41,26 +39,5 @@ std::size_t to_upper(std::string_view text, char* out);
 std::size_t to_lower(std::string_view text, char* out);
 inline std::size_t change_case_max_size(std::size_t bytes) { return bytes * 3 / 2 + 4; }
 inline std::size_t change_case_max_size(std::string_view text) { return change_case_max_size(text.size()); }
-
-// HMAC-SHA-256 (RFC 2104) with a fixed key, written as 64 lowercase hex digits. The key's
-// inner and outer pads are hashed once; each value then costs two SHA-256 finishes.
-// Not thread-safe: one instance per stream (clone() makes another from the same key).
-class HmacSha256 {
- public:
-  explicit HmacSha256(std::string_view key);
-  ~HmacSha256();
-  HmacSha256(const HmacSha256&) = delete;
-  HmacSha256& operator=(const HmacSha256&) = delete;
-
-  std::unique_ptr<HmacSha256> clone() const;
-  std::array<std::uint8_t, 32> digest(std::string_view message);
-  // Writes 64 hex digits at `out`.
-  void hex(std::string_view message, char* out);
-
- private:
-  HmacSha256() = default;
-  struct Contexts;
-  std::unique_ptr<Contexts> contexts_;
-};
 
 }  // namespace sluice

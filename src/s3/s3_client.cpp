@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "core/sha256.hpp"
 #include "s3/s3_transport.hpp"
 
 namespace sluice {
@@ -28,9 +29,7 @@ std::string content_md5(std::string_view body) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_Digest(body.data(), body.size(), digest, &length, EVP_md5(), nullptr);
-  unsigned char encoded[64];
-  const int size = EVP_EncodeBlock(encoded, digest, static_cast<int>(length));
-  return std::string(reinterpret_cast<const char*>(encoded), static_cast<std::size_t>(size));
+  return to_base64(std::string_view(reinterpret_cast<const char*>(digest), length));
 }
 
 std::optional<std::uint64_t> to_uint(std::string_view text) {

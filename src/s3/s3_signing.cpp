@@ -1,8 +1,6 @@
 #include "s3/s3_signing.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <array>
@@ -118,18 +116,6 @@ std::map<std::string, std::string> caller_headers(const std::vector<S3Header>& h
 }
 
 using Digest = std::array<std::uint8_t, 32>;
-
-Digest hmac_sha256(std::string_view key, std::string_view message) {
-  Digest digest{};
-  unsigned int size = 0;
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest.data(),
-           &size) == nullptr ||
-      size != digest.size()) {
-    throw std::runtime_error("S3 signing: OpenSSL HMAC-SHA-256 failed");
-  }
-  return digest;
-}
 
 std::string_view as_bytes(const Digest& digest) {
   return {reinterpret_cast<const char*>(digest.data()), digest.size()};

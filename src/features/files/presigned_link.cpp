@@ -1,14 +1,12 @@
 #include "features/files/presigned_link.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
-#include <array>
 #include <cstdlib>
 #include <limits>
 #include <stdexcept>
 
+#include "core/sha256.hpp"
 #include "s3/s3_signing.hpp"
 
 namespace sluice {
@@ -31,22 +29,7 @@ std::string link_signature(std::string_view secret, std::string_view key, std::i
   message.append(key);
   message += '\n';
   message += std::to_string(expires);
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int size = 0;
-  if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-           reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest.data(),
-           &size) == nullptr ||
-      size != 32) {
-    throw std::runtime_error("presigned link: OpenSSL HMAC-SHA-256 failed");
-  }
-  static constexpr std::string_view kHex = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(64);
-  for (unsigned int i = 0; i < size; ++i) {
-    hex += kHex[digest[i] >> 4U];
-    hex += kHex[digest[i] & 0x0FU];
-  }
-  return hex;
+  return to_hex(hmac_sha256(secret, message));
 }
 
 bool equal_in_constant_time(std::string_view a, std::string_view b) {
