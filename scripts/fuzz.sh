@@ -14,28 +14,39 @@ cmake --build --preset fuzz
 
 findings=build/fuzz/findings
 mkdir -p "$findings"
-for target in fuzz_export_plan fuzz_config fuzz_pg_decoders fuzz_encoders fuzz_compression \
-    fuzz_transforms fuzz_request_target fuzz_range fuzz_archive_request fuzz_zip_names \
-    fuzz_s3_xml fuzz_cube; do
-  binary="build/fuzz/fuzz/$target"
+
+# One target: replay its saved findings, then fuzz a copy of its corpus. Targets run
+# $(nproc) at a time: each is one single-threaded process, so on 2 cores two of them get the
+# same fuzzing time per target in half the wall time.
+fuzz_one() {
+  local target="$1" seconds="$2" findings="$3"
+  local binary="build/fuzz/fuzz/$target"
   shopt -s nullglob
-  saved=(fuzz/regressions/"$target"-*)
+  local saved=(fuzz/regressions/"$target"-*)
   shopt -u nullglob
   if ((${#saved[@]})); then
-    echo "== $target: replaying ${#saved[@]} saved findings"
-    "$binary" -runs=0 "${saved[@]}" >/dev/null 2>"$findings/$target.replay.log" || {
-      cat "$findings/$target.replay.log"; exit 1; }
+    if ! "$binary" -runs=0 "${saved[@]}" >/dev/null 2>"$findings/$target.replay.log"; then
+      cat "$findings/$target.replay.log"
+      echo "== $target: a saved finding fails again" >&2
+      return 1
+    fi
   fi
-  corpus="build/fuzz/corpus/$target"
+  local corpus="build/fuzz/corpus/$target"
   mkdir -p "$corpus"
   cp -n fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || true
-  echo "== $target: fuzzing for ${seconds}s"
   if ! "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
       -print_final_stats=1 -artifact_prefix="$findings/$target-" "$corpus" \
       >"$findings/$target.log" 2>&1; then
     tail -n 60 "$findings/$target.log"
     echo "fuzz target $target failed; input saved under $findings/" >&2
-    exit 1
+    return 1
   fi
-  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$findings/$target.log" || true
-done
+  echo "== $target: ${#saved[@]} saved findings replayed, fuzzed ${seconds}s:" \
+    "$(grep -h -o -E "stat::(number_of_executed_units|peak_rss_mb): *[0-9]+" "$findings/$target.log" | tr -s ' \n' ' ')"
+}
+export -f fuzz_one
+
+printf '%s\n' fuzz_export_plan fuzz_config fuzz_pg_decoders fuzz_encoders fuzz_compression \
+    fuzz_transforms fuzz_request_target fuzz_range fuzz_archive_request fuzz_zip_names \
+    fuzz_s3_xml fuzz_cube |
+  xargs -P "$(nproc)" -I{} bash -c 'fuzz_one "$@"' _ {} "$seconds" "$findings"

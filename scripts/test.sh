@@ -55,7 +55,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 SLUICE_SANITIZED=1 
   tests/jobs/test_jobs_local.py tests/jobs/test_jobs_postgres.py \
   tests/cubes/test_cubes.py tests/cubes/test_cubes_postgres.py
 
-step "fuzzing (libFuzzer, clang; saved findings replayed, then 20 s per target)"
+step "fuzzing (libFuzzer, clang; saved findings replayed, then 20 s per target, one target per core)"
 bash scripts/fuzz.sh 20
 
 step "functional tests"
