@@ -41,19 +41,21 @@ step "functional tests against the AddressSanitizer + UBSan binary (a named subs
 # retries, TLS), and background jobs (workers killed, paused, cancelled, shut down; SSE and
 # WebSocket subscribers). Every server's teardown fails on a sanitizer report in its log
 # (tests/support/server.py).
+sanitized_subset=(
+  tests/functional/test_server_machinery.py tests/functional/test_streaming.py
+  tests/functional/test_errors.py tests/functional/test_timeouts_and_signals.py
+  tests/functional/test_operations.py
+  tests/postgres/test_pg_streaming.py tests/postgres/test_pg_errors.py
+  tests/postgres/test_pg_hardening.py
+  tests/archives/test_archive_flow.py tests/archives/test_archive_hardening.py
+  tests/archives/test_archive_http.py tests/archives/test_presigned_files.py
+  tests/s3/test_s3_store.py tests/s3/test_s3_cubes.py
+  tests/jobs/test_jobs_local.py tests/jobs/test_jobs_postgres.py
+  tests/cubes/test_cubes.py tests/cubes/test_cubes_postgres.py
+)
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 SLUICE_SANITIZED=1 \
   SLUICE_BIN="$PWD/build/asan/sluice" \
-  /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-  tests/functional/test_server_machinery.py tests/functional/test_streaming.py \
-  tests/functional/test_errors.py tests/functional/test_timeouts_and_signals.py \
-  tests/functional/test_operations.py \
-  tests/postgres/test_pg_streaming.py tests/postgres/test_pg_errors.py \
-  tests/postgres/test_pg_hardening.py \
-  tests/archives/test_archive_flow.py tests/archives/test_archive_hardening.py \
-  tests/archives/test_archive_http.py tests/archives/test_presigned_files.py \
-  tests/s3/test_s3_store.py tests/s3/test_s3_cubes.py \
-  tests/jobs/test_jobs_local.py tests/jobs/test_jobs_postgres.py \
-  tests/cubes/test_cubes.py tests/cubes/test_cubes_postgres.py
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=15 "${sanitized_subset[@]}"
 
 step "fuzzing (libFuzzer, clang; saved findings replayed, then 20 s per target, one target per core)"
 bash scripts/fuzz.sh 20
@@ -62,5 +64,8 @@ step "functional tests"
 # One pytest session for tests/functional, tests/postgres and tests/archives (pytest.ini): the
 # shared helpers are the package tests/support, each suite's fixtures are in its conftest.py,
 # and a session fixture (the demo's 2,000,000 rows, the PostgreSQL cluster) starts once, when a
-# test first needs it.
-SLUICE_BIN="$PWD/build/release/sluice" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests
+# test first needs it. The files of the sanitizer subset above passed already (against a binary
+# that checks more); of them only the tests marked `release_rss` run again: their memory checks
+# need the release binary (tests/conftest.py).
+SLUICE_ALREADY_RAN_SANITIZED="${sanitized_subset[*]}" SLUICE_BIN="$PWD/build/release/sluice" \
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=15 tests

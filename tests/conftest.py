@@ -10,6 +10,7 @@ server's stderr is kept in the test's tmp folder (pytest prints the path on fail
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Iterator
 
 import pytest
@@ -36,3 +37,22 @@ def start_sluice(tmp_path) -> Iterator[Callable[..., SluiceServer]]:
 
     yield start
     stop_all(started)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """scripts/test.sh runs a named subset of the files against the AddressSanitizer binary first,
+    then everything against the release binary. $SLUICE_ALREADY_RAN_SANITIZED lists those files
+    (space-separated, relative to the repository): their tests are not run a second time, except
+    the ones marked `release_rss`, whose RSS checks mean nothing under ASan (they skip them
+    there) and so must run against the release binary."""
+    already = set(os.environ.get("SLUICE_ALREADY_RAN_SANITIZED", "").split())
+    if not already:
+        return
+    root = config.rootpath
+    keep, skip = [], []
+    for item in items:
+        ran = str(item.path.relative_to(root)) in already
+        (skip if ran and item.get_closest_marker("release_rss") is None else keep).append(item)
+    if skip:
+        config.hook.pytest_deselected(items=skip)
+        items[:] = keep

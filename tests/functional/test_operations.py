@@ -184,6 +184,7 @@ def test_busy_connections_are_never_shed_new_ones_get_503(tmp_path, demo):
         stop_and_check(server)
 
 
+@pytest.mark.release_rss
 @pytest.mark.skipif(SANITIZED, reason="ASan keeps freed memory in quarantine: RSS says nothing")
 def test_the_demo_gives_the_generators_memory_back(tmp_path):
     """After generating its database the demo server used to stay at ~130 MB (1M rows; ~210 MB

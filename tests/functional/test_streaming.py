@@ -147,6 +147,7 @@ class PacedReader(threading.Thread):
             self.error = error
 
 
+@pytest.mark.release_rss
 def test_backpressure_slow_client(start_server, demo):
     srv = start_server(name="backpressure")
     budget = metrics(srv.url)["sluice_stream_budget_bytes"]

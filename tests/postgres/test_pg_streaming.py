@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 
+import pytest
 import requests
 
 from support.digests import sha256
@@ -236,6 +237,7 @@ class SlowClient:
         self.decoder.feed(data)
 
 
+@pytest.mark.release_rss
 def test_500_slow_concurrent_downloads_through_20_connections(pg_up, start_sluice,
                                                               big_baseline):
     server = start_sluice(standard_config(pg_up, pool_size=POOL_SIZE, pool_timeout_ms=60000))

@@ -325,6 +325,7 @@ def run_measured(args: list[str], env: dict[str, str]) -> tuple[int, bytes, int]
     return process.returncode, b"".join(stderr), peak
 
 
+@pytest.mark.release_rss
 def test_store_put_and_get_round_trip_with_aws_in_two_parts_of_memory(s3, sluice, tmp_path):
     from support.server import sluice_bin
     binary = os.path.realpath(sluice_bin())
