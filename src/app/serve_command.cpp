@@ -64,7 +64,7 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
     // A bucket that cannot be reached, or credentials S3 refuses, stop the start with S3's
     // reason instead of failing every later request.
     if (config.storage->kind == "s3") verify_object_store(*store, check_io, false);
-    archives = make_archive_feature(*store, config.server, limiter, router);
+    archives = make_archive_feature(*store, config.archives, config.server, limiter, router);
     files = make_file_feature(*store, *config.storage, config.server, limiter, router);
     queue = open_job_queue(*config.queue);
     jobs = make_job_feature(config, *queue, *store, catalog, limiter, router, config.queue->workers);

@@ -163,6 +163,17 @@ struct StorageConfig {
   int line = 0;
 };
 
+// [archives]: ZIP archives of stored objects (features/archives). Only with [storage].
+struct ArchivesConfig {
+  std::chrono::seconds default_expires_in{86'400};  // an archive's lifetime without `expires_in`
+  std::chrono::seconds max_expires_in{7 * 86'400};  // most a request may ask (`expires_in`)
+  std::size_t max_entries = 100'000;                // entries of one archive (413 beyond)
+  std::size_t max_manifest_bytes = 16 << 20;        // its stored manifest (413 beyond)
+  std::chrono::seconds sweep_interval{60};          // the sweeper's pass of expired manifests
+  std::size_t sweep_batch = 200;                    // manifests one pass reads at most
+  int line = 0;
+};
+
 // [queue]: the durable job table of background exports and the workers that run them.
 struct QueueConfig {
   std::string kind = "sqlite";          // "sqlite" (embedded default) or "postgres"
@@ -229,6 +240,7 @@ struct Config {
   std::filesystem::path file;          // the file it was loaded from (absolute)
   ServerConfig server;
   std::optional<StorageConfig> storage;  // absent: no object store, archive routes answer 404
+  ArchivesConfig archives;               // [archives]; defaults when absent
   std::map<std::string, SourceConfig> sources;
   std::vector<DatasetConfig> datasets;
   // Background jobs run where there is a store: [queue] as given, else the defaults (SQLite file

@@ -149,6 +149,9 @@ QueueConfig read_queue(const Reader& reader, const toml::table& table,
                        const std::filesystem::path& base_dir);
 QueueConfig default_queue(const std::filesystem::path& base_dir);
 
+// Defined in config_archives.cpp: [archives] into config.archives (REQUIRES: [storage] read).
+void read_archives(const Reader& reader, const toml::table& root, Config& config);
+
 // Defined in config_cubes.cpp: [[cubes]].
 void read_cubes(const Reader& reader, const toml::table& root, Config& config);
 

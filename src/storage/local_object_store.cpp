@@ -222,6 +222,7 @@ class LocalObjectStore final : public ObjectStore {
   // that can hold keys starting with `prefix`.
   void walk_folder(int folder, const std::string& key_prefix, const std::string& prefix,
                    std::size_t limit, std::vector<ObjectInfo>& found) const {
+    const bool own_listing = is_reserved_key(prefix);  // Sluice's own objects, asked for by name
     DIR* listing = ::fdopendir(folder);
     if (listing == nullptr) {
       ::close(folder);
@@ -241,14 +242,15 @@ class LocalObjectStore final : public ObjectStore {
         key += '/';
         const bool may_match = key.compare(0, std::min(key.size(), prefix.size()), prefix, 0,
                                            std::min(key.size(), prefix.size())) == 0;
-        if (!may_match || is_reserved_key(key)) continue;
+        if (!may_match || (is_reserved_key(key) && !own_listing)) continue;
         const int child = ::openat(folder, item->d_name,
                                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (child >= 0) walk_folder(child, key, prefix, limit, found);
         continue;
       }
       if (!S_ISREG(st.st_mode)) continue;  // links, devices, sockets
-      if (key.compare(0, prefix.size(), prefix) != 0 || is_reserved_key(key) || key_problem(key)) {
+      if (key.compare(0, prefix.size(), prefix) != 0 || (is_reserved_key(key) && !own_listing) ||
+          key_problem(key)) {
         continue;
       }
       if (found.size() == limit) {

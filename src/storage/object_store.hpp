@@ -137,7 +137,8 @@ class ObjectStore {
   virtual boost::asio::awaitable<std::vector<std::optional<ObjectInfo>>> head_many(
       std::vector<std::string> keys) = 0;
   // Objects whose key starts with `prefix`, in byte order of their keys, leaving out reserved
-  // keys. Throws StorageError(kIo) when more than `limit` match.
+  // keys — unless `prefix` is itself reserved (".sluice/archives/": Sluice listing its own
+  // objects). Throws StorageError(kIo) when more than `limit` match.
   virtual boost::asio::awaitable<std::vector<ObjectInfo>> list(std::string prefix,
                                                                std::size_t limit) = 0;
   // The same listing a page at a time: at most `max` objects whose keys sort after `after`

@@ -118,7 +118,9 @@ class S3ObjectStore final : public ObjectStore {
       }
       for (S3ListedObject& object : listed.objects) {
         after = object.key;
-        if (key_problem(object.key) || is_reserved_key(object.key)) continue;
+        if (key_problem(object.key) || (is_reserved_key(object.key) && !is_reserved_key(prefix))) {
+          continue;
+        }
         page.objects.push_back(ObjectInfo{std::move(object.key), object.size,
                                           whole_seconds(object.mtime_ns), std::move(object.etag)});
       }

@@ -12,16 +12,18 @@ import os
 import random
 
 import pytest
+import requests
 
 from support.archives import Expected, check_readers, create_archive
 
 GiB = 1 << 30
 
 
-def test_empty_archive(idle, tmp_path):
-    created = create_archive(idle, {"name": "empty", "entries": []})
-    assert created["size"] == 22 and created["entries"] == 0
-    check_readers(idle, created["id"], Expected([]), tmp_path)
+def test_empty_archive_is_refused(idle):
+    """An empty selection is a mistake to report (422), not an empty ZIP to download."""
+    refused = requests.post(f"{idle.url}/v1/archives", json={"name": "empty", "entries": []},
+                            timeout=30)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "empty_selection"
 
 
 def test_one_file(idle, store, tmp_path):

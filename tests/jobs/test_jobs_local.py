@@ -176,7 +176,7 @@ def test_results_are_hidden_from_store_listings(shared_env):
     assert result_path(shared_env.store, job).is_file()
     (shared_env.store / "public").mkdir(exist_ok=True)
     (shared_env.store / "public" / "a.txt").write_bytes(b"hello")
-    created = requests.post(f"{url}/v1/archives", json={"prefix": ""}, timeout=30)
+    created = requests.post(f"{url}/v1/archives", json={"prefix": "", "whole_store": True}, timeout=30)
     assert created.status_code == 201, created.text
     assert created.json()["entries"] == 1, created.json()
     key = f".sluice/jobs/{job['id']}/1/{job['result']['file_name']}"

@@ -1,11 +1,14 @@
 #include "features/archives/archive_handler.hpp"
 
 #include <boost/json.hpp>
+#include <chrono>
 #include <limits>
 
 #include "core/api_error.hpp"
+#include "core/log.hpp"
 #include "features/archives/archive_metrics.hpp"
 #include "features/archives/archive_stream.hpp"
+#include "http/conditional.hpp"
 #include "http/content_disposition.hpp"
 
 namespace sluice {
@@ -18,13 +21,26 @@ constexpr std::string_view kZipSuffix = ".zip";
 
 std::string archive_url(const std::string& id) { return "/v1/archives/" + id + ".zip"; }
 
-std::string created_body(const LoadedArchive& archive) {
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string instant(std::int64_t seconds) {
+  return rfc3339_utc(std::chrono::system_clock::time_point(std::chrono::seconds(seconds)));
+}
+
+// The archive as POST answers it and GET /v1/archives/{id} describes it.
+std::string description(const LoadedArchive& archive) {
   const ArchiveManifest& manifest = archive.manifest;
   json::object body{{"id", manifest.id},
                     {"url", archive_url(manifest.id)},
                     {"name", manifest.name + ".zip"},
                     {"entries", manifest.entries.size()},
-                    {"ranges", archive.layout.has_value()}};
+                    {"ranges", archive.layout.has_value()},
+                    {"created_at", instant(manifest.created)},
+                    {"expires_at", instant(archive.expires_at)}};
   if (archive.layout) {
     body["size"] = archive.layout->length;
   } else {
@@ -33,14 +49,35 @@ std::string created_body(const LoadedArchive& archive) {
   return json::serialize(body);
 }
 
+// The id a path segment names: "{id}.zip" (the download) or "{id}" (the description).
+std::string id_of(std::string_view segment, bool& zip) {
+  zip = segment.size() > kZipSuffix.size() && segment.ends_with(kZipSuffix);
+  if (zip) segment.remove_suffix(kZipSuffix.size());
+  return std::string(segment);
+}
+
+// The archive `id` while it may be downloaded: 404 when there is none (never was, deleted or
+// swept), 410 once it expired (until the sweeper deletes it).
+asio::awaitable<std::shared_ptr<const LoadedArchive>> live_archive(const ArchiveService& service,
+                                                                   std::string id) {
+  std::shared_ptr<const LoadedArchive> archive = co_await service.catalog.find(std::move(id));
+  if (!archive) throw ApiError(404, "unknown_archive", "no archive with this id");
+  if (archive->expired(now_seconds())) {
+    throw ApiError(410, "archive_expired",
+                   "the archive expired at " + instant(archive->expires_at));
+  }
+  co_return archive;
+}
+
 asio::awaitable<void> handle_create(const ArchiveService& service, const HttpRequest& request,
                                     HttpResponder& responder) {
   ArchiveRequest parsed = co_await service.catalog.parse(request.body);
+  check_archive_selection(parsed);
   std::shared_ptr<const LoadedArchive> archive = co_await service.catalog.create(std::move(parsed));
   Headers headers{{"Content-Type", "application/json"},
                   {"Location", archive_url(archive->manifest.id)},
                   {"Cache-Control", "no-store"}};
-  co_await responder.send(201, std::move(headers), created_body(*archive));
+  co_await responder.send(201, std::move(headers), description(*archive));
 }
 
 // The objects as they are now must be those the manifest captured: 410 when one vanished,
@@ -67,13 +104,28 @@ Headers download_headers(const LoadedArchive& archive) {
   Headers headers{{"Content-Type", "application/zip"},
                   {"Content-Disposition", content_disposition(archive.manifest.name + ".zip")},
                   {"Cache-Control", "private, no-cache"},
+                  {"ETag", archive.etag},
                   {"X-Accel-Buffering", "no"},
                   {"X-Content-Type-Options", "nosniff"}};
-  if (archive.layout) {
-    headers.emplace_back("Accept-Ranges", "bytes");
-    headers.emplace_back("ETag", archive.etag);
-  }
+  if (archive.layout) headers.emplace_back("Accept-Ranges", "bytes");
   return headers;
+}
+
+// If-Match / If-None-Match against the archive's ETag: true when the answer (304) went out;
+// throws 412. (If-Range is decided with the Range.)
+asio::awaitable<bool> answered_conditionally(const LoadedArchive& archive,
+                                             const HttpRequest& request, HttpResponder& responder) {
+  const Precondition decision = evaluate_preconditions(
+      request.header("If-Match"), request.header("If-None-Match"), archive.etag);
+  if (decision == Precondition::kFailed) {
+    ApiError failed(412, "precondition_failed", "If-Match does not match the archive's ETag");
+    failed.with_header("ETag", archive.etag);
+    throw failed;
+  }
+  if (decision == Precondition::kProceed) co_return false;
+  Headers headers{{"ETag", archive.etag}, {"Cache-Control", "private, no-cache"}};
+  co_await responder.send(304, std::move(headers), std::string());
+  co_return true;
 }
 
 // Starts the response: the status, headers and body framing for `request`'s Range. Returns the
@@ -108,17 +160,25 @@ asio::awaitable<std::optional<ByteWindow>> start_response(const LoadedArchive& a
   co_return range.window;
 }
 
-asio::awaitable<void> handle_download(const ArchiveService& service, const HttpRequest& request,
+asio::awaitable<void> handle_describe(const ArchiveService& service, std::string id,
                                       HttpResponder& responder) {
-  const std::string& segment = request.segments.back();
-  std::string id;
-  if (segment.size() > kZipSuffix.size() &&
-      segment.compare(segment.size() - kZipSuffix.size(), kZipSuffix.size(), kZipSuffix) == 0) {
-    id = segment.substr(0, segment.size() - kZipSuffix.size());
+  std::shared_ptr<const LoadedArchive> archive = co_await live_archive(service, std::move(id));
+  Headers headers{{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
+  co_await responder.send(200, std::move(headers), description(*archive));
+}
+
+asio::awaitable<void> handle_get(const ArchiveService& service, const HttpRequest& request,
+                                 HttpResponder& responder) {
+  bool zip = false;
+  std::string id = id_of(request.segments.back(), zip);
+  if (!zip) {
+    co_await handle_describe(service, std::move(id), responder);
+    co_return;
   }
-  std::shared_ptr<const LoadedArchive> archive = co_await service.catalog.find(id);
-  if (!archive) throw ApiError(404, "unknown_archive", "no archive with this id");
+  std::shared_ptr<const LoadedArchive> archive = co_await live_archive(service, std::move(id));
   co_await check_objects(service, archive->manifest);
+  const bool answered = co_await answered_conditionally(*archive, request, responder);
+  if (answered) co_return;
   StreamSlot slot = service.limiter.acquire(archive_metrics().streams);
   ByteSink* sink = nullptr;
   std::optional<ByteWindow> window = co_await start_response(*archive, request, responder, sink);
@@ -144,6 +204,17 @@ asio::awaitable<void> handle_download(const ArchiveService& service, const HttpR
   responder.abort("archive " + archive->manifest.id + ": " + failure);
 }
 
+// DELETE /v1/archives/{id} (or {id}.zip): 204, then 404; expired archives may be deleted too.
+asio::awaitable<void> handle_delete(const ArchiveService& service, const HttpRequest& request,
+                                    HttpResponder& responder) {
+  bool zip = false;
+  std::string id = id_of(request.segments.back(), zip);
+  const bool removed = co_await service.catalog.remove(std::move(id));
+  if (!removed) throw ApiError(404, "unknown_archive", "no archive with this id");
+  Headers headers;
+  co_await responder.send(204, std::move(headers), std::string());
+}
+
 }  // namespace
 
 void add_archive_routes(Router& router, const ArchiveService& service) {
@@ -154,7 +225,11 @@ void add_archive_routes(Router& router, const ArchiveService& service) {
              });
   router.add("GET", {"v1", "archives", "*"},
              [&service](const HttpRequest& request, HttpResponder& responder) {
-               return handle_download(service, request, responder);
+               return handle_get(service, request, responder);
+             });
+  router.add("DELETE", {"v1", "archives", "*"},
+             [&service](const HttpRequest& request, HttpResponder& responder) {
+               return handle_delete(service, request, responder);
              });
 }
 

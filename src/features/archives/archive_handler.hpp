@@ -18,8 +18,10 @@ struct ArchiveService {
   StreamLimiter& limiter;  // the server's one max_streams, shared with every streaming feature
 };
 
-// POST /v1/archives → 201 {id, url, ...}; GET and HEAD /v1/archives/{id}.zip stream it
-// (Content-Length, ETag and Range when every entry is stored; chunked otherwise).
+// POST /v1/archives → 201 {id, url, expires_at, ...}; GET and HEAD /v1/archives/{id}.zip stream
+// it (Content-Length, strong ETag and Range when every entry is stored; chunked with a weak ETag
+// otherwise; If-Match → 412, If-None-Match → 304); GET /v1/archives/{id} describes it;
+// DELETE /v1/archives/{id} → 204. An expired archive answers 410 until it is swept, then 404.
 void add_archive_routes(Router& router, const ArchiveService& service);
 
 }  // namespace sluice

@@ -1,9 +1,9 @@
 #include "features/archives/archive_manifest.hpp"
 
 #include <boost/json.hpp>
-#include <random>
 #include <stdexcept>
 
+#include "core/random_id.hpp"
 #include "storage/object_key.hpp"
 
 namespace sluice {
@@ -48,6 +48,7 @@ std::string manifest_to_json(const ArchiveManifest& manifest) {
                                       {"id", manifest.id},
                                       {"name", manifest.name},
                                       {"created", manifest.created},
+                                      {"expires_at", manifest.expires_at},
                                       {"entries", std::move(entries)}});
 }
 
@@ -61,6 +62,10 @@ ArchiveManifest manifest_from_json(std::string_view text) {
     manifest.id = text_field(root, "id");
     manifest.name = text_field(root, "name");
     manifest.created = field(root, "created").to_number<std::int64_t>();
+    // Manifests written before archives expired carry no expiry (0: the catalog's default).
+    if (const json::value* expires = root.if_contains("expires_at")) {
+      manifest.expires_at = expires->to_number<std::int64_t>();
+    }
     const json::array& entries = field(root, "entries").as_array();
     manifest.entries.reserve(entries.size());
     for (const json::value& value : entries) {
@@ -83,14 +88,7 @@ ArchiveManifest manifest_from_json(std::string_view text) {
 }
 
 std::string new_archive_id() {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::random_device random;  // getrandom(2) on Linux
-  std::string id;
-  for (int word = 0; word < 4; ++word) {
-    std::uint32_t bits = random();
-    for (int nibble = 0; nibble < 8; ++nibble, bits >>= 4) id += kHex[bits & 0xF];
-  }
-  return id;
+  return random_hex(16);
 }
 
 bool is_archive_id(std::string_view text) {
@@ -101,8 +99,22 @@ bool is_archive_id(std::string_view text) {
   return true;
 }
 
+std::string manifest_folder() {
+  return std::string(kReservedKeyPrefix) + "archives/";
+}
+
 std::string manifest_key(std::string_view id) {
-  return std::string(kReservedKeyPrefix) + "archives/" + std::string(id) + ".json";
+  return manifest_folder() + std::string(id) + ".json";
+}
+
+std::optional<std::string> archive_id_of(std::string_view manifest_key) {
+  const std::string folder = manifest_folder();
+  constexpr std::string_view kSuffix = ".json";
+  if (!manifest_key.starts_with(folder) || !manifest_key.ends_with(kSuffix)) return std::nullopt;
+  manifest_key.remove_prefix(folder.size());
+  manifest_key.remove_suffix(kSuffix.size());
+  if (!is_archive_id(manifest_key)) return std::nullopt;
+  return std::string(manifest_key);
 }
 
 }  // namespace sluice

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,10 @@ struct ArchiveManifest {
   std::string id;
   std::string name;  // download name without ".zip"
   std::int64_t created = 0;  // seconds since the epoch
+  // When downloads stop (410) and the sweeper may delete it, in seconds since the epoch; 0 in
+  // manifests written before archives expired (the catalog then counts the default lifetime
+  // from `created`).
+  std::int64_t expires_at = 0;
   std::vector<ManifestEntry> entries;
 
   // True when every entry is stored: then the length is known before the first byte.
@@ -40,10 +45,14 @@ struct ArchiveManifest {
 std::string manifest_to_json(const ArchiveManifest& manifest);
 ArchiveManifest manifest_from_json(std::string_view text);
 
-// Archive ids: 128 random bits as 32 lowercase hex digits (unguessable).
+// Archive ids: 128 bits of OpenSSL's RAND_bytes as 32 lowercase hex digits (unguessable,
+// URL-safe; the form ids always had, so older manifests keep theirs).
 std::string new_archive_id();
 bool is_archive_id(std::string_view text);
-// Where the manifest of `id` lives in the object store (a reserved key).
+// Where the manifest of `id` lives in the object store (a reserved key), the folder of all
+// manifests, and the id a key of that folder names (nothing for any other key).
 std::string manifest_key(std::string_view id);
+std::string manifest_folder();
+std::optional<std::string> archive_id_of(std::string_view manifest_key);
 
 }  // namespace sluice

@@ -17,6 +17,8 @@ const ArchiveMetrics& archive_metrics() {
           &active,
       },
       metrics().counter("sluice_archive_bytes_sent_total", "Archive body bytes handed to sockets."),
+      metrics().counter("sluice_archives_swept_total",
+                        "Expired archive manifests the sweeper deleted."),
   };
   return instance;
 }

@@ -8,6 +8,7 @@ namespace sluice {
 struct ArchiveMetrics {
   StreamCounters streams;  // sluice_archives_{started,completed,aborted}_total, active_archives
   Counter& bytes_sent;     // archive body bytes handed to sockets
+  Counter& swept;          // expired manifests the sweeper deleted
 };
 
 const ArchiveMetrics& archive_metrics();

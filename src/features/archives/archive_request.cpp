@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include "core/api_error.hpp"
+#include "core/duration_text.hpp"
 #include "core/utf8.hpp"
 #include "features/archives/zip_names.hpp"
 #include "storage/object_key.hpp"
@@ -65,12 +66,31 @@ MethodChoice parse_method(const json::value& value) {
   reject("method", "must be \"store\", \"deflate\" or \"auto\"");
 }
 
-std::vector<RequestedEntry> parse_entries(const json::value& value) {
+std::int64_t parse_expires_in(const json::value& value) {
+  std::optional<std::int64_t> seconds;
+  if (value.is_int64()) {
+    seconds = value.get_int64();
+  } else if (value.is_uint64()) {
+    seconds = kMaxExpiresInSeconds + 1;  // beyond int64: out of range below
+  } else if (value.is_string()) {
+    seconds = parse_duration_text(value.get_string());
+    if (!seconds) {
+      reject("expires_in",
+             "expected seconds (a number) or text such as \"90s\", \"30m\", \"24h\", \"7d\"");
+    }
+  } else {
+    reject("expires_in", "expected seconds (a number) or text such as \"24h\" or \"7d\"");
+  }
+  if (*seconds < 1 || *seconds > kMaxExpiresInSeconds) {
+    reject("expires_in", "expected 1 to " + std::to_string(kMaxExpiresInSeconds) + " seconds");
+  }
+  return *seconds;
+}
+
+std::vector<RequestedEntry> parse_entries(const json::value& value, std::size_t max_entries) {
   if (!value.is_array()) reject("entries", "must be an array of {\"key\", \"path\"} objects");
   const json::array& array = value.get_array();
-  if (array.size() > kMaxArchiveEntries) {
-    reject("entries", "more than " + std::to_string(kMaxArchiveEntries) + " entries");
-  }
+  if (array.size() > max_entries) throw too_many_entries("entries", max_entries);
   std::vector<RequestedEntry> entries;
   entries.reserve(array.size());
   for (std::size_t i = 0; i < array.size(); ++i) {
@@ -105,7 +125,14 @@ json::object parse_object(std::string_view body) {
 
 }  // namespace
 
-ArchiveRequest parse_archive_request(std::string_view body) {
+ApiError too_many_entries(std::string_view what, std::size_t limit) {
+  return ApiError(413, "too_many_entries",
+                  std::string(what) + ": more than " + std::to_string(limit) +
+                      " entries (the limit max_entries)",
+                  {{"limit", "max_entries"}, {"max", std::to_string(limit)}});
+}
+
+ArchiveRequest parse_archive_request(std::string_view body, std::size_t max_entries) {
   const json::object root = parse_object(body);
   ArchiveRequest request;
   bool has_entries = false;
@@ -113,7 +140,7 @@ ArchiveRequest parse_archive_request(std::string_view body) {
     if (name == "name") {
       request.name = download_name(value);
     } else if (name == "entries") {
-      request.entries = parse_entries(value);
+      request.entries = parse_entries(value, max_entries);
       has_entries = true;
     } else if (name == "prefix") {
       std::string prefix(string_field(value, "prefix"));
@@ -124,14 +151,36 @@ ArchiveRequest parse_archive_request(std::string_view body) {
       request.prefix = std::move(prefix);
     } else if (name == "method") {
       request.method = parse_method(value);
+    } else if (name == "expires_in") {
+      request.expires_in = parse_expires_in(value);
+    } else if (name == "whole_store") {
+      if (!value.is_bool()) reject("whole_store", "must be true or false");
+      request.whole_store = value.get_bool();
     } else {
-      reject(member_name(name), "unknown field; allowed: name, entries, prefix, method");
+      reject(member_name(name),
+             "unknown field; allowed: name, entries, prefix, method, expires_in, whole_store");
     }
   }
   if (has_entries == request.prefix.has_value()) {
     reject("entries", "give either \"entries\" or \"prefix\", not both or neither");
   }
   return request;
+}
+
+void check_archive_selection(const ArchiveRequest& request) {
+  if (request.prefix && request.prefix->empty() && !request.whole_store) {
+    throw ApiError(
+        422, "whole_store_required",
+        "prefix: \"\" selects every object of the store; say so with \"whole_store\": true",
+        {{"field", "whole_store"}});
+  }
+  if (request.whole_store && (!request.prefix || !request.prefix->empty())) {
+    reject("whole_store", "only with \"prefix\": \"\" (the whole store)");
+  }
+  if (!request.prefix && request.entries.empty()) {
+    throw ApiError(422, "empty_selection", "entries: the list is empty; name at least one object",
+                   {{"field", "entries"}});
+  }
 }
 
 ZipMethod method_for(MethodChoice choice, std::string_view name) {

@@ -48,20 +48,84 @@ TEST(ArchiveRequestTest, ErrorsNameTheField) {
   EXPECT_NE(error_of(R"({"entries": [{"key": "a", "size": 1}]})").find("entries[0].size"), std::string::npos);
   EXPECT_NE(error_of(R"({"prefix": "", "method": "zstd"})").find("method"), std::string::npos);
   EXPECT_NE(error_of(R"({"prefix": "", "name": ""})").find("name"), std::string::npos);
+}
+
+ApiError api_error_of(std::string_view body, std::size_t max_entries = kMaxArchiveEntries) {
+  try {
+    parse_archive_request(body, max_entries);
+  } catch (const ApiError& error) {
+    return error;
+  }
+  return ApiError(0, "none", "no error");
+}
+
+TEST(ArchiveRequestTest, TooManyEntriesIs413NamingTheLimit) {
   std::string many = R"({"entries": [)";
   for (int i = 0; i <= 100'000; ++i) many += std::string(i ? "," : "") + R"({"key":"k"})";
-  EXPECT_NE(error_of(many + "]}").find("more than 100000"), std::string::npos);
+  const ApiError error = api_error_of(many + "]}");
+  EXPECT_EQ(error.status(), 413);
+  EXPECT_EQ(error.code(), "too_many_entries");
+  EXPECT_NE(std::string(error.what()).find("more than 100000"), std::string::npos);
+  ASSERT_FALSE(error.fields().empty());
+  EXPECT_EQ(error.fields()[0], std::make_pair(std::string("limit"), std::string("max_entries")));
+  EXPECT_EQ(api_error_of(R"({"entries": [{"key": "a"}, {"key": "b"}, {"key": "c"}]})", 2).status(),
+            413);
+  EXPECT_EQ(parse_archive_request(R"({"entries": [{"key": "a"}, {"key": "b"}]})", 2).entries.size(),
+            2u);
+}
+
+TEST(ArchiveRequestTest, ExpiresInAsSecondsOrText) {
+  EXPECT_FALSE(parse_archive_request(R"({"prefix": "a/"})").expires_in.has_value());
+  EXPECT_EQ(parse_archive_request(R"({"prefix": "a/", "expires_in": 3600})").expires_in, 3600);
+  EXPECT_EQ(parse_archive_request(R"({"prefix": "a/", "expires_in": "24h"})").expires_in, 86'400);
+  EXPECT_EQ(parse_archive_request(R"({"prefix": "a/", "expires_in": "7d"})").expires_in,
+            7 * 86'400);
+  for (const char* bad : {"0", "-5", "1.5", "\"1w\"", "\"\"", "true", "31622401",
+                          "18446744073709551615", "\"367d\""}) {
+    const std::string body = std::string(R"({"prefix": "a/", "expires_in": )") + bad + "}";
+    EXPECT_NE(error_of(body).find("expires_in: expected"), std::string::npos) << bad;
+  }
+}
+
+ApiError selection_error_of(std::string_view body) {
+  try {
+    check_archive_selection(parse_archive_request(body));
+  } catch (const ApiError& error) {
+    return error;
+  }
+  return ApiError(0, "none", "no error");
+}
+
+TEST(ArchiveRequestTest, TheWholeStoreOnlyWithItsFlag) {
+  const ApiError whole = selection_error_of(R"({"prefix": ""})");
+  EXPECT_EQ(whole.status(), 422);
+  EXPECT_EQ(whole.code(), "whole_store_required");
+  EXPECT_NE(std::string(whole.what()).find("\"whole_store\": true"), std::string::npos);
+  EXPECT_EQ(selection_error_of(R"({"prefix": "", "whole_store": true})").status(), 0);
+  EXPECT_EQ(selection_error_of(R"({"prefix": "", "whole_store": false})").status(), 422);
+  EXPECT_EQ(selection_error_of(R"({"prefix": "a/", "whole_store": true})").status(), 400);
+  EXPECT_EQ(selection_error_of(R"({"entries": [{"key": "a"}], "whole_store": true})").status(),
+            400);
+  EXPECT_EQ(selection_error_of(R"({"prefix": "a/"})").status(), 0);
+  EXPECT_NE(error_of(R"({"prefix": "a/", "whole_store": 1})").find("whole_store"),
+            std::string::npos);
+  const ApiError empty = selection_error_of(R"({"entries": []})");
+  EXPECT_EQ(empty.status(), 422);
+  EXPECT_EQ(empty.code(), "empty_selection");
 }
 
 // Found by fuzz/fuzz_archive_request.
 TEST(ArchiveRequestTest, ErrorsNameEvenOddFields) {
   // A member with an empty name was ": unknown field", naming nothing.
-  EXPECT_EQ(error_of(R"({"": "album/"})"), R"("": unknown field; allowed: name, entries, prefix, method)");
+  EXPECT_EQ(
+      error_of(R"({"": "album/"})"),
+      R"("": unknown field; allowed: name, entries, prefix, method, expires_in, whole_store)");
   EXPECT_EQ(error_of(R"({"entries": [{"key": "a", "": 1}]})"),
             R"(entries[0]."": unknown field; allowed: key, path)");
   // A NUL ended the message (what() is a C string): "na" and nothing after it.
-  EXPECT_EQ(error_of(R"({"na\u0000me": "x", "prefix": ""})"),
-            R"(na\x00me: unknown field; allowed: name, entries, prefix, method)");
+  EXPECT_EQ(
+      error_of(R"({"na\u0000me": "x", "prefix": ""})"),
+      R"(na\x00me: unknown field; allowed: name, entries, prefix, method, expires_in, whole_store)");
   EXPECT_EQ(error_of(R"({"entries": [{"key": "a\u0000b\nc"}]})"),
             R"(entries[0].key: the key 'a\x00b\x0Ac' contains a control character)");
 }

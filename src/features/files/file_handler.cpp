@@ -9,6 +9,7 @@
 #include "features/files/file_headers.hpp"
 #include "features/files/file_metrics.hpp"
 #include "http/byte_range.hpp"
+#include "http/conditional.hpp"
 #include "http/content_disposition.hpp"
 #include "storage/object_key.hpp"
 
@@ -145,8 +146,14 @@ asio::awaitable<void> send_stored_object(const FileService& service, const std::
   const std::string etag = object_etag(*object);
   Headers headers =
       download_headers(file_name.empty() ? std::string_view(key) : file_name, *object, etag, max_age);
-  const std::string_view if_none_match = request.header("If-None-Match");
-  if (!if_none_match.empty() && if_none_match_matches(if_none_match, etag)) {
+  const Precondition precondition =
+      evaluate_preconditions(request.header("If-Match"), request.header("If-None-Match"), etag);
+  if (precondition == Precondition::kFailed) {
+    ApiError failed(412, "precondition_failed", "If-Match does not match the object's ETag");
+    failed.with_header("ETag", etag);
+    throw failed;
+  }
+  if (precondition == Precondition::kNotModified) {
     Headers not_modified;
     for (auto& field : headers) {
       if (field.first == "ETag" || field.first == "Last-Modified" || field.first == "Cache-Control") {

@@ -5,6 +5,8 @@
 #include <ctime>
 #include <utility>
 
+#include "http/conditional.hpp"
+
 namespace sluice {
 namespace {
 
@@ -41,17 +43,6 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 28> kTypes{{
 
 char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
-std::string_view opaque_tag(std::string_view tag) {
-  if (tag.size() >= 2 && tag[0] == 'W' && tag[1] == '/') tag.remove_prefix(2);
-  return tag;
-}
-
 }  // namespace
 
 std::string_view base_name(std::string_view key) {
@@ -74,10 +65,19 @@ std::string_view content_type_for(std::string_view key) {
 
 std::string object_etag(const ObjectInfo& object) {
   std::array<char, 48> text{};
-  std::snprintf(text.data(), text.size(), "\"%llx-%llx\"",
-                static_cast<unsigned long long>(object.size),
+  std::snprintf(text.data(), text.size(), "%llx-%llx", static_cast<unsigned long long>(object.size),
                 static_cast<unsigned long long>(object.mtime_ns));
-  return text.data();
+  std::string tag = "\"" + std::string(text.data());
+  if (!object.etag.empty()) {
+    // S3's own tag (an MD5, "-N" for multipart): a rewrite of the same size within the same
+    // second (S3's mtime resolution) still changes the tag. Only tag-safe characters are kept.
+    tag += '-';
+    for (const char c : object.etag) {
+      if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-')
+        tag += c;
+    }
+  }
+  return tag + "\"";
 }
 
 std::string http_date(std::int64_t unix_seconds) {
@@ -96,16 +96,7 @@ std::string http_date(std::int64_t unix_seconds) {
 }
 
 bool if_none_match_matches(std::string_view if_none_match, std::string_view etag) {
-  std::string_view rest = trim(if_none_match);
-  if (rest == "*") return true;
-  while (!rest.empty()) {
-    const std::size_t comma = rest.find(',');
-    const std::string_view tag = trim(rest.substr(0, comma));
-    if (!tag.empty() && opaque_tag(tag) == opaque_tag(etag)) return true;
-    if (comma == std::string_view::npos) break;
-    rest = rest.substr(comma + 1);
-  }
-  return false;
+  return etag_matches(if_none_match, etag, TagComparison::kWeak);
 }
 
 }  // namespace sluice

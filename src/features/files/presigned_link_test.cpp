@@ -126,6 +126,12 @@ TEST(FileHeadersTest, ContentTypeFromExtension) {
 TEST(FileHeadersTest, StrongETagFromSizeAndMtime) {
   EXPECT_EQ(object_etag(ObjectInfo{"k", 10, 255}), "\"a-ff\"");
   EXPECT_NE(object_etag(ObjectInfo{"k", 10, 256}), object_etag(ObjectInfo{"k", 10, 255}));
+  // S3's tag joins in: same size and second, other content → another ETag.
+  EXPECT_EQ(object_etag(ObjectInfo{"k", 10, 255, "9e107d9d372bb6826bd81d3542a419d6"}),
+            "\"a-ff-9e107d9d372bb6826bd81d3542a419d6\"");
+  EXPECT_NE(object_etag(ObjectInfo{"k", 10, 255, "abc-2"}),
+            object_etag(ObjectInfo{"k", 10, 255, "abd-2"}));
+  EXPECT_EQ(object_etag(ObjectInfo{"k", 10, 255, "a\"b"}), "\"a-ff-ab\"");
 }
 
 TEST(FileHeadersTest, HttpDate) {
