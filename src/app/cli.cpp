@@ -1,16 +1,45 @@
 #include "app/cli.hpp"
 
 #include <CLI/CLI.hpp>
+#include <boost/version.hpp>
 #include <iostream>
+#include <sqlite3.h>
+#include <string_view>
 
 #include "app/commands.hpp"
 #include "features/files/presigned_link.hpp"
 
 namespace sluice {
 
+namespace {
+
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "unknown"
+#endif
+#ifndef SLUICE_BUILD_TYPE
+#define SLUICE_BUILD_TYPE ""
+#endif
+
+// "sluice 0.1.0 (Release build, g++ 12.2.0, Boost 1.81, SQLite 3.40.1)".
+std::string version_text() {
+  std::string text = "sluice " SLUICE_VERSION " (";
+  if (!std::string_view(SLUICE_BUILD_TYPE).empty()) text += SLUICE_BUILD_TYPE " build, ";
+#if defined(__clang__)
+  text += "clang " __clang_version__;
+#elif defined(__GNUC__)
+  text += "g++ " __VERSION__;
+#endif
+  text += ", Boost " + std::to_string(BOOST_VERSION / 100000) + "." +
+          std::to_string(BOOST_VERSION / 100 % 1000) + ", SQLite " + sqlite3_libversion() + ")";
+  return text;
+}
+
+}  // namespace
+
 int run_cli(int argc, char** argv) {
   CLI::App app{"Sluice: large data, delivered on demand"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", version_text());
 
   std::filesystem::path serve_config;
   std::optional<std::string> serve_listen;
@@ -39,8 +68,17 @@ int run_cli(int argc, char** argv) {
   auto* export_cmd = app.add_subcommand("export", "Export a dataset to a file or stdout");
   export_cmd->add_option("dataset", export_options.dataset, "Dataset name")->required();
   export_cmd->add_option("--config", export_options.config_file, "Configuration file (TOML)");
-  export_cmd->add_option("--format", export_options.format, "csv, tsv, jsonl or json")
+  export_cmd
+      ->add_option("--format", export_options.format,
+                   "csv, tsv, jsonl or json (default: by the output's suffix, else csv)")
       ->check(CLI::IsMember({"csv", "tsv", "jsonl", "json"}));
+  export_cmd->add_option("--columns", export_options.columns,
+                         "Columns to write, in this order: a,b,c (output names)");
+  export_cmd->add_option("--order", export_options.order,
+                         "Sort by sortable columns: -created_at,id ('-': descending)");
+  export_cmd->add_option("--limit", export_options.limit, "At most this many rows");
+  export_cmd->add_flag("-q,--quiet", export_options.quiet,
+                       "No progress line (shown when stderr is a terminal) and no summary");
   export_cmd->add_option("--delimiter", export_options.delimiter,
                          "CSV delimiter: one character, e.g. ';' ('tab' for TAB)");
   export_cmd->add_flag("--no-header", export_options.no_header, "CSV/TSV: no header row");
@@ -130,7 +168,13 @@ int run_cli(int argc, char** argv) {
       return store_command(store_options);
     }
   } catch (const std::exception& error) {
-    std::cerr << "sluice: " << error.what() << '\n';
+    // One line per problem (check-config reports every problem of a file).
+    std::string_view text = error.what();
+    for (std::size_t end = text.find('\n'); ; end = text.find('\n')) {
+      std::cerr << "sluice: " << text.substr(0, end) << '\n';
+      if (end == std::string_view::npos) break;
+      text.remove_prefix(end + 1);
+    }
     return 1;
   }
   return 2;

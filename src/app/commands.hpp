@@ -24,8 +24,13 @@ int worker_command(const std::filesystem::path& config_file, std::optional<unsig
 struct ExportOptions {
   std::filesystem::path config_file;
   std::string dataset;
-  std::string format = "csv";
+  // csv, tsv, jsonl or json; when absent, the output name's suffix (orders.jsonl.gz), else csv.
+  std::optional<std::string> format;
   std::vector<std::string> filters;             // "name=value" or "name.op=value"
+  std::optional<std::string> columns;           // as `columns=`: output names, comma-separated
+  std::optional<std::string> order;             // as `order=`: -created_at,id
+  std::optional<std::uint64_t> limit;           // as `limit=`
+  bool quiet = false;                           // no progress line, no summary
   std::optional<std::filesystem::path> output;  // stdout when absent
   // Into the object store of [storage] under this key instead (local folder or S3): the object
   // appears only when complete, and a failure leaves nothing (no partial upload either).

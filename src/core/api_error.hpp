@@ -1,5 +1,6 @@
 #pragma once
 
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -10,10 +11,18 @@ namespace sluice {
 // An error a client caused or must be told about, with the HTTP status and the stable `code`
 // of DESIGN.md's JSON error body. Thrown while a request is validated (before any byte of the
 // response went out); the router maps it to the response in one place.
+// Extra members of a JSON error object: string members, e.g. {"sqlstate", "57014"}, and
+// members whose value is an array of strings, e.g. {"datasets", ["orders", "users"]}.
+struct ErrorFields : std::vector<std::pair<std::string, std::string>> {
+  ErrorFields() = default;
+  ErrorFields(std::initializer_list<value_type> fields) : vector(fields) {}
+
+  std::vector<std::pair<std::string, std::vector<std::string>>> lists;
+};
+
 class ApiError : public std::runtime_error {
  public:
-  // Extra members of the JSON error object, e.g. {"sqlstate", "57014"}.
-  using Fields = std::vector<std::pair<std::string, std::string>>;
+  using Fields = ErrorFields;
 
   ApiError(int status, std::string code, const std::string& message, Fields fields = {})
       : std::runtime_error(message),

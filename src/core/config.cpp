@@ -160,12 +160,17 @@ void read_sources(const Reader& reader, const toml::table& root, const fs::path&
   const auto* sources = reader.optional<toml::table>(root, "", "sources");
   if (sources == nullptr) return;
   for (auto&& [key, node] : *sources) {
-    std::string path = key_child("sources", key.str());
-    std::string problem = source_name_problem(key.str());
-    if (!problem.empty()) reader.fail(node, path, problem);
-    const auto& table = reader.expect<toml::table>(node, path);
-    config.sources.emplace(std::string(key.str()),
-                           read_source(reader, table, path, key.str(), base_dir));
+    const std::string_view name = key.str();  // (lambdas capture no structured bindings in clang 14)
+    const toml::node& item = node;
+    std::string path = key_child("sources", name);
+    const bool read = reader.recover([&] {
+      std::string problem = source_name_problem(name);
+      if (!problem.empty()) reader.fail(item, path, problem);
+      const auto& table = reader.expect<toml::table>(item, path);
+      config.sources.emplace(std::string(name), read_source(reader, table, path, name, base_dir));
+    });
+    // Known by name, so that datasets using it are not reported as well.
+    if (!read) config.sources.emplace(std::string(name), SourceConfig{});
   }
 }
 
@@ -291,7 +296,7 @@ DatasetConfig read_dataset(const Reader& reader, const toml::table& table, std::
   dataset.name = name.get();
   dataset.source = reader.required<TomlString>(table, path, "source").get();
   const auto& query = reader.required<TomlString>(table, path, "query");
-  if (is_blank(query.get())) reader.fail(query, key_child(path, "query"), "must not be empty");
+  if (is_blank(query.get())) reader.note(query, key_child(path, "query"), "must not be empty");
   dataset.query = query.get();
   dataset.file_name = dataset.name;
   if (const auto* file_name = reader.optional<TomlString>(table, path, "file_name")) {
@@ -303,9 +308,10 @@ DatasetConfig read_dataset(const Reader& reader, const toml::table& table, std::
   if (const auto* description = reader.optional<TomlString>(table, path, "description")) {
     dataset.description = description->get();
   }
-  dataset.filters = read_filters(reader, table, path);
-  read_columns(reader, table, path, dataset);
-  dataset.output = read_output(reader, table, path);
+  // Independent parts: a problem in one does not hide those in the others.
+  reader.recover([&] { dataset.filters = read_filters(reader, table, path); });
+  reader.recover([&] { read_columns(reader, table, path, dataset); });
+  reader.recover([&] { dataset.output = read_output(reader, table, path); });
   if (const auto* sortable = reader.optional<toml::array>(table, path, "sortable")) {
     std::string sortable_path = key_child(path, "sortable");
     for (std::size_t i = 0; i < sortable->size(); ++i) {
@@ -334,18 +340,12 @@ DatasetConfig read_dataset(const Reader& reader, const toml::table& table, std::
   return dataset;
 }
 
-void read_datasets(const Reader& reader, const toml::table& root, Config& config) {
-  const toml::node* node = root.get("datasets");
-  if (node == nullptr) return;
-  const toml::array* datasets = node->as_array();
-  if (datasets == nullptr) {
-    reader.fail(*node, "datasets",
-                "expected an array of tables ([[datasets]]), got " +
-                    std::string(toml_type_name(node->type())));
-  }
-  for (std::size_t i = 0; i < datasets->size(); ++i) {
-    std::string path = key_element("datasets", i);
-    const auto& table = reader.expect<toml::table>(*datasets->get(i), path);
+// One [[datasets]] entry into config.datasets. One that cannot be read is still listed by its
+// name (when it has one), so that what refers to it is not reported as well.
+void read_dataset_at(const Reader& reader, const toml::node& node, std::size_t i, Config& config) {
+  const std::string path = key_element("datasets", i);
+  const bool read = reader.recover([&] {
+    const auto& table = reader.expect<toml::table>(node, path);
     DatasetConfig dataset = read_dataset(reader, table, path);
     if (const DatasetConfig* first = config.find_dataset(dataset.name)) {
       reader.fail(*table.get("name"), key_child(path, "name"),
@@ -357,7 +357,25 @@ void read_datasets(const Reader& reader, const toml::table& root, Config& config
                   "unknown source " + quote_text(dataset.source) + " (not defined in [sources])");
     }
     config.datasets.push_back(std::move(dataset));
+  });
+  const toml::node* name = node.is_table() ? node.as_table()->get("name") : nullptr;
+  if (!read && name != nullptr && name->is_string()) {
+    DatasetConfig placeholder;
+    placeholder.name = name->as_string()->get();
+    if (config.find_dataset(placeholder.name) == nullptr) config.datasets.push_back(placeholder);
   }
+}
+
+void read_datasets(const Reader& reader, const toml::table& root, Config& config) {
+  const toml::node* node = root.get("datasets");
+  if (node == nullptr) return;
+  const toml::array* datasets = node->as_array();
+  if (datasets == nullptr) {
+    reader.fail(*node, "datasets",
+                "expected an array of tables ([[datasets]]), got " +
+                    std::string(toml_type_name(node->type())));
+  }
+  for (std::size_t i = 0; i < datasets->size(); ++i) read_dataset_at(reader, *datasets->get(i), i, config);
 }
 
 // Secrets written into the file end up in backups, diffs and tickets; only the names of the
@@ -542,31 +560,44 @@ StorageConfig read_storage(const Reader& reader, const toml::table& table,
   return storage;
 }
 
+// Each section is read even when one before it failed: every problem of the file is reported.
+void read_sections(const Reader& reader, const toml::table& root, Config& config) {
+  reader.check_keys(root, "",
+                    {"server", "sources", "storage", "archives", "datasets", "queue", "cubes"});
+  reader.recover([&] {
+    if (const auto* server = reader.optional<toml::table>(root, "", "server")) {
+      config.server = read_server(reader, *server);
+    }
+  });
+  reader.recover([&] { read_sources(reader, root, config.file.parent_path(), config); });
+  const bool storage_read = reader.recover([&] {
+    if (const auto* storage = reader.optional<toml::table>(root, "", "storage")) {
+      config.storage = read_storage(reader, *storage, config.file.parent_path());
+    }
+  });
+  if (!storage_read) config.storage.emplace();  // present, so [queue] is not reported as well
+  reader.recover([&] { read_datasets(reader, root, config); });
+  reader.recover([&] {
+    const auto* queue = reader.optional<toml::table>(root, "", "queue");
+    if (queue != nullptr && !config.storage) {
+      reader.fail(*queue, "queue", "background jobs write their results into [storage]: add it");
+    }
+    if (config.storage) {
+      config.queue = queue != nullptr ? read_queue(reader, *queue, config.file.parent_path())
+                                      : default_queue(config.file.parent_path());
+    }
+  });
+  reader.recover([&] { read_cubes(reader, root, config); });
+  reader.recover([&] { read_archives(reader, root, config); });
+}
+
 Config read_config(std::string_view text, const fs::path& file) {
   Reader reader(file.string());
   toml::table root = parse_toml(text, file.string());
-  reader.check_keys(root, "",
-                    {"server", "sources", "storage", "archives", "datasets", "queue", "cubes"});
   Config config;
   config.file = fs::absolute(file).lexically_normal();
-  if (const auto* server = reader.optional<toml::table>(root, "", "server")) {
-    config.server = read_server(reader, *server);
-  }
-  read_sources(reader, root, config.file.parent_path(), config);
-  if (const auto* storage = reader.optional<toml::table>(root, "", "storage")) {
-    config.storage = read_storage(reader, *storage, config.file.parent_path());
-  }
-  read_datasets(reader, root, config);
-  const auto* queue = reader.optional<toml::table>(root, "", "queue");
-  if (queue != nullptr && !config.storage) {
-    reader.fail(*queue, "queue", "background jobs write their results into [storage]: add it");
-  }
-  if (config.storage) {
-    config.queue = queue != nullptr ? read_queue(reader, *queue, config.file.parent_path())
-                                    : default_queue(config.file.parent_path());
-  }
-  read_cubes(reader, root, config);
-  read_archives(reader, root, config);
+  reader.recover([&] { read_sections(reader, root, config); });
+  reader.throw_noted();
   return config;
 }
 

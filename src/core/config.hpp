@@ -16,7 +16,8 @@
 
 namespace sluice {
 
-// A configuration problem. what() reads "FILE:LINE: KEY: problem", naming the key and line.
+// A configuration problem. what() reads "FILE:LINE: KEY: problem", naming the key and line;
+// when the file has several problems, one such line per problem (in the order they were found).
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -120,6 +120,25 @@ void check_combinations(const Reader& reader, const toml::table& table, std::str
   needs("false_text", "true_text", "`true_text` (give both words)");
 }
 
+// A renamed column must stay addressable by `columns=a,b` and `order=-a`, which split on commas
+// and read a leading '-' as descending, and must show the same in every format.
+std::string rename_problem(std::string_view name) {
+  if (is_blank(name) || name.size() > 256) return "must be 1 to 256 bytes, not blank";
+  if (name.find(',') != std::string_view::npos) {
+    return quote_text(name) + " contains a comma: `columns=` and `order=` could not name it";
+  }
+  if (name.front() == '-') {
+    return quote_text(name) + " starts with '-': `order=` reads that as descending";
+  }
+  if (std::ranges::any_of(name, [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+    return quote_text(name) + " contains a control character";
+  }
+  if (name.front() == ' ' || name.back() == ' ') {
+    return quote_text(name) + " starts or ends with a space";
+  }
+  return {};
+}
+
 ColumnTransformConfig read_transform(const Reader& reader, const toml::table& table,
                                      std::string_view path, std::string_view name) {
   check_combinations(reader, table, path);
@@ -127,9 +146,8 @@ ColumnTransformConfig read_transform(const Reader& reader, const toml::table& ta
   column.column = name;
   column.line = line_of(table);
   if (const auto* rename = reader.optional<TomlString>(table, path, "rename")) {
-    if (is_blank(rename->get()) || rename->get().size() > 256) {
-      reader.fail(*rename, key_child(path, "rename"), "must be 1 to 256 bytes, not blank");
-    }
+    const std::string problem = rename_problem(rename->get());
+    if (!problem.empty()) reader.fail(*rename, key_child(path, "rename"), problem);
     column.rename = rename->get();
   }
   if (table.get("format") != nullptr) {
@@ -167,6 +185,35 @@ ColumnTransformConfig read_transform(const Reader& reader, const toml::table& ta
   return column;
 }
 
+// One [datasets.columns.NAME] table.
+void read_column(const Reader& reader, std::string_view name, const toml::node& node,
+                 std::string_view path, DatasetConfig& out) {
+  std::string column_path = key_child(key_child(path, "columns"), name);
+  if (name.empty()) reader.fail(node, column_path, "column name must not be empty");
+  const auto& table = reader.expect<toml::table>(node, column_path);
+  if (table.empty()) {
+    reader.fail(table, column_path,
+                "is empty: give a type, a rename or a transform (see docs/CONFIG.md)");
+  }
+  reader.check_keys(table, column_path,
+                    {"type", "rename", "format", "time_zone", "input_time_zone", "places",
+                     "true_text", "false_text", "null_text", "mask", "mask_text", "hash",
+                     "secret_env", "map", "default", "case", "truncate"});
+  if (const auto* type = reader.optional<TomlString>(table, column_path, "type")) {
+    std::optional<LogicalType> parsed = parse_logical_type(type->get());
+    if (!parsed) {
+      reader.fail(*type, key_child(column_path, "type"),
+                  "unknown type " + quote_text(type->get()) +
+                      " (expected one of: " + logical_type_names() + ")");
+    }
+    out.column_types.emplace(std::string(name), *parsed);
+  }
+  ColumnTransformConfig transform = read_transform(reader, table, column_path, name);
+  if (!transform.rename.empty() || transform.changes_values()) {
+    out.transforms.push_back(std::move(transform));
+  }
+}
+
 }  // namespace
 
 void read_columns(const Reader& reader, const toml::table& dataset, std::string_view path,
@@ -174,30 +221,9 @@ void read_columns(const Reader& reader, const toml::table& dataset, std::string_
   const auto* columns = reader.optional<toml::table>(dataset, path, "columns");
   if (columns == nullptr) return;
   for (auto&& [key, node] : *columns) {
-    std::string column_path = key_child(key_child(path, "columns"), key.str());
-    if (key.str().empty()) reader.fail(node, column_path, "column name must not be empty");
-    const auto& table = reader.expect<toml::table>(node, column_path);
-    if (table.empty()) {
-      reader.fail(table, column_path,
-                  "is empty: give a type, a rename or a transform (see docs/CONFIG.md)");
-    }
-    reader.check_keys(table, column_path,
-                      {"type", "rename", "format", "time_zone", "input_time_zone", "places",
-                       "true_text", "false_text", "null_text", "mask", "mask_text", "hash",
-                       "secret_env", "map", "default", "case", "truncate"});
-    if (const auto* type = reader.optional<TomlString>(table, column_path, "type")) {
-      std::optional<LogicalType> parsed = parse_logical_type(type->get());
-      if (!parsed) {
-        reader.fail(*type, key_child(column_path, "type"),
-                    "unknown type " + quote_text(type->get()) +
-                        " (expected one of: " + logical_type_names() + ")");
-      }
-      out.column_types.emplace(std::string(key.str()), *parsed);
-    }
-    ColumnTransformConfig transform = read_transform(reader, table, column_path, key.str());
-    if (!transform.rename.empty() || transform.changes_values()) {
-      out.transforms.push_back(std::move(transform));
-    }
+    const std::string_view name = key.str();  // (lambdas capture no structured bindings in clang 14)
+    const toml::node& item = node;
+    reader.recover([&] { read_column(reader, name, item, path, out); });
   }
 }
 

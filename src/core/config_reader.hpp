@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/config.hpp"
 #include "core/s3_address.hpp"
@@ -37,6 +38,8 @@ bool is_identifier(std::string_view name);
 bool is_blank(std::string_view text);
 std::string quote_text(std::string_view text);
 std::string key_child(std::string_view path, std::string_view key);
+// "; did you mean \"listen\"?" when one of `known` is a likely typo of `key`, else empty.
+std::string did_you_mean(std::string_view key, std::span<const std::string_view> known);
 std::string key_element(std::string_view path, std::size_t index);
 std::string_view listen_problem(std::string_view listen);
 std::string_view file_name_problem(std::string_view name);
@@ -69,14 +72,42 @@ template <>
 inline constexpr std::string_view kExpected<TomlBool> = "a boolean (true or false)";
 
 // Reads typed values out of the document, turning every problem into "FILE:LINE: KEY: problem".
+// A problem either stops the reading of the part it is in (fail(), which throws) or is only
+// noted (note(): an unknown key); recover() runs one part (a section, a dataset, a column) and
+// notes what stopped it, so that the parts after it are still read and checked. At the end,
+// throw_noted() reports every problem at once. Not thread-safe.
 class Reader {
  public:
   explicit Reader(std::string file) : file_(std::move(file)) {}
 
   [[noreturn]] void fail(const toml::node& node, std::string_view key,
                          std::string_view problem) const {
-    throw ConfigError(file_ + ":" + std::to_string(line_of(node)) + ": " + std::string(key) + ": " +
-                      std::string(problem));
+    throw ConfigError(message(node, key, problem));
+  }
+
+  // Records a problem that does not stop the reading.
+  void note(const toml::node& node, std::string_view key, std::string_view problem) const {
+    add_problem(message(node, key, problem));
+  }
+
+  // Runs `read`; a ConfigError it throws is noted and false returned.
+  template <typename Read>
+  bool recover(Read&& read) const {
+    try {
+      std::forward<Read>(read)();
+      return true;
+    } catch (const ConfigError& error) {
+      add_problem(error.what());
+      return false;
+    }
+  }
+
+  // Throws one ConfigError with every noted problem, one per line, when there is any.
+  void throw_noted() const {
+    if (problems_.empty()) return;
+    std::string all;
+    for (const std::string& problem : problems_) all += (all.empty() ? "" : "\n") + problem;
+    throw ConfigError(all);
   }
 
   template <typename T>
@@ -131,12 +162,27 @@ class Reader {
                   std::span<const std::string_view> known) const {
     for (auto&& [key, node] : table) {
       if (std::ranges::find(known, key.str()) != known.end()) continue;
-      fail(node, key_child(path, key.str()), "unknown key (expected one of: " + join(known) + ")");
+      note(node, key_child(path, key.str()),
+           "unknown key (expected one of: " + join(known) + ")" + did_you_mean(key.str(), known));
     }
   }
 
  private:
+  std::string message(const toml::node& node, std::string_view key,
+                      std::string_view problem) const {
+    return file_ + ":" + std::to_string(line_of(node)) + ": " + std::string(key) + ": " +
+           std::string(problem);
+  }
+
+  // A problem found twice (a part read again after a failure) is reported once.
+  void add_problem(std::string problem) const {
+    if (std::ranges::find(problems_, problem) == problems_.end()) {
+      problems_.push_back(std::move(problem));
+    }
+  }
+
   std::string file_;
+  mutable std::vector<std::string> problems_;
 };
 
 // Defined in config_columns.cpp: [datasets.columns.NAME] into out.column_types and

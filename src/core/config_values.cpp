@@ -11,6 +11,7 @@
 #include <span>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "core/config.hpp"
 #include "core/config_reader.hpp"
@@ -220,6 +221,44 @@ std::string key_child(std::string_view path, std::string_view key) {
   // Keys are shown as a user would write them in TOML: bare when possible, quoted otherwise.
   std::string name = is_name(key, std::string_view::npos) ? std::string(key) : quote_text(key);
   return path.empty() ? name : std::string(path) + "." + name;
+}
+
+namespace {
+
+// Levenshtein distance, for suggestions; keys are short.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({above + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+// A suggestion only when the key is close: at most 2 edits, and fewer than half its length
+// (so "root" does not suggest "path").
+std::string did_you_mean(std::string_view key, std::span<const std::string_view> known) {
+  std::string_view best;
+  std::size_t best_distance = std::string_view::npos;
+  for (std::string_view candidate : known) {
+    const std::size_t distance = edit_distance(key, candidate);
+    if (distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  if (best.empty() || best_distance > 2 || 2 * best_distance >= std::max(key.size(), best.size())) {
+    return {};
+  }
+  return "; did you mean " + quote_text(best) + "?";
 }
 
 std::string key_element(std::string_view path, std::size_t index) {

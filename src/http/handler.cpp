@@ -51,10 +51,14 @@ boost::asio::awaitable<std::unique_ptr<WebSocket>> HttpResponder::accept_websock
 }
 
 std::string json_error_body(std::string_view code, std::string_view message,
-                            std::string_view request_id,
-                            const std::vector<std::pair<std::string, std::string>>& fields) {
+                            std::string_view request_id, const ErrorFields& fields) {
   boost::json::object error{{"code", code}, {"message", message}, {"request_id", request_id}};
   for (const auto& [name, value] : fields) error[name] = value;
+  for (const auto& [name, values] : fields.lists) {
+    boost::json::array array;
+    for (const std::string& value : values) array.emplace_back(value);
+    error[name] = std::move(array);
+  }
   return boost::json::serialize(boost::json::object{{"error", std::move(error)}});
 }
 

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/api_error.hpp"
 #include "core/byte_sink.hpp"
 
 namespace sluice {
@@ -143,7 +144,6 @@ std::string describe_failure(const std::exception& error);
 
 // {"error": {"code": ..., "message": ..., "request_id": ...}}
 std::string json_error_body(std::string_view code, std::string_view message,
-                            std::string_view request_id,
-                            const std::vector<std::pair<std::string, std::string>>& fields = {});
+                            std::string_view request_id, const ErrorFields& fields = {});
 
 }  // namespace sluice

@@ -144,6 +144,12 @@ Source* DatasetCatalog::source(std::string_view name) const {
   return it == sources_.end() ? nullptr : it->second.get();
 }
 
+std::vector<std::string> DatasetCatalog::names() const {
+  std::vector<std::string> names;
+  for (const Dataset& dataset : datasets_) names.push_back(dataset.config->name);
+  return names;
+}
+
 const Dataset* DatasetCatalog::find(std::string_view name) const {
   for (const Dataset& dataset : datasets_) {
     if (dataset.config->name == name) return &dataset;
@@ -173,18 +179,20 @@ std::string DatasetCatalog::describe_json() const {
       sortable.push_back(json::string(dataset.output_name(column)));
     }
     const std::string& name = dataset.config->name;
-    list.push_back({{"name", name},
-                    {"description", dataset.config->description},
-                    {"columns", std::move(columns)},
-                    {"filters", std::move(filters)},
-                    {"sortable", std::move(sortable)},
-                    {"order", default_order(dataset)},
-                    {"formats", {"csv", "tsv", "jsonl", "json"}},
-                    {"compressions", {"gz", "zst"}},
-                    {"urls", {{"csv", "/v1/exports/" + name + ".csv"},
-                              {"tsv", "/v1/exports/" + name + ".tsv"},
-                              {"jsonl", "/v1/exports/" + name + ".jsonl"},
-                              {"json", "/v1/exports/" + name + ".json"}}}});
+    json::object entry{{"name", name},
+                       {"description", dataset.config->description},
+                       {"columns", std::move(columns)},
+                       {"filters", std::move(filters)},
+                       {"sortable", std::move(sortable)},
+                       {"formats", {"csv", "tsv", "jsonl", "json"}},
+                       {"compressions", {"gz", "zst"}},
+                       {"urls", {{"csv", "/v1/exports/" + name + ".csv"},
+                                 {"tsv", "/v1/exports/" + name + ".tsv"},
+                                 {"jsonl", "/v1/exports/" + name + ".jsonl"},
+                                 {"json", "/v1/exports/" + name + ".json"}}}};
+    // Only a dataset with a default order has the key ("" would read as an order).
+    if (!dataset.config->order.empty()) entry["order"] = default_order(dataset);
+    list.push_back(std::move(entry));
   }
   return json::serialize(json::object{{"datasets", std::move(list)}});
 }

@@ -54,6 +54,8 @@ class DatasetCatalog {
   ~DatasetCatalog();
 
   const Dataset* find(std::string_view name) const;
+  // Every dataset's name, in the config's order.
+  std::vector<std::string> names() const;
   // The opened source of [sources.NAME], or nullptr (cubes read through it too).
   Source* source(std::string_view name) const;
   // Closes the sources' idle connections (see Source::close): call when the server stopped.

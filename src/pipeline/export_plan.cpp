@@ -8,6 +8,7 @@
 #include "core/utf8.hpp"
 #include "pipeline/filter_value.hpp"
 #include "pipeline/output_params.hpp"
+#include "pipeline/postgrest_syntax.hpp"
 
 namespace sluice {
 namespace {
@@ -18,10 +19,24 @@ struct Condition {
   const FilterConfig* filter;
   FilterOp op;
   std::vector<BoundValue> values;
+  std::string key;  // as given: `country`, `country.eq`
 };
 
 [[noreturn]] void reject(std::string code, const std::string& message) {
   throw ApiError(400, std::move(code), message);
+}
+
+// duplicate_parameter names the parameter in the body too: {"parameter": "limit"}.
+ApiError::Fields duplicate_fields(std::string_view key) {
+  ApiError::Fields fields;
+  fields.emplace_back("parameter", shown_text(key));
+  return fields;
+}
+
+[[noreturn]] void reject_duplicate(std::string_view key) {
+  throw ApiError(400, "duplicate_parameter",
+                 "parameter '" + shown_text(key) + "' is given more than once",
+                 duplicate_fields(key));
 }
 
 std::string quote_identifier(std::string_view name) {
@@ -108,7 +123,7 @@ BoundValue parse_value(FilterType type, std::string_view text,
 
 Condition parse_condition(const FilterConfig& filter, FilterOp op, std::string_view value,
                           const std::string& key) {
-  Condition condition{&filter, op, {}};
+  Condition condition{&filter, op, {}, key};
   if (op == FilterOp::kIsNull) {
     condition.values.push_back(parse_value(FilterType::kBool, value, key));
   } else if (op == FilterOp::kIn) {
@@ -125,25 +140,21 @@ Condition parse_condition(const FilterConfig& filter, FilterOp op, std::string_v
   return condition;
 }
 
-// Repeated equality parameters (`country=DE&country=FR`) widen to one IN list; any other
-// repetition of the same filter and operator is ambiguous and rejected.
+// A filter given twice with the same meaning (`country=DE&country=FR`, `country=DE&
+// country.eq=FR`, `id.gte=1&id.gte=5`) is refused, not merged: which one was meant is a guess.
+// `name=`, `name.eq=` and `name.in=` all select by membership, so they count as one; different
+// operators on one filter (`id.gte=1&id.lt=9`) are a range and allowed.
 void add_condition(std::vector<Condition>& conditions, Condition condition,
                    const std::string& key) {
-  auto is_membership = [](FilterOp op) { return op == FilterOp::kEq || op == FilterOp::kIn; };
-  for (Condition& existing : conditions) {
-    if (existing.filter != condition.filter) continue;
-    if (is_membership(existing.op) && is_membership(condition.op) &&
-        allows(*condition.filter, FilterOp::kIn)) {
-      existing.op = FilterOp::kIn;
-      for (BoundValue& value : condition.values) existing.values.push_back(std::move(value));
-      if (existing.values.size() > kMaxInValues) {
-        reject("too_many_values", "parameter '" + key + "': at most 1000 values");
-      }
-      return;
+  auto slot = [](FilterOp op) { return op == FilterOp::kIn ? FilterOp::kEq : op; };
+  for (const Condition& existing : conditions) {
+    if (existing.filter != condition.filter || slot(existing.op) != slot(condition.op)) continue;
+    std::string message = "parameter '" + shown_text(key) + "' is given more than once";
+    if (existing.key != key) message += " (also as '" + shown_text(existing.key) + "')";
+    if (slot(condition.op) == FilterOp::kEq && allows(*condition.filter, FilterOp::kIn)) {
+      message += "; to match several values, list them once: " + condition.filter->name + "=A,B";
     }
-    if (existing.op == condition.op) {
-      reject("duplicate_parameter", "parameter '" + key + "' is given more than once");
-    }
+    throw ApiError(400, "duplicate_parameter", message, duplicate_fields(key));
   }
   conditions.push_back(std::move(condition));
 }
@@ -291,18 +302,18 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
   bool columns_given = false;
   for (const auto& [key, value] : params) {
     if (key == kColumnsParam) {
-      if (columns_given) reject("duplicate_parameter", "parameter 'columns' is given more than once");
+      if (columns_given) reject_duplicate(key);
       columns_given = true;
       plan.columns = select_columns(dataset, value);
       continue;
     }
     if (key == kLimitParam) {
-      if (limit) reject("duplicate_parameter", "parameter 'limit' is given more than once");
+      if (limit) reject_duplicate(key);
       limit = parse_limit(value);
       continue;
     }
     if (key == kOrderParam) {
-      if (order) reject("duplicate_parameter", "parameter 'order' is given more than once");
+      if (order) reject_duplicate(key);
       order = parse_request_order(dataset, value);
       continue;
     }
@@ -320,6 +331,13 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
     if (filter == nullptr) {
       reject("unknown_filter", "unknown parameter '" + shown_text(key) +
                                    "'; allowed: " + allowed_parameters(dataset));
+    }
+    if (op_name.empty() && key.find('.') == std::string::npos) {
+      if (std::optional<std::string> hint = postgrest_hint(key, value)) {
+        reject("postgrest_syntax", "parameter '" + key + "': '" + shown_text(value) +
+                                       "' is PostgREST's syntax, not Sluice's: " + *hint +
+                                       " (a value that really starts so: " + key + ".eq=...)");
+      }
     }
     FilterOp op = choose_operator(*filter, op_name, value, key);
     add_condition(conditions, parse_condition(*filter, op, value, key), key);
@@ -349,12 +367,28 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
   return plan;
 }
 
+ApiError unknown_dataset(const DatasetCatalog& catalog, std::string_view name) {
+  constexpr std::size_t kMaxListed = 100;
+  std::vector<std::string> names = catalog.names();
+  std::string listed;
+  for (std::size_t i = 0; i < names.size() && i < kMaxListed; ++i) {
+    listed += (listed.empty() ? "" : ", ") + names[i];
+  }
+  if (names.size() > kMaxListed) {
+    listed += " and " + std::to_string(names.size() - kMaxListed) + " more";
+    names.resize(kMaxListed);
+  }
+  ApiError::Fields fields;
+  fields.lists.emplace_back("datasets", std::move(names));
+  return {404, "unknown_dataset",
+          "no dataset named '" + shown_text(name) + "'; available: " +
+              (listed.empty() ? "none" : listed) + " (see /v1/datasets)",
+          std::move(fields)};
+}
+
 ExportPlan plan_export(const DatasetCatalog& catalog, const ExportRequest& request) {
   const Dataset* dataset = catalog.find(request.dataset);
-  if (dataset == nullptr) {
-    throw ApiError(404, "unknown_dataset",
-                   "no dataset named '" + request.dataset.substr(0, 64) + "'; see /v1/datasets");
-  }
+  if (dataset == nullptr) throw unknown_dataset(catalog, request.dataset);
   ExportPlan plan = plan_export(*dataset, request.format, request.params);
   plan.compression = request.compression;
   plan.query.request_id = request.request_id;

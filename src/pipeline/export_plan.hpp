@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/api_error.hpp"
 #include "encode/compressor.hpp"
 #include "encode/encoder.hpp"
 #include "pipeline/dataset_catalog.hpp"
@@ -43,8 +44,12 @@ std::vector<OrderKey> parse_order(std::string_view text, const std::vector<std::
 // `header`, `bom`, `delimiter`, `line_ending` (see output_params.hpp).
 ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams& params);
 
-// The plan for `request`: its dataset looked up in `catalog` (ApiError 404 `unknown_dataset`
-// when there is none), then plan_export() above, with the request's compression and id.
+// ApiError 404 `unknown_dataset` for `name`, listing the datasets that exist (at most 100, in
+// the message and as the body's "datasets" array).
+ApiError unknown_dataset(const DatasetCatalog& catalog, std::string_view name);
+
+// The plan for `request`: its dataset looked up in `catalog` (unknown_dataset() when there is
+// none), then plan_export() above, with the request's compression and id.
 ExportPlan plan_export(const DatasetCatalog& catalog, const ExportRequest& request);
 
 }  // namespace sluice

@@ -147,11 +147,68 @@ TEST_F(ExportPlanTest, CommaListBecomesIn) {
   EXPECT_EQ(result.query.params, values({std::string("DE"), std::string("FR")}));
 }
 
-TEST_F(ExportPlanTest, RepeatedEqualityWidensToOneIn) {
-  ExportPlan result = plan({{"country", "DE"}, {"country", "FR"}, {"country.in", "IT,ES"}});
-  EXPECT_EQ(result.query.sql, all_rows() + R"( WHERE "country" IN (?, ?, ?, ?))");
-  EXPECT_EQ(result.query.params,
-            values({std::string("DE"), std::string("FR"), std::string("IT"), std::string("ES")}));
+// Repeated membership is refused, not merged (issue 14): `country=DE&country.eq=FR` was read as
+// DE or FR while its writer may have meant either one.
+TEST_F(ExportPlanTest, RepeatedMembershipIsADuplicate) {
+  const std::vector<QueryParams> cases{
+      {{"country", "DE"}, {"country", "FR"}},
+      {{"country", "DE"}, {"country.eq", "FR"}},
+      {{"country.eq", "DE"}, {"country.in", "IT,ES"}},
+      {{"country.in", "DE"}, {"country", "FR,IT"}},
+  };
+  for (const QueryParams& params : cases) {
+    ApiError error = error_for(params);
+    EXPECT_EQ(error.status(), 400);
+    EXPECT_EQ(error.code(), "duplicate_parameter") << error.what();
+    EXPECT_NE(std::string(error.what()).find("country=A,B"), std::string::npos) << error.what();
+    ASSERT_EQ(error.fields().size(), 1u);
+    EXPECT_EQ(error.fields()[0].first, "parameter");
+    EXPECT_EQ(error.fields()[0].second, params[1].first);
+  }
+  EXPECT_NE(std::string(error_for(cases[1]).what()).find("(also as 'country')"), std::string::npos);
+  // Different operators on one filter stay a range or a combination.
+  ExportPlan result = plan({{"id", "1,2"}, {"id.lt", "9"}, {"id.gte", "0"}});
+  EXPECT_EQ(result.query.sql, all_rows() + R"( WHERE "id" IN (?, ?) AND "id" < ? AND "id" >= ?)");
+}
+
+TEST_F(ExportPlanTest, EveryParameterKindRepeatedIsADuplicate) {
+  const std::vector<QueryParams> cases{
+      {{"limit", "1"}, {"limit", "2"}},
+      {{"columns", "id"}, {"columns", "id"}},
+      {{"header", "true"}, {"header", "false"}},
+      {{"delimiter", ";"}, {"delimiter", ";"}},
+      {{"bom", "true"}, {"bom", "true"}},
+      {{"line_ending", "lf"}, {"line_ending", "crlf"}},
+      {{"id.lt", "3"}, {"id.lt", "4"}},
+  };
+  for (const QueryParams& params : cases) {
+    ApiError error = error_for(params);
+    EXPECT_EQ(error.code(), "duplicate_parameter") << params[0].first;
+    EXPECT_NE(std::string(error.what()).find("'" + params[0].first + "'"), std::string::npos)
+        << error.what();
+  }
+}
+
+TEST_F(ExportPlanTest, PostgrestValuesAreRefusedWithTheSluiceForm) {
+  const std::vector<std::pair<QueryParams, std::string>> cases{
+      {{{"country", "in.(DE,FR)"}}, "write country=DE,FR"},
+      {{{"country", "eq.DE"}}, "write country=DE"},
+      {{{"id", "gte.5"}}, "write id.gte=5"},
+      {{{"id", "neq.5"}}, "write id.ne=5"},
+      {{{"country", "is.null"}}, "write country.is_null=true"},
+      {{{"country", "like.D*"}}, "no 'like' operator"},
+      {{{"country", "not.in.(DE)"}}, "no 'not' operator"},
+  };
+  for (const auto& [params, hint] : cases) {
+    ApiError error = error_for(params);
+    EXPECT_EQ(error.status(), 400);
+    EXPECT_EQ(error.code(), "postgrest_syntax") << error.what();
+    EXPECT_NE(std::string(error.what()).find(hint), std::string::npos) << error.what();
+  }
+  // Not PostgREST: an explicit operator takes the value literally, and other dotted values pass.
+  EXPECT_EQ(plan({{"country.eq", "in.(DE)"}}).query.params, values({std::string("in.(DE)")}));
+  EXPECT_EQ(plan({{"country", "DE.x"}}).query.params, values({std::string("DE.x")}));
+  EXPECT_EQ(plan({{"country", "equal.x"}}).query.params, values({std::string("equal.x")}));
 }
 
 TEST_F(ExportPlanTest, CommaIsPartOfTheValueWhenInIsNotAllowed) {
@@ -458,10 +515,9 @@ TEST_F(ExportPlanTest, AtMostOneThousandInValues) {
   EXPECT_STREQ(error.what(), "parameter 'id': at most 1000 values");
 
   EXPECT_EQ(error_for({{"id.in", numbers(0, 1001)}}).code(), "too_many_values");
-  // Widening repeated parameters counts all of them.
-  EXPECT_EQ(plan({{"id", numbers(0, 600)}, {"id", numbers(600, 400)}}).query.params.size(), 1000u);
-  EXPECT_EQ(error_for({{"id", numbers(0, 600)}, {"id", numbers(600, 401)}}).code(),
-            "too_many_values");
+  // A repeated list is not widened into a longer one (issue 14): it is a duplicate.
+  EXPECT_EQ(error_for({{"id", numbers(0, 600)}, {"id", numbers(600, 400)}}).code(),
+            "duplicate_parameter");
 }
 
 }  // namespace

@@ -846,7 +846,7 @@ def test_copy_csv_passthrough_with_renames_and_with_transforms(pg_up, start_slui
 [datasets.columns.id]
 rename = "ID"
 [datasets.columns.c_text]
-rename = "Text, quoted"
+rename = 'Text "quoted"'  # (a comma is refused: columns= could not name it)
 [datasets.columns.c_numeric]
 rename = "Number"
 """
@@ -861,7 +861,7 @@ null_text = "?"
                                       extra_datasets=second))
     want = baseline(pg_up, "SELECT id, c_numeric, c_text, c_timestamptz, c_bool FROM all_types "
                     "WHERE id <= 300 ORDER BY id")
-    header = ["ID", "Number", "Text, quoted", "c_timestamptz", "c_bool"]
+    header = ["ID", "Number", 'Text "quoted"', "c_timestamptz", "c_bool"]
     expected_rows = [[t["id"], t["c_numeric"], t["c_text"], t["c_timestamptz"], t["c_bool"]]
                      for t in want]
 
@@ -871,7 +871,7 @@ null_text = "?"
     # Renames only: PostgreSQL's CSV records pass through, under the renamed header.
     raw, statement = export_and_copy_statement(pg_up, f"{sluice.url}/v1/exports/rn.csv")
     assert statement.endswith("TO STDOUT (FORMAT csv)"), statement
-    assert raw.startswith(b'ID,Number,"Text, quoted",c_timestamptz,c_bool\r\n')
+    assert raw.startswith(b'ID,Number,"Text ""quoted""",c_timestamptz,c_bool\r\n')
     passthrough = parse_csv(raw, line_end=b"\r\n")
     assert passthrough.header == header
     assert by_id(passthrough.rows) == expected_rows
@@ -907,7 +907,7 @@ null_text = "?"
          "Number": (None if t["c_numeric"] is None else t["c_numeric"]
                     if t["c_numeric"] in ("NaN", "Infinity", "-Infinity")
                     else Decimal(t["c_numeric"])),
-         "Text, quoted": t["c_text"], "c_timestamptz": t["c_timestamptz"],
+         'Text "quoted"': t["c_text"], "c_timestamptz": t["c_timestamptz"],
          "c_bool": words[t["c_bool"]]} for t in want]
 
 
