@@ -149,6 +149,11 @@ QueueConfig read_queue(const Reader& reader, const toml::table& table,
                        const std::filesystem::path& base_dir);
 QueueConfig default_queue(const std::filesystem::path& base_dir);
 
+// Defined in config_tls.cpp: [server] ops_listen and [server.tls] (the PEM files are read and
+// checked: a certificate and a key that belong together).
+void read_server_tls(const Reader& reader, const toml::table& server,
+                     const std::filesystem::path& base_dir, ServerConfig& out);
+
 // Defined in config_cubes.cpp: [[cubes]].
 void read_cubes(const Reader& reader, const toml::table& root, Config& config);
 
