@@ -16,6 +16,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -762,6 +764,9 @@ asio::awaitable<bool> tls_handshake(TlsStream& stream, const ServerConfig& confi
     why = "the client closed the connection";
   } else if (ec == asio::error::operation_aborted) {
     co_return false;  // shed or shutdown: not the client's doing
+  } else if (ec.category() == asio::error::get_ssl_category() &&
+             ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST) {
+    why = "plain HTTP sent to the HTTPS port";
   } else {
     why = ec.message();
   }

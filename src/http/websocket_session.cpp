@@ -119,9 +119,9 @@ class SessionWebSocket final : public WebSocket {
   }
 
   asio::awaitable<void> accept(const http::request<http::string_body>& request,
-                               std::string request_id) {
+                               const std::string& request_id) {
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
-    ws_.set_option(websocket::stream_base::decorator(Decorate{std::move(request_id), &observer_}));
+    ws_.set_option(websocket::stream_base::decorator(Decorate{request_id, &observer_}));
     ws_.read_message_max(kMaxMessage);
     ws_.text(true);
     auto [ec] = co_await ws_.async_accept(request, kTuple);
@@ -343,7 +343,7 @@ asio::awaitable<std::unique_ptr<WebSocket>> open_on(
     Stream& stream, const http::request<http::string_body>& request,
     std::string request_id, std::chrono::milliseconds write_timeout, WebSocketObserver& observer) {
   auto socket = std::make_unique<SessionWebSocket<Stream>>(stream, write_timeout, observer);
-  co_await socket->accept(request, std::move(request_id));
+  co_await socket->accept(request, request_id);
   std::unique_ptr<WebSocket> opened = std::move(socket);
   co_return opened;
 }

@@ -269,7 +269,7 @@ def test_untrusted_plain_http_and_old_tls_are_refused_cleanly(start_tls, pki, tm
     code, _, err = curl(f"http://127.0.0.1:{srv.port}/healthz", tmp_path / "plain",
                         "--max-time", "10")
     assert code != 0 and time.monotonic() - started < 5, (code, err)
-    wait_until(lambda: "TLS handshake with 127.0.0.1:" in srv.server.log_text(), 5,
+    wait_until(lambda: "failed: plain HTTP sent to the HTTPS port" in srv.server.log_text(), 5,
                "the handshake failure's log line")
     code, _, err = curl(f"{srv.base}/healthz", tmp_path / "after", "--cacert", str(pki.ca))
     assert code == 0 and (tmp_path / "after").read_text() == '{"status":"ok"}', err
