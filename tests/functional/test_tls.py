@@ -411,3 +411,20 @@ def test_ops_listener_serves_metrics_and_the_main_one_no_longer(start_sluice, de
     # Only the operations routes there.
     assert requests.get(f"{ops}/v1/datasets", timeout=10).status_code == 404
     assert requests.get(f"{srv.url}/v1/datasets", timeout=10).status_code == 200
+
+
+def test_an_idle_keep_alive_tls_connection_is_closed_after_idle_timeout(start_tls, pki):
+    srv = start_tls(extra="idle_timeout_ms = 600", name="idle")
+    connection = http.client.HTTPSConnection("localhost", srv.port, context=client_context(pki),
+                                             timeout=10)
+    connection.request("GET", "/healthz")
+    response = connection.getresponse()
+    assert response.read() == b'{"status":"ok"}'
+    assert response.getheader("Connection") is None  # kept alive
+    started = time.monotonic()
+    # The server ends the idle connection: the TLS socket reads EOF (close_notify or FIN).
+    assert connection.sock.recv(100) == b""
+    assert 0.4 < time.monotonic() - started < 5
+    connection.close()
+    # (The one left open is the metrics request's own, on the operations listener.)
+    wait_until(lambda: srv.metrics()["sluice_open_connections"] == 1, 5, "connection closed")
