@@ -21,13 +21,16 @@ namespace {
 
 namespace asio = boost::asio;
 
-void add_operations_routes(Router& router) {
+// /healthz and /metrics; only /healthz when `metrics` is false (the main listener's when
+// [server] ops_listen serves /metrics).
+void add_operations_routes(Router& router, bool with_metrics = true) {
   router.add("GET", {"healthz"},
              [](const HttpRequest&, HttpResponder& responder) -> asio::awaitable<void> {
                // Built outside co_await: g++ 12 miscompiles braced pair lists inside it.
                Headers headers{{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
                co_await responder.send(200, std::move(headers), R"({"status":"ok"})");
              });
+  if (!with_metrics) return;
   router.add("GET", {"metrics"},
              [](const HttpRequest&, HttpResponder& responder) -> asio::awaitable<void> {
                Headers headers{{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"},
@@ -49,7 +52,9 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
       .set(static_cast<std::int64_t>(config.server.stream_buffer_bytes));
   StreamLimiter limiter(config.server.max_streams);  // one limit for every streaming response
   Router router;
-  add_operations_routes(router);
+  add_operations_routes(router, config.server.ops_listen.empty());
+  Router ops_router;  // [server] ops_listen
+  add_operations_routes(ops_router);
   // The object store of [storage], one for every feature that stores or reads objects; archives
   // exist only with it. Declared before the server so both outlive every download.
   boost::asio::io_context check_io;  // the start's check of the store; outlives the store
@@ -85,12 +90,17 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
     log_event("presigned file links disabled: environment variable " +
               config.storage->link_secret_env + " is not set");
   }
+  const std::string scheme = config.server.tls ? "https://" : "http://";
   std::string bound = server.listen(listen.value_or(config.server.listen));
-  std::cout << "listening on http://" << bound << std::endl;
-  for (const std::string& path : banner_paths) std::cout << "  http://" << bound << path << '\n';
+  if (!config.server.ops_listen.empty()) {
+    std::cout << "operations (/healthz, /metrics) on http://"
+              << server.listen_ops(config.server.ops_listen, ops_router) << '\n';
+  }
+  std::cout << "listening on " << scheme << bound << std::endl;
+  for (const std::string& path : banner_paths) std::cout << "  " << scheme << bound << path << '\n';
   for (std::string line : banner_lines) {
     for (std::size_t at = line.find("{base}"); at != std::string::npos; at = line.find("{base}")) {
-      line.replace(at, 6, "http://" + bound);
+      line.replace(at, 6, scheme + bound);
     }
     std::cout << line << '\n';
   }

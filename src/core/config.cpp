@@ -44,11 +44,12 @@ constexpr std::array<DurationKey, 4> kDurationKeys{{
     {"shutdown_grace_ms", &ServerConfig::shutdown_grace, 0},
 }};
 
-ServerConfig read_server(const Reader& reader, const toml::table& table) {
+ServerConfig read_server(const Reader& reader, const toml::table& table, const fs::path& base_dir) {
   reader.check_keys(table, "server",
                     {"listen", "threads", "max_header_bytes", "max_body_bytes", "read_timeout_ms",
                      "idle_timeout_ms", "write_timeout_ms", "shutdown_grace_ms",
-                     "stream_buffer_bytes", "max_streams", "max_connections", "log_format"});
+                     "stream_buffer_bytes", "max_streams", "max_connections", "log_format",
+                     "ops_listen", "tls"});
   ServerConfig server;
   if (const auto* format = reader.optional<TomlString>(table, "server", "log_format")) {
     if (format->get() != "text" && format->get() != "json") {
@@ -66,6 +67,7 @@ ServerConfig read_server(const Reader& reader, const toml::table& table) {
     }
     server.listen = listen->get();
   }
+  read_server_tls(reader, table, base_dir, server);
   if (auto threads = reader.optional_int(table, "server", "threads", 0, kMaxUnsigned)) {
     server.threads = static_cast<unsigned>(*threads);
   }
@@ -566,7 +568,7 @@ void read_sections(const Reader& reader, const toml::table& root, Config& config
                     {"server", "sources", "storage", "archives", "datasets", "queue", "cubes"});
   reader.recover([&] {
     if (const auto* server = reader.optional<toml::table>(root, "", "server")) {
-      config.server = read_server(reader, *server);
+      config.server = read_server(reader, *server, config.file.parent_path());
     }
   });
   reader.recover([&] { read_sources(reader, root, config.file.parent_path(), config); });

@@ -35,8 +35,17 @@ std::optional<FilterType> parse_filter_type(std::string_view name);
 std::string_view to_string(FilterOp op);
 std::optional<FilterOp> parse_filter_op(std::string_view name);
 
+// [server.tls]: HTTPS on the main listener. PEM files, resolved against the config file's folder;
+// the certificate file may hold the chain after the leaf (leaf first).
+struct TlsConfig {
+  std::filesystem::path certificate;
+  std::filesystem::path key;
+};
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";        // HOST:PORT; port 0 picks a free port
+  std::string ops_listen;  // HOST:PORT of a plain-HTTP listener for /healthz and /metrics; empty: none
+  std::optional<TlsConfig> tls;                 // [server.tls]; absent: plain HTTP
   unsigned threads = 0;                         // I/O threads; 0 = one per core
   std::size_t max_header_bytes = 8 * 1024;      // request line + headers
   std::size_t max_body_bytes = 1024 * 1024;     // request body

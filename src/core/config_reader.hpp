@@ -198,6 +198,11 @@ QueueConfig default_queue(const std::filesystem::path& base_dir);
 // Defined in config_archives.cpp: [archives] into config.archives (REQUIRES: [storage] read).
 void read_archives(const Reader& reader, const toml::table& root, Config& config);
 
+// Defined in config_tls.cpp: [server] ops_listen and [server.tls] (the PEM files are read and
+// checked: a certificate and a key that belong together).
+void read_server_tls(const Reader& reader, const toml::table& server,
+                     const std::filesystem::path& base_dir, ServerConfig& out);
+
 // Defined in config_cubes.cpp: [[cubes]].
 void read_cubes(const Reader& reader, const toml::table& root, Config& config);
 

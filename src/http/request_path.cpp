@@ -195,4 +195,14 @@ std::unique_ptr<RequestPath> make_request_path(const ServerConfig& /*config*/,
   return std::make_unique<RequestPath>(std::move(steps), router);
 }
 
+std::unique_ptr<RequestPath> make_ops_request_path(const ServerConfig& /*config*/,
+                                                   const Router& router) {
+  std::vector<std::unique_ptr<Middleware>> steps;
+  steps.push_back(std::make_unique<RequestIdStep>());
+  steps.push_back(std::make_unique<AccessLogStep>());
+  steps.push_back(std::make_unique<MetricsStep>());
+  steps.push_back(std::make_unique<ErrorMappingStep>());
+  return std::make_unique<RequestPath>(std::move(steps), router);
+}
+
 }  // namespace sluice

@@ -30,5 +30,7 @@ class RequestPath {
 
 // The server's request path, declared in one place (request_path.cpp).
 std::unique_ptr<RequestPath> make_request_path(const ServerConfig& config, const Router& router);
+// The operations listener's ([server] ops_listen): the same without authentication.
+std::unique_ptr<RequestPath> make_ops_request_path(const ServerConfig& config, const Router& router);
 
 }  // namespace sluice

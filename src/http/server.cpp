@@ -8,6 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -16,6 +17,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -23,6 +25,7 @@
 #include "core/task_group.hpp"
 #include "http/http_metrics.hpp"
 #include "http/session.hpp"
+#include "http/tls_context.hpp"
 
 namespace sluice {
 namespace {
@@ -91,6 +94,29 @@ void refuse(Socket& socket) {
   socket.close(ignored);
 }
 
+// An acceptor and what its connections are served with.
+struct Listener {
+  explicit Listener(const asio::strand<asio::io_context::executor_type>& strand) : acceptor(strand) {}
+  tcp::acceptor acceptor;
+  std::unique_ptr<RequestPath> path;
+  std::unique_ptr<SessionContext> context;
+  bool tls = false;  // [server.tls]: the main listener only
+};
+
+std::string bind_and_listen(tcp::acceptor& acceptor, const std::string& address) {
+  tcp::endpoint endpoint = resolve_listen(address);
+  beast::error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("cannot listen on " + address + ": " + ec.message());
+  tcp::endpoint bound = acceptor.local_endpoint();
+  std::string host = bound.address().to_string();
+  if (bound.address().is_v6()) host = "[" + host + "]";
+  return host + ":" + std::to_string(bound.port());
+}
+
 }  // namespace
 
 class HttpServer::Impl {
@@ -101,11 +127,18 @@ class HttpServer::Impl {
         contexts_(make_contexts(threads_)),
         io_(*contexts_.front()),
         acceptor_strand_(asio::make_strand(io_)),
-        acceptor_(acceptor_strand_),
+        main_(acceptor_strand_),
+        ops_(acceptor_strand_),
         signals_(io_, SIGINT, SIGTERM),
-        sessions_(io_.get_executor()),
-        path_(make_request_path(config, router)),
-        context_{config, *path_, stopping_, connections_} {
+        reload_signals_(io_),
+        sessions_(io_.get_executor()) {
+    main_.path = make_request_path(config, router);
+    main_.context = std::make_unique<SessionContext>(
+        SessionContext{config, *main_.path, stopping_, connections_});
+    if (config.tls) {
+      tls_ = make_tls_context(*config.tls);  // a bad file stops the start, naming its key
+      main_.tls = true;
+    }
     http_metrics();  // every series is listed from the start
     set_log_format(config.log_format == "json" ? LogFormat::kJson : LogFormat::kText);
     const std::size_t descriptors = raise_descriptor_limit();
@@ -117,18 +150,13 @@ class HttpServer::Impl {
               (config.max_connections != 0 ? " (configured)" : " (derived)"));
   }
 
-  std::string listen(const std::string& address) {
-    tcp::endpoint endpoint = resolve_listen(address);
-    beast::error_code ec;
-    acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw std::runtime_error("cannot listen on " + address + ": " + ec.message());
-    tcp::endpoint bound = acceptor_.local_endpoint();
-    std::string host = bound.address().to_string();
-    if (bound.address().is_v6()) host = "[" + host + "]";
-    return host + ":" + std::to_string(bound.port());
+  std::string listen(const std::string& address) { return bind_and_listen(main_.acceptor, address); }
+
+  std::string listen_ops(const std::string& address, const Router& router) {
+    ops_.path = make_ops_request_path(config_, router);
+    ops_.context = std::make_unique<SessionContext>(
+        SessionContext{config_, *ops_.path, stopping_, connections_});
+    return bind_and_listen(ops_.acceptor, address);
   }
 
   void run() {
@@ -140,7 +168,12 @@ class HttpServer::Impl {
         if (!second) stop_all();
       });
     });
-    asio::co_spawn(acceptor_strand_, accept_loop(), asio::detached);
+    if (tls_) {
+      reload_signals_.add(SIGHUP);
+      await_reload();
+    }
+    asio::co_spawn(acceptor_strand_, accept_loop(main_), asio::detached);
+    if (ops_.acceptor.is_open()) asio::co_spawn(acceptor_strand_, accept_loop(ops_), asio::detached);
     // One io_context per thread: a connection, its handlers and the database socket of its
     // export stay on one thread (no cross-thread wake-ups per read); the others idle until
     // stop_all() instead of returning when they run out of work.
@@ -176,12 +209,38 @@ class HttpServer::Impl {
     for (auto& context : contexts_) context->stop();
   }
 
-  asio::awaitable<void> accept_loop() {
+  // SIGHUP: the certificate and key files are read again; new connections use them, running
+  // ones keep theirs. Files that cannot be used leave the previous context in place.
+  void await_reload() {
+    reload_signals_.async_wait([this](beast::error_code ec, int) {
+      if (ec) return;
+      try {
+        auto fresh = make_tls_context(*config_.tls);
+        {
+          const std::lock_guard lock(tls_mutex_);
+          tls_ = std::move(fresh);
+        }
+        log_event("SIGHUP: TLS certificate reloaded from " + config_.tls->certificate.string());
+      } catch (const std::exception& e) {
+        log_event(std::string("SIGHUP: TLS reload failed, keeping the previous certificate: ") +
+                  e.what());
+      }
+      await_reload();
+    });
+  }
+
+  std::shared_ptr<asio::ssl::context> current_tls() {
+    const std::lock_guard lock(tls_mutex_);
+    return tls_;
+  }
+
+  asio::awaitable<void> accept_loop(Listener& listener) {
     std::size_t next = 0;
+    tcp::acceptor& acceptor = listener.acceptor;
     while (!stopping_.load()) {
       asio::io_context& context = *contexts_[next++ % contexts_.size()];
       auto [ec, socket] =
-          co_await acceptor_.async_accept(context.get_executor(), asio::as_tuple(use_awaitable));
+          co_await acceptor.async_accept(context.get_executor(), asio::as_tuple(use_awaitable));
       if (ec) {
         if (stopping_.load() || ec == asio::error::operation_aborted) break;
         // Out of file descriptors or similar: back off instead of spinning.
@@ -197,7 +256,11 @@ class HttpServer::Impl {
       const asio::any_io_executor executor = socket.get_executor();
       ConnectionRegistry::Handle entry = connections_.add(executor);
       sessions_.spawn(executor,
-                      run_session(beast::tcp_stream(std::move(socket)), context_, std::move(entry)),
+                      listener.tls ? run_tls_session(beast::tcp_stream(std::move(socket)),
+                                                     current_tls(), *listener.context,
+                                                     std::move(entry))
+                                   : run_session(beast::tcp_stream(std::move(socket)),
+                                                 *listener.context, std::move(entry)),
                       [](const std::exception_ptr& error) {
                         try {
                           std::rethrow_exception(error);
@@ -247,7 +310,8 @@ class HttpServer::Impl {
               std::to_string(config_.shutdown_grace.count()) + " ms");
     asio::post(acceptor_strand_, [this] {
       beast::error_code ignored;
-      acceptor_.close(ignored);
+      main_.acceptor.close(ignored);
+      ops_.acceptor.close(ignored);
     });
     sessions_.emit(asio::cancellation_type::total);
     if (!co_await sessions_.wait_for(config_.shutdown_grace)) {
@@ -259,6 +323,7 @@ class HttpServer::Impl {
       }
     }
     signals_.cancel();
+    reload_signals_.cancel();
     stop_all();
   }
 
@@ -270,21 +335,26 @@ class HttpServer::Impl {
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
   asio::io_context& io_;  // the first context: acceptor, signals, shutdown
   asio::strand<asio::io_context::executor_type> acceptor_strand_;
-  tcp::acceptor acceptor_;
+  Listener main_;
+  Listener ops_;  // [server] ops_listen: /healthz and /metrics, plain HTTP; open once listened
   asio::signal_set signals_;
+  asio::signal_set reload_signals_;  // SIGHUP, with [server.tls]
+  std::mutex tls_mutex_;
+  std::shared_ptr<asio::ssl::context> tls_;  // the context new connections get
   std::atomic<bool> stopping_{false};
   std::function<void()> on_shutdown_;
   std::size_t max_connections_ = 0;
   std::chrono::steady_clock::time_point last_refusal_log_{};  // acceptor strand only
   TaskGroup sessions_;  // every connection's coroutine
-  std::unique_ptr<RequestPath> path_;
-  SessionContext context_;
 };
 
 HttpServer::HttpServer(const ServerConfig& config, const Router& router)
     : impl_(std::make_unique<Impl>(config, router)) {}
 HttpServer::~HttpServer() = default;
 std::string HttpServer::listen(const std::string& address) { return impl_->listen(address); }
+std::string HttpServer::listen_ops(const std::string& address, const Router& router) {
+  return impl_->listen_ops(address, router);
+}
 void HttpServer::run() { impl_->run(); }
 void HttpServer::stop() { impl_->stop(); }
 void HttpServer::on_shutdown(std::function<void()> callback) {

@@ -1,9 +1,12 @@
 #include "http/session.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <strings.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -12,12 +15,16 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -28,9 +35,11 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
-#include <iostream>
+#include <type_traits>
+#include <vector>
 
 #include "core/api_error.hpp"
+#include "core/log.hpp"
 #include "http/access_log.hpp"
 #include "http/http_metrics.hpp"
 #include "http/request_head.hpp"
@@ -48,6 +57,19 @@ using asio::use_awaitable;
 constexpr auto kTuple = asio::as_tuple(use_awaitable);
 constexpr std::string_view kCancelled = "cancelled";
 
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// The session runs over a plain TCP stream or over TLS on one (explicit instantiations below:
+// beast::tcp_stream and TlsStream). What differs: a plain stream writes small answers with one
+// non-blocking sendmsg(2) and stored files with sendfile(2); TLS encrypts in user space.
+template <typename Stream>
+constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+// Stored files over TLS are read and written in pieces this large.
+constexpr std::size_t kFileCopyChunk = 256 * 1024;
+// How often a TLS connection with unread bytes is checked for the peer's FIN (see PeerWatch).
+constexpr std::chrono::milliseconds kTlsRecheck{200};
+
 // Notices a peer that closes while a response is produced: the socket turns readable and a
 // peek reads end-of-file (or fails). Then it cancels the connection's coroutine (terminal, like
 // the end of the shutdown grace), so whatever the handler awaits fails with operation_aborted
@@ -60,6 +82,10 @@ constexpr std::string_view kCancelled = "cancelled";
 // anyway, since the watch cannot run on this thread before the handler suspends.
 // A connection upgraded to a WebSocket is watched by the WebSocket's own reads instead:
 // `upgraded` (with the socket's pending wait cancelled) ends the watch.
+// Over TLS a readable socket may hold a close_notify alert (TLS 1.3 encrypts it: it cannot be
+// told from a pipelined request by its bytes): there, unread bytes end the watch only while the
+// peer has not also sent its FIN (the socket's TCP state is not CLOSE_WAIT); the socket is
+// checked again every kTlsRecheck until the response ends.
 // Per connection, shared with its callbacks, which may run after the connection's frame is
 // gone (they then do nothing). Only on the connection's executor.
 struct PeerWatch {
@@ -69,9 +95,23 @@ struct PeerWatch {
   std::uint64_t request = 0;  // the request watched: callbacks of an earlier one do nothing
   bool gone = false;          // the client left during this request
   bool upgraded = false;      // this request's connection became a WebSocket
+  bool tls = false;           // the connection speaks TLS
+  std::unique_ptr<asio::steady_timer> recheck;  // TLS: the next look at the TCP state
 };
 
 void arm_peer_watch(const std::shared_ptr<PeerWatch>& watch, std::uint64_t request);
+
+// The peer sent its FIN (or the connection is gone): unread bytes before it are no request that
+// will be answered.
+bool peer_finished(int fd) {
+  tcp_info info{};
+  socklen_t size = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0) return true;
+  return info.tcpi_state == TCP_CLOSE_WAIT || info.tcpi_state == TCP_LAST_ACK ||
+         info.tcpi_state == TCP_CLOSE;
+}
+
+void recheck_later(const std::shared_ptr<PeerWatch>& watch, std::uint64_t request);
 
 void peer_readable(const std::shared_ptr<PeerWatch>& watch, std::uint64_t request,
                    const beast::error_code& ec) {
@@ -81,7 +121,14 @@ void peer_readable(const std::shared_ptr<PeerWatch>& watch, std::uint64_t reques
     char byte = 0;
     const ssize_t got = ::recv(watch->socket->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     // A pipelined request, read after this response: nothing more can be told until then.
-    if (got > 0) return;
+    // Over TLS, perhaps a close_notify: gone once the FIN that follows it arrives.
+    if (got > 0) {
+      if (!watch->tls) return;
+      if (!peer_finished(watch->socket->native_handle())) {
+        recheck_later(watch, request);
+        return;
+      }
+    }
     // A readiness report with nothing to read (an edge left over from the read that took the
     // request, delivered late under load) is not a departure.
     if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
@@ -101,6 +148,16 @@ void arm_peer_watch(const std::shared_ptr<PeerWatch>& watch, std::uint64_t reque
       asio::bind_cancellation_slot(watch->stop_wait.slot(),
                                    [watch, request](const beast::error_code& ec) {
                                      peer_readable(watch, request, ec);
+                                   }));
+}
+
+void recheck_later(const std::shared_ptr<PeerWatch>& watch, std::uint64_t request) {
+  if (!watch->recheck) watch->recheck = std::make_unique<asio::steady_timer>(watch->socket->get_executor());
+  watch->recheck->expires_after(kTlsRecheck);
+  watch->recheck->async_wait(
+      asio::bind_cancellation_slot(watch->stop_wait.slot(),
+                                   [watch, request](const beast::error_code& ec) {
+                                     if (!ec) peer_readable(watch, request, ec);
                                    }));
 }
 
@@ -173,6 +230,12 @@ std::string response_head(int status, std::string_view request_id, const Headers
   return head;
 }
 
+// The TCP stream under a session's stream (itself when plain).
+template <typename Stream>
+beast::tcp_stream& tcp_of(Stream& stream) {
+  return beast::get_lowest_layer(stream);
+}
+
 // The request as Beast parsed it, and the bytes read past it, for a WebSocket upgrade.
 struct ParsedRequest {
   const http::request<http::string_body>* message = nullptr;
@@ -181,9 +244,10 @@ struct ParsedRequest {
 
 // Answers one request over the session's stream; also the chunked-body sink of a stream, and
 // what a WebSocket accepted from the request reports to (for the access log).
+template <typename Stream>
 class SessionResponder final : public HttpResponder, public ByteSink, public WebSocketObserver {
  public:
-  SessionResponder(beast::tcp_stream& stream, const HttpRequest& request, bool keep_alive,
+  SessionResponder(Stream& stream, const HttpRequest& request, bool keep_alive,
                    const SessionContext& context, PeerWatch& watch, ParsedRequest parsed = {})
       : stream_(stream),
         request_(request),
@@ -213,8 +277,8 @@ class SessionResponder final : public HttpResponder, public ByteSink, public Web
     // way to the WebSocket's, and the connection ends with the handler.
     watch_.upgraded = true;
     beast::error_code ignored;
-    stream_.socket().cancel(ignored);
-    stream_.expires_never();
+    tcp_of(stream_).socket().cancel(ignored);
+    tcp_of(stream_).expires_never();
     keep_alive_ = false;
     started_ = true;
     upgraded_ = true;
@@ -277,7 +341,7 @@ class SessionResponder final : public HttpResponder, public ByteSink, public Web
 
   asio::awaitable<void> write(std::string_view bytes) override {
     if (head_only_ || bytes.empty()) co_return;
-    stream_.expires_after(config_.write_timeout);
+    tcp_of(stream_).expires_after(config_.write_timeout);
     asio::const_buffer buffer(bytes.data(), bytes.size());
     if (fixed_length_ && body_bytes_ + bytes.size() > *fixed_length_) {
       throw std::logic_error("response body exceeds its Content-Length");
@@ -310,13 +374,17 @@ class SessionResponder final : public HttpResponder, public ByteSink, public Web
       throw std::logic_error("response body exceeds its Content-Length");
     }
     const bool chunked = !fixed_length_ && !until_close_;
-    stream_.expires_after(config_.write_timeout);
+    tcp_of(stream_).expires_after(config_.write_timeout);
     if (chunked) {
       co_await guarded(asio::async_write(stream_, http::chunk_header(length), use_awaitable));
     }
-    co_await guarded(send_file(fd, static_cast<off_t>(offset), length));
+    if constexpr (kTls<Stream>) {
+      co_await guarded(copy_file(fd, static_cast<off_t>(offset), length));
+    } else {
+      co_await guarded(send_file(fd, static_cast<off_t>(offset), length));
+    }
     if (chunked) {
-      stream_.expires_after(config_.write_timeout);
+      tcp_of(stream_).expires_after(config_.write_timeout);
       co_await guarded(asio::async_write(stream_, http::chunk_crlf(), use_awaitable));
     }
   }
@@ -329,7 +397,7 @@ class SessionResponder final : public HttpResponder, public ByteSink, public Web
       }
       co_return;
     }
-    stream_.expires_after(config_.write_timeout);
+    tcp_of(stream_).expires_after(config_.write_timeout);
     if (trailers_.empty()) {
       co_await guarded(asio::async_write(stream_, http::make_chunk_last(), use_awaitable));
       co_return;
@@ -356,15 +424,18 @@ class SessionResponder final : public HttpResponder, public ByteSink, public Web
       }
     }
     beast::error_code ignored;
+    // Over TLS too the TCP connection is cut under the TLS layer: no close_notify, which would
+    // tell the client that the data so far was all there is.
+    auto& tcp = tcp_of(stream_);
     if (until_close_ && started_) {
       // An HTTP/1.0 body ends when the connection closes, so an orderly close would make a cut
       // download look whole: reset the connection instead (SO_LINGER 0), which every client
       // reports as an error.
-      stream_.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+      tcp.socket().set_option(asio::socket_base::linger(true, 0), ignored);
     } else {
-      stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+      tcp.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     }
-    stream_.close();
+    tcp.close();
   }
 
   bool started() const override { return started_; }
@@ -419,7 +490,7 @@ class SessionResponder final : public HttpResponder, public ByteSink, public Web
     // sendfile has no MSG_NOSIGNAL: a peer that left must give EPIPE, not kill the server.
     static const bool sigpipe_ignored = [] { return std::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
     (void)sigpipe_ignored;
-    auto& socket = stream_.socket();
+    auto& socket = tcp_of(stream_).socket();
     socket.native_non_blocking(true);
     while (length > 0) {
       const std::size_t chunk = static_cast<std::size_t>(std::min<std::uint64_t>(length, 1u << 30));
@@ -436,11 +507,34 @@ class SessionResponder final : public HttpResponder, public ByteSink, public Web
     }
   }
 
+  // A stored file over TLS (no sendfile through user-space encryption): read in large pieces
+  // and written like any body bytes, each write under write_timeout.
+  asio::awaitable<void> copy_file(int fd, off_t offset, std::uint64_t length) {
+    std::vector<char> piece(static_cast<std::size_t>(std::min<std::uint64_t>(length, kFileCopyChunk)));
+    while (length > 0) {
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length, piece.size()));
+      const ssize_t got = ::pread(fd, piece.data(), want, offset);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        throw beast::system_error(beast::error_code(errno, beast::system_category()));
+      }
+      if (got == 0) throw std::runtime_error("file ended before the bytes to send");
+      const auto size = static_cast<std::size_t>(got);
+      tcp_of(stream_).expires_after(config_.write_timeout);
+      auto [ec, written] = co_await asio::async_write(stream_, asio::buffer(piece.data(), size), kTuple);
+      body_bytes_ += written;  // counted as the socket takes them
+      if (ec) throw beast::system_error(ec);
+      offset += got;
+      length -= size;
+    }
+  }
+
   // Waits until the socket takes more bytes, at most write_timeout (like every other write).
   asio::awaitable<void> wait_writable() {
     using namespace asio::experimental::awaitable_operators;
-    asio::steady_timer timer(stream_.socket().get_executor(), config_.write_timeout);
-    auto done = co_await (stream_.socket().async_wait(asio::ip::tcp::socket::wait_write, kTuple) ||
+    auto& socket = tcp_of(stream_).socket();
+    asio::steady_timer timer(socket.get_executor(), config_.write_timeout);
+    auto done = co_await (socket.async_wait(asio::ip::tcp::socket::wait_write, kTuple) ||
                           timer.async_wait(kTuple));
     if (done.index() == 1) throw beast::system_error(beast::error::timeout);
     if (auto [ec] = std::get<0>(done); ec) throw beast::system_error(ec);
@@ -450,7 +544,9 @@ class SessionResponder final : public HttpResponder, public ByteSink, public Web
   // that was everything (a small response on a connection whose client reads), so the caller
   // awaits nothing at all (no asynchronous write, no timer, no handler to run: most of what a
   // small response cost). Throws, having noted why, when the socket failed.
+  // Over TLS nothing is sent here (the bytes must be encrypted first): write_rest() does it.
   bool send_now(std::array<asio::const_buffer, 2>& pieces) {
+    if constexpr (kTls<Stream>) return pieces[0].size() + pieces[1].size() == 0;
     std::array<iovec, 2> vectors{};
     std::size_t count = 0;
     for (const asio::const_buffer& piece : pieces) {
@@ -465,7 +561,7 @@ class SessionResponder final : public HttpResponder, public ByteSink, public Web
     message.msg_iovlen = count;
     ssize_t sent = 0;
     for (;;) {
-      sent = ::sendmsg(stream_.socket().native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+      sent = ::sendmsg(tcp_of(stream_).socket().native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
       if (sent >= 0) break;
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -487,11 +583,11 @@ class SessionResponder final : public HttpResponder, public ByteSink, public Web
 
   // What send_now() left, written asynchronously under write_timeout like every other write.
   asio::awaitable<void> write_rest(std::array<asio::const_buffer, 2> pieces) {
-    stream_.expires_after(config_.write_timeout);
+    tcp_of(stream_).expires_after(config_.write_timeout);
     co_await guarded(asio::async_write(stream_, pieces, use_awaitable));
   }
 
-  beast::tcp_stream& stream_;
+  Stream& stream_;
   const HttpRequest& request_;
   bool keep_alive_;
   bool head_only_;
@@ -547,7 +643,8 @@ int read_error_status(const beast::error_code& ec) {
   return 0;
 }
 
-asio::awaitable<void> send_read_error(beast::tcp_stream& stream, int status,
+template <typename Stream>
+asio::awaitable<void> send_read_error(Stream& stream, int status,
                                       const SessionContext& context, const std::string& remote,
                                       std::string_view message = {}) {
   HttpRequest request;
@@ -555,7 +652,7 @@ asio::awaitable<void> send_read_error(beast::tcp_stream& stream, int status,
   request.remote = remote;
   PeerWatch watch;  // (never armed: nothing runs beside an error answer)
   const auto wall = std::chrono::system_clock::now();
-  SessionResponder responder(stream, request, false, context, watch);
+  SessionResponder<Stream> responder(stream, request, false, context, watch);
   static constexpr std::pair<int, std::pair<const char*, const char*>> kErrors[] = {
       {431, {"headers_too_large", "request headers exceed the server's limit"}},
       {413, {"body_too_large", "request body exceeds the server's limit"}},
@@ -578,7 +675,8 @@ asio::awaitable<void> send_read_error(beast::tcp_stream& stream, int status,
 // Reads until the whole request head is in `buffer`, so that it can be checked as it was sent
 // (Beast's parser folds obs-fold away). 0 when it is there and acceptable; 431 or 400 (with
 // `problem`) to refuse it; -1 when the connection ended or timed out.
-asio::awaitable<int> read_request_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+template <typename Stream>
+asio::awaitable<int> read_request_head(Stream& stream, beast::flat_buffer& buffer,
                                        std::size_t limit, std::string& problem) {
   for (;;) {
     const auto data = buffer.data();
@@ -602,22 +700,30 @@ asio::awaitable<int> read_request_head(beast::tcp_stream& stream, beast::flat_bu
 // Waits for the start of the next request under the idle timeout. What arrives is read at once,
 // within the head's limit as read_request_head reads it (a small request is then read whole by
 // one read).
-asio::awaitable<bool> await_request_start(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+template <typename Stream>
+asio::awaitable<bool> await_request_start(Stream& stream, beast::flat_buffer& buffer,
                                           const ServerConfig& config) {
   if (buffer.size() != 0) co_return true;
-  stream.expires_after(config.idle_timeout);
+  tcp_of(stream).expires_after(config.idle_timeout);
   auto [ec, bytes] = co_await stream.async_read_some(
       buffer.prepare(std::min<std::size_t>(config.max_header_bytes + 4, 16 * 1024)), kTuple);
   buffer.commit(bytes);
   co_return !ec;
 }
 
-// Answers one request through the request path; true when the connection may carry another.
-asio::awaitable<bool> serve_request(beast::tcp_stream& stream,
-                                    http::request<http::string_body>& message,
-                                    const beast::flat_buffer& buffer,
-                                    const SessionContext& context, const std::string& remote,
-                                    const std::shared_ptr<PeerWatch>& watch) {
+// How a connection goes on after a request.
+enum class After {
+  kNext,   // keep-alive: the next request
+  kClose,  // the response is complete and the connection ends (Connection: close, HTTP/1.0)
+  kCut,    // aborted, or the client left: the connection just closes
+};
+
+// Answers one request through the request path.
+template <typename Stream>
+asio::awaitable<After> serve_request(Stream& stream, http::request<http::string_body>& message,
+                                     const beast::flat_buffer& buffer,
+                                     const SessionContext& context, const std::string& remote,
+                                     const std::shared_ptr<PeerWatch>& watch) {
   const bool keep_alive = message.keep_alive() && !context.stopping.load();
   HttpRequest request = to_request(message);
   request.remote = remote;
@@ -625,8 +731,8 @@ asio::awaitable<bool> serve_request(beast::tcp_stream& stream,
   watch->gone = false;
   watch->upgraded = false;
   const std::uint64_t watched = ++watch->request;
-  SessionResponder responder(stream, request, keep_alive, context, *watch,
-                             ParsedRequest{&message, &buffer});
+  SessionResponder<Stream> responder(stream, request, keep_alive, context, *watch,
+                                     ParsedRequest{&message, &buffer});
   // The watch starts once the handler waits for something (see PeerWatch) and ends with the
   // response, whether it completed or threw.
   asio::post(stream.get_executor(), [watch, watched] { arm_peer_watch(watch, watched); });
@@ -638,43 +744,56 @@ asio::awaitable<bool> serve_request(beast::tcp_stream& stream,
     }
   } end_watch{*watch};
   co_await context.path.handle(request, responder);
-  co_return !responder.aborted() && responder.keep_alive() && !watch->gone;
+  if (responder.aborted() || watch->gone || watch->upgraded) co_return After::kCut;
+  co_return responder.keep_alive() ? After::kNext : After::kClose;
+}
+
+// Server side of the TLS handshake, under read_timeout (a client that connects and sends
+// nothing costs a coroutine for that long, no more). A failure (plain HTTP to the TLS port, an
+// old protocol, no shared cipher, a client that refuses the certificate) is logged in one line.
+asio::awaitable<bool> tls_handshake(TlsStream& stream, const ServerConfig& config,
+                                    const std::string& remote) {
+  tcp_of(stream).expires_after(config.read_timeout);
+  auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
+  if (!ec) co_return true;
+  std::string why;
+  if (ec == beast::error::timeout) {
+    why = "timed out (read_timeout_ms)";
+  } else if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ||
+             ec == asio::error::connection_reset) {
+    why = "the client closed the connection";
+  } else if (ec == asio::error::operation_aborted) {
+    co_return false;  // shed or shutdown: not the client's doing
+  } else if (ec.category() == asio::error::get_ssl_category() &&
+             ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST) {
+    why = "plain HTTP sent to the HTTPS port";
+  } else {
+    why = ec.message();
+  }
+  log_event("TLS handshake with " + remote + " failed: " + why);
+  co_return false;
+}
+
+// Ends a TLS connection whose last response is complete with close_notify, so that a body that
+// ends with the connection (HTTP/1.0) is known to be whole; bounded by write_timeout (at most
+// 2 s): the client's own close_notify or its close ends the wait.
+asio::awaitable<void> say_goodbye(TlsStream& stream, const ServerConfig& config) {
+  tcp_of(stream).expires_after(std::min<std::chrono::milliseconds>(config.write_timeout,
+                                                                   std::chrono::seconds(2)));
+  auto [ec] = co_await stream.async_shutdown(kTuple);
+  (void)ec;  // the connection closes either way
 }
 
 // The connection's loop: reads requests and answers them (run_session's documentation).
-asio::awaitable<void> serve_connection(beast::tcp_stream stream, const SessionContext& context,
-                                       ConnectionRegistry::Handle entry,
-                                       std::shared_ptr<PeerWatch> watch) {
+template <typename Stream>
+asio::awaitable<After> serve_requests(Stream& stream, const SessionContext& context,
+                                      const ConnectionRegistry::Handle& entry,
+                                      const std::shared_ptr<PeerWatch>& watch,
+                                      const std::string& remote) {
   const ServerConfig& config = context.config;
   ConnectionRegistry& connections = context.connections;
-  http_metrics().connections.add(1);
-  watch->socket = &stream.socket();
-  struct Closer {
-    beast::tcp_stream& stream;
-    ConnectionRegistry& connections;
-    const ConnectionRegistry::Handle& entry;
-    PeerWatch& watch;
-    ~Closer() {
-      watch.socket = nullptr;
-      beast::error_code ignored;
-      stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-      stream.close();
-      connections.remove(entry);
-      http_metrics().connections.sub(1);
-    }
-  } closer{stream, connections, entry, *watch};
-  // Shed to make room for a new connection (only while idle or reading a request): the pending
-  // read fails and the loop below ends.
-  connections.attach(entry, [&stream] {
-    beast::error_code ignored;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    stream.close();
-  });
-  // Once per connection: getpeername(2) and the formatting cost as much per request as the
-  // access line itself.
-  const std::string remote = remote_of(stream);
   beast::flat_buffer buffer;
-  while (!context.stopping.load() && stream.socket().is_open()) {
+  while (!context.stopping.load() && tcp_of(stream).socket().is_open()) {
     connections.set(entry, ConnectionRegistry::State::kIdle);
     // Waiting for a request, a graceful shutdown (total cancellation) ends the wait at once.
     co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
@@ -682,15 +801,15 @@ asio::awaitable<void> serve_connection(beast::tcp_stream stream, const SessionCo
     // From here on only the end of the shutdown grace (terminal cancellation) stops the
     // request: a running download may finish.
     co_await asio::this_coro::reset_cancellation_state();
-    if (!started) co_return;
+    if (!started) co_return After::kCut;
     connections.set(entry, ConnectionRegistry::State::kReading);
-    stream.expires_after(config.read_timeout);
+    tcp_of(stream).expires_after(config.read_timeout);
     std::string problem;
     const int refused = co_await read_request_head(stream, buffer, config.max_header_bytes, problem);
-    if (refused < 0) co_return;
+    if (refused < 0) co_return After::kCut;
     if (refused > 0) {
       co_await send_read_error(stream, refused, context, remote, problem);
-      co_return;
+      co_return After::kClose;
     }
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(config.max_header_bytes));
@@ -713,7 +832,7 @@ asio::awaitable<void> serve_connection(beast::tcp_stream stream, const SessionCo
                                    parser.chunked()};
       if (auto wrong = framing_problem(framing)) {
         co_await send_read_error(stream, 400, context, remote, *wrong);
-        co_return;
+        co_return After::kClose;
       }
     }
     beast::error_code ec = head_ec;
@@ -724,22 +843,72 @@ asio::awaitable<void> serve_connection(beast::tcp_stream stream, const SessionCo
     if (ec) {
       if (int status = read_error_status(ec)) {
         co_await send_read_error(stream, status, context, remote);
+        co_return After::kClose;
       }
-      co_return;
+      co_return After::kCut;
     }
     connections.set(entry, ConnectionRegistry::State::kBusy);
-    if (!co_await serve_request(stream, parser.get(), buffer, context, remote, watch)) co_return;
+    const After after = co_await serve_request(stream, parser.get(), buffer, context, remote, watch);
+    if (after != After::kNext) co_return after;
+  }
+  co_return After::kCut;
+}
+
+// The connection's frame: its stream, registration, metrics and close; over TLS the handshake
+// first and close_notify after a complete last response.
+template <typename Stream>
+asio::awaitable<void> serve_connection(Stream stream, const SessionContext& context,
+                                       ConnectionRegistry::Handle entry,
+                                       std::shared_ptr<PeerWatch> watch) {
+  ConnectionRegistry& connections = context.connections;
+  http_metrics().connections.add(1);
+  beast::tcp_stream& tcp = tcp_of(stream);
+  watch->socket = &tcp.socket();
+  watch->tls = kTls<Stream>;
+  struct Closer {
+    beast::tcp_stream& tcp;
+    ConnectionRegistry& connections;
+    const ConnectionRegistry::Handle& entry;
+    PeerWatch& watch;
+    ~Closer() {
+      watch.socket = nullptr;
+      beast::error_code ignored;
+      tcp.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+      tcp.close();
+      connections.remove(entry);
+      http_metrics().connections.sub(1);
+    }
+  } closer{tcp, connections, entry, *watch};
+  // Shed to make room for a new connection (only while idle or reading a request): the pending
+  // read fails and the loop below ends.
+  connections.attach(entry, [&tcp] {
+    beast::error_code ignored;
+    tcp.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    tcp.close();
+  });
+  // Once per connection: getpeername(2) and the formatting cost as much per request as the
+  // access line itself.
+  const std::string remote = remote_of(tcp);
+  if constexpr (kTls<Stream>) {
+    connections.set(entry, ConnectionRegistry::State::kReading);
+    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+    const bool secured = co_await tls_handshake(stream, context.config, remote);
+    co_await asio::this_coro::reset_cancellation_state();
+    if (!secured) co_return;
+    const After after = co_await serve_requests(stream, context, entry, watch, remote);
+    if (after == After::kClose && tcp.socket().is_open()) co_await say_goodbye(stream, context.config);
+  } else {
+    co_await serve_requests(stream, context, entry, watch, remote);
   }
 }
 
-}  // namespace
-
-asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext& context,
+// The connection's loop runs as a coroutine of its own under a signal the session owns, so
+// that the peer watch can cancel a request whose client left (terminal: as the group would);
+// the group's cancellation of this coroutine (shutdown: total, then terminal) is passed on to
+// it, and the loop's own filters decide what it ends.
+template <typename Stream>
+asio::awaitable<void> run_watched(Stream stream, const SessionContext& context,
                                   ConnectionRegistry::Handle entry) {
-  // The connection's loop runs as a coroutine of its own under a signal the session owns, so
-  // that the peer watch can cancel a request whose client left (terminal: as the group would);
-  // the group's cancellation of this coroutine (shutdown: total, then terminal) is passed on to
-  // it, and the loop's own filters decide what it ends.
   auto watch = std::make_shared<PeerWatch>();
   co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
   const asio::cancellation_state group = co_await asio::this_coro::cancellation_state;
@@ -748,6 +917,23 @@ asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext
   co_await asio::co_spawn(executor,
                           serve_connection(std::move(stream), context, std::move(entry), watch),
                           asio::bind_cancellation_slot(watch->cancel.slot(), use_awaitable));
+}
+
+}  // namespace
+
+asio::awaitable<void> run_session(beast::tcp_stream stream, const SessionContext& context,
+                                  ConnectionRegistry::Handle entry) {
+  return run_watched(std::move(stream), context, std::move(entry));
+}
+
+asio::awaitable<void> run_tls_session(beast::tcp_stream stream,
+                                      std::shared_ptr<asio::ssl::context> tls,
+                                      const SessionContext& context,
+                                      ConnectionRegistry::Handle entry) {
+  // The SSL object holds its own reference to the context's SSL_CTX; `tls` is kept as well, for
+  // as long as the connection lasts, so that a reload (SIGHUP) never frees what it uses.
+  TlsStream secured(std::move(stream), *tls);
+  co_await run_watched(std::move(secured), context, std::move(entry));
 }
 
 }  // namespace sluice

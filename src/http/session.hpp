@@ -3,12 +3,17 @@
 // Internal to src/http: the connection coroutine, shared by server.cpp and session.cpp.
 
 #include <atomic>
+#include <memory>
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include "core/config.hpp"
 #include "http/connection_registry.hpp"
 #include "http/request_path.hpp"
+
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
 
 namespace sluice {
 
@@ -28,5 +33,14 @@ struct SessionContext {
 boost::asio::awaitable<void> run_session(boost::beast::tcp_stream stream,
                                          const SessionContext& context,
                                          ConnectionRegistry::Handle entry);
+
+// The same over TLS: the handshake first (under read_timeout; a failure is logged in one line),
+// then requests as above; a complete last response ends with close_notify, an aborted one
+// without (the TCP connection is cut: a cut body never looks whole). `tls` is kept alive for
+// as long as the connection lasts (a reload replaces the server's, not this one's).
+boost::asio::awaitable<void> run_tls_session(boost::beast::tcp_stream stream,
+                                             std::shared_ptr<boost::asio::ssl::context> tls,
+                                             const SessionContext& context,
+                                             ConnectionRegistry::Handle entry);
 
 }  // namespace sluice

@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <cstdint>
 #include <optional>
@@ -79,12 +80,14 @@ struct Decorate {
   }
 };
 
+template <typename Stream>
 class SessionWebSocket;
 
 // What a completion handler holds instead of the WebSocket: a handler that runs after the
 // WebSocket is gone (its operation was cancelled when the socket closed) finds `self` null.
+template <typename Stream>
 struct Link {
-  SessionWebSocket* self = nullptr;
+  SessionWebSocket<Stream>* self = nullptr;
 };
 
 // Beast's rules (one read, one write and one close pending at a time) are kept here: the one
@@ -92,16 +95,18 @@ struct Link {
 // handler's coroutine, so a cancelled receive() leaves the stream usable (close() still sends
 // its frame) and the peer's control frames are answered even while no receive() waits.
 // send_text() and receive() each refuse a second call while one is pending.
+// Over a plain TCP stream or over TLS (beast::ssl_stream): both instantiated below.
+template <typename Stream>
 class SessionWebSocket final : public WebSocket {
  public:
-  SessionWebSocket(beast::tcp_stream& stream, std::chrono::milliseconds write_timeout,
+  SessionWebSocket(Stream& stream, std::chrono::milliseconds write_timeout,
                    WebSocketObserver& observer)
       : stream_(stream),
         ws_(stream),
         write_timeout_(write_timeout),
         observer_(observer),
-        write_timer_(stream.get_executor()),
-        wake_(stream.get_executor()) {}
+        write_timer_(beast::get_lowest_layer(stream).get_executor()),
+        wake_(beast::get_lowest_layer(stream).get_executor()) {}
 
   SessionWebSocket(const SessionWebSocket&) = delete;
   SessionWebSocket& operator=(const SessionWebSocket&) = delete;
@@ -114,9 +119,9 @@ class SessionWebSocket final : public WebSocket {
   }
 
   asio::awaitable<void> accept(const http::request<http::string_body>& request,
-                               std::string request_id) {
+                               const std::string& request_id) {
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
-    ws_.set_option(websocket::stream_base::decorator(Decorate{std::move(request_id), &observer_}));
+    ws_.set_option(websocket::stream_base::decorator(Decorate{request_id, &observer_}));
     ws_.read_message_max(kMaxMessage);
     ws_.text(true);
     auto [ec] = co_await ws_.async_accept(request, kTuple);
@@ -271,8 +276,9 @@ class SessionWebSocket final : public WebSocket {
   void drop() noexcept {
     dropped_ = true;
     beast::error_code ignored;
-    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    stream_.socket().close(ignored);
+    auto& socket = beast::get_lowest_layer(stream_).socket();
+    socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
   }
 
   std::string describe(const beast::error_code& ec, bool cancelled) const {
@@ -291,8 +297,8 @@ class SessionWebSocket final : public WebSocket {
     return "WebSocket failed: " + ec.message();
   }
 
-  beast::tcp_stream& stream_;
-  websocket::stream<beast::tcp_stream&> ws_;
+  Stream& stream_;
+  websocket::stream<Stream&> ws_;
   std::chrono::milliseconds write_timeout_;
   WebSocketObserver& observer_;
   asio::steady_timer write_timer_;
@@ -310,7 +316,7 @@ class SessionWebSocket final : public WebSocket {
   bool stalled_ = false;  // ... because a write stalled
   bool sending_ = false;
   bool receiving_ = false;
-  std::shared_ptr<Link> link_ = std::make_shared<Link>(Link{this});
+  std::shared_ptr<Link<Stream>> link_ = std::make_shared<Link<Stream>>(Link<Stream>{this});
 };
 
 }  // namespace
@@ -330,13 +336,30 @@ void check_websocket_handshake(const HttpRequest& request) {
   }
 }
 
+namespace {
+
+template <typename Stream>
+asio::awaitable<std::unique_ptr<WebSocket>> open_on(
+    Stream& stream, const http::request<http::string_body>& request,
+    std::string request_id, std::chrono::milliseconds write_timeout, WebSocketObserver& observer) {
+  auto socket = std::make_unique<SessionWebSocket<Stream>>(stream, write_timeout, observer);
+  co_await socket->accept(request, request_id);
+  std::unique_ptr<WebSocket> opened = std::move(socket);
+  co_return opened;
+}
+
+}  // namespace
+
 asio::awaitable<std::unique_ptr<WebSocket>> open_websocket(
     beast::tcp_stream& stream, const http::request<http::string_body>& request,
     std::string request_id, std::chrono::milliseconds write_timeout, WebSocketObserver& observer) {
-  auto socket = std::make_unique<SessionWebSocket>(stream, write_timeout, observer);
-  co_await socket->accept(request, std::move(request_id));
-  std::unique_ptr<WebSocket> opened = std::move(socket);
-  co_return opened;
+  return open_on(stream, request, std::move(request_id), write_timeout, observer);
+}
+
+asio::awaitable<std::unique_ptr<WebSocket>> open_websocket(
+    beast::ssl_stream<beast::tcp_stream>& stream, const http::request<http::string_body>& request,
+    std::string request_id, std::chrono::milliseconds write_timeout, WebSocketObserver& observer) {
+  return open_on(stream, request, std::move(request_id), write_timeout, observer);
 }
 
 }  // namespace sluice

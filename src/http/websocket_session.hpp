@@ -6,6 +6,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
@@ -46,6 +47,11 @@ void check_websocket_handshake(const HttpRequest& request);
 // WebSocket closes the socket. Throws system_error when the handshake cannot be written.
 boost::asio::awaitable<std::unique_ptr<WebSocket>> open_websocket(
     boost::beast::tcp_stream& stream,
+    const boost::beast::http::request<boost::beast::http::string_body>& request,
+    std::string request_id, std::chrono::milliseconds write_timeout, WebSocketObserver& observer);
+// The same over TLS ([server.tls]).
+boost::asio::awaitable<std::unique_ptr<WebSocket>> open_websocket(
+    boost::beast::ssl_stream<boost::beast::tcp_stream>& stream,
     const boost::beast::http::request<boost::beast::http::string_body>& request,
     std::string request_id, std::chrono::milliseconds write_timeout, WebSocketObserver& observer);
 

@@ -47,7 +47,7 @@ class SluiceServer:
     stderr (the request log) goes to a file that is shown when something goes wrong.
     """
 
-    LISTENING = re.compile(r"listening on http://(\S+):(\d+)")
+    LISTENING = re.compile(r"listening on https?://(\S+):(\d+)")
 
     def __init__(self, args: list[str], log_path: Path, cwd: Path | None = None,
                  startup_timeout: float = 30.0, preexec_fn=None,
