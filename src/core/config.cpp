@@ -545,7 +545,8 @@ StorageConfig read_storage(const Reader& reader, const toml::table& table,
 Config read_config(std::string_view text, const fs::path& file) {
   Reader reader(file.string());
   toml::table root = parse_toml(text, file.string());
-  reader.check_keys(root, "", {"server", "sources", "storage", "datasets", "queue", "cubes"});
+  reader.check_keys(root, "", {"server", "sources", "storage", "datasets", "queue", "cubes", "auth",
+                               "limits"});
   Config config;
   config.file = fs::absolute(file).lexically_normal();
   if (const auto* server = reader.optional<toml::table>(root, "", "server")) {
@@ -565,6 +566,7 @@ Config read_config(std::string_view text, const fs::path& file) {
                                     : default_queue(config.file.parent_path());
   }
   read_cubes(reader, root, config);
+  (void)read_access(reader, root, config.file);  // checked here; the server reads it again
   return config;
 }
 

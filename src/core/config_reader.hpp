@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/access.hpp"
 #include "core/config.hpp"
 #include "core/s3_address.hpp"
 
@@ -151,5 +152,13 @@ QueueConfig default_queue(const std::filesystem::path& base_dir);
 
 // Defined in config_cubes.cpp: [[cubes]].
 void read_cubes(const Reader& reader, const toml::table& root, Config& config);
+
+// Defined in config_auth.cpp: [auth] (with its [[auth.tokens]]) and [limits]; relative paths
+// from `config_file`'s folder.
+AccessConfig read_access(const Reader& reader, const toml::table& root,
+                         const std::filesystem::path& config_file);
+// The [[tokens]] of a tokens file, unique also against `configured` (not returned).
+std::vector<TokenConfig> read_tokens_file(const std::filesystem::path& file,
+                                          std::vector<TokenConfig> configured);
 
 }  // namespace sluice::config_detail
