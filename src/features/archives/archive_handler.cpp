@@ -6,6 +6,7 @@
 #include "core/api_error.hpp"
 #include "features/archives/archive_metrics.hpp"
 #include "features/archives/archive_stream.hpp"
+#include "http/auth.hpp"
 #include "http/content_disposition.hpp"
 
 namespace sluice {
@@ -36,6 +37,10 @@ std::string created_body(const LoadedArchive& archive) {
 asio::awaitable<void> handle_create(const ArchiveService& service, const HttpRequest& request,
                                     HttpResponder& responder) {
   ArchiveRequest parsed = co_await service.catalog.parse(request.body);
+  // An archive holds stored objects, which the `files` scope reads; the whole store (an empty
+  // prefix) is the administrator's.
+  require_scope(request, "files");
+  if (parsed.prefix && parsed.prefix->empty()) require_scope(request, "admin");
   std::shared_ptr<const LoadedArchive> archive = co_await service.catalog.create(std::move(parsed));
   Headers headers{{"Content-Type", "application/json"},
                   {"Location", archive_url(archive->manifest.id)},
@@ -110,6 +115,10 @@ asio::awaitable<std::optional<ByteWindow>> start_response(const LoadedArchive& a
 
 asio::awaitable<void> handle_download(const ArchiveService& service, const HttpRequest& request,
                                       HttpResponder& responder) {
+  // `archives:read` downloads archives (by their unguessable id) without reading any object
+  // alone; `files` reads every object an archive can hold, so it downloads them too (the
+  // creator of an archive has it).
+  if (!may(request, "files")) require_scope(request, "archives:read");
   const std::string& segment = request.segments.back();
   std::string id;
   if (segment.size() > kZipSuffix.size() &&
@@ -151,11 +160,11 @@ void add_archive_routes(Router& router, const ArchiveService& service) {
   router.add("POST", {"v1", "archives"},
              [&service](const HttpRequest& request, HttpResponder& responder) {
                return handle_create(service, request, responder);
-             });
+             }, Access::needs("archives:create"));
   router.add("GET", {"v1", "archives", "*"},
              [&service](const HttpRequest& request, HttpResponder& responder) {
                return handle_download(service, request, responder);
-             });
+             }, Access::by_handler());
 }
 
 }  // namespace sluice
