@@ -97,13 +97,10 @@ void require_scope(const HttpRequest& request, std::string_view scope) {
 
 void check_access(const HttpRequest& request, const Access& access) {
   if (access.kind != Access::Kind::kScope || request.caller == nullptr) return;
-  if (access.segment < 0) {
-    require_scope(request, access.scope);
-  } else if (static_cast<std::size_t>(access.segment) < request.segments.size()) {
-    require_scope(request, access.scope + request.segments[access.segment]);
-  } else {
-    require_scope(request, access.scope);
-  }
+  const bool by_segment = access.segment >= 0 &&
+                          static_cast<std::size_t>(access.segment) < request.segments.size();
+  require_scope(request, by_segment ? access.scope + request.segments[access.segment]
+                                    : access.scope);
 }
 
 Gatekeeper::Gatekeeper(const AccessConfig& config)
