@@ -94,7 +94,7 @@ def wrk_run(name: str, url: str, script: Path, clock: CpuClock, token: str, conn
     loadavg = load()
     env = dict(os.environ, BENCH_TOKEN=token)
     before = clock.seconds()
-    result = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "-s",
+    result = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "-s",
                              str(script), url],
                             capture_output=True, text=True, env=env, timeout=duration + 120)
     server = clock.seconds() - before

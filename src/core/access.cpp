@@ -1,13 +1,14 @@
 #include "core/access.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <stdexcept>
 #include <utility>
 
-#include "core/sha256.hpp"
 
 namespace sluice {
 
@@ -58,17 +59,35 @@ bool Caller::may(std::string_view needed) const {
                              [needed](const std::string& granted) { return scope_covers(granted, needed); });
 }
 
+// Every request with a token hashes it: one digest context per thread and the algorithm fetched
+// once, so that the check costs the hash and not OpenSSL's per-call setup (a fetch and an
+// allocation, as much again as hashing a token).
 std::string sha256_raw(std::string_view text) {
-  Sha256 hash;
-  hash.update(text);
-  const std::array<std::uint8_t, 32> digest = hash.final();
-  return {reinterpret_cast<const char*>(digest.data()), digest.size()};
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct FreeContext {
+    void operator()(EVP_MD_CTX* context) const { EVP_MD_CTX_free(context); }
+  };
+  thread_local const std::unique_ptr<EVP_MD_CTX, FreeContext> context(EVP_MD_CTX_new());
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int size = 0;
+  if (kSha256 == nullptr || context == nullptr ||
+      EVP_DigestInit_ex(context.get(), kSha256, nullptr) != 1 ||
+      EVP_DigestUpdate(context.get(), text.data(), text.size()) != 1 ||
+      EVP_DigestFinal_ex(context.get(), digest.data(), &size) != 1) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  return {reinterpret_cast<const char*>(digest.data()), size};
 }
 
 std::string sha256_hex(std::string_view text) {
-  Sha256 hash;
-  hash.update(text);
-  return to_hex(hash.final());
+  static constexpr std::string_view kDigits = "0123456789abcdef";
+  std::string hex;
+  for (const char byte : sha256_raw(text)) {
+    const auto value = static_cast<unsigned char>(byte);
+    hex += kDigits[value >> 4];
+    hex += kDigits[value & 0xF];
+  }
+  return hex;
 }
 
 namespace {
@@ -177,6 +196,7 @@ LimitVerdict ClientLimits::admit(std::string_view key, const RateLimit& limit, S
       !entry.bucket.take(limit.requests_per_second, limit.bucket_size(), now, retry_after)) {
     return LimitVerdict::kRateLimited;
   }
+  if (limit.max_streams == 0) return LimitVerdict::kAdmitted;  // nothing to count
   ++entry.in_flight;
   slot.owner_ = this;
   slot.entry_ = &entry;  // unordered_map nodes do not move; an entry in flight is never evicted

@@ -183,6 +183,8 @@ class ClientLimits {
     Slot(const Slot&) = delete;
     Slot& operator=(const Slot&) = delete;
     ~Slot();
+    // Whether it holds a place among its client's requests in flight (only under max_streams).
+    bool held() const { return owner_ != nullptr; }
 
    private:
     friend class ClientLimits;
@@ -190,8 +192,9 @@ class ClientLimits {
     Entry* entry_ = nullptr;
   };
 
-  // Admits one request of client `key` under `limit`, filling `slot` when admitted (a slot it
-  // held before is released first); `retry_after` (seconds) is set when refused.
+  // Admits one request of client `key` under `limit`, filling `slot` when admitted and the
+  // limit counts streams (a slot it held before is released first); `retry_after` (seconds) is
+  // set when refused.
   LimitVerdict admit(std::string_view key, const RateLimit& limit, Slot& slot,
                      std::int64_t& retry_after,
                      TokenBucket::Clock::time_point now = TokenBucket::Clock::now());

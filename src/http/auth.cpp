@@ -206,6 +206,7 @@ class AuthenticationStep final : public Middleware {
     ClientLimits::Slot address_slot;
     ClientLimits::Slot token_slot;
     gatekeeper_.admit(request, address_slot, token_slot);
+    if (!address_slot.held() && !token_slot.held()) return next();  // only rates: no frame
     return limited(std::move(address_slot), std::move(token_slot), next);
   }
 
