@@ -58,7 +58,7 @@ TEST(Scopes, ProblemsNameTheRule) {
   EXPECT_NE(scope_problem(""), "");
 }
 
-TokenConfig token(std::string name, std::string secret, std::vector<std::string> scopes) {
+TokenConfig token(std::string name, const std::string& secret, std::vector<std::string> scopes) {
   TokenConfig config;
   config.name = std::move(name);
   config.sha256 = sha256_hex(secret);
@@ -173,7 +173,7 @@ TEST(AddressHost, StripsThePort) {
 class TokenFile : public ::testing::Test {
  protected:
   fs::path write(const std::string& text) {
-    const fs::path file = fs::temp_directory_path() /
+    fs::path file = fs::temp_directory_path() /
                           ("sluice-tokens-" + std::to_string(::getpid()) + ".toml");
     std::ofstream(file) << text;
     files_.push_back(file);
