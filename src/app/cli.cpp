@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "app/commands.hpp"
+#include "app/token_command.hpp"
 #include "features/files/presigned_link.hpp"
 
 namespace sluice {
@@ -147,6 +148,13 @@ int run_cli(int argc, char** argv) {
                        "Read everything, even when the cube has a changed_query");
   cube_build->add_option("--config", cube_options.config_file, "Configuration file (TOML)");
 
+  TokenCreateOptions token_options;
+  auto* token = app.add_subcommand("token", "API tokens of [auth]")->require_subcommand(1);
+  auto* token_create = token->add_subcommand("create", "Print a new API token and its TOML lines");
+  token_create->add_option("--name", token_options.name, "Token name (logged, never the token)")->required();
+  token_create->add_option("--scope", token_options.scopes, "Scope (repeatable): datasets:orders*, jobs, ...")->required();
+  token_create->add_option("--expires", token_options.expires, "Lifetime: 30d, 12h, 90m (default: none)");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (serve->parsed()) return serve_command(load_config(serve_config), serve_listen);
@@ -155,6 +163,7 @@ int run_cli(int argc, char** argv) {
     if (export_cmd->parsed()) return export_command(export_options);
     if (check->parsed()) return check_config_command(check_file);
     if (presign->parsed()) return presign_command(presign_options);
+    if (token_create->parsed()) return token_create_command(token_options);
     if (cube_build->parsed()) {
       if (!cube_options.all && cube_options.cube.empty()) {
         throw std::runtime_error("cube build: give a cube name or --all");

@@ -1,6 +1,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
 #include <iostream>
+#include <thread>
 
 #include "app/commands.hpp"
 #include "app/demo_data.hpp"
@@ -12,6 +15,7 @@
 #include "features/files/file_feature.hpp"
 #include "features/jobs/job_feature.hpp"
 #include "queue/open_job_queue.hpp"
+#include "http/auth.hpp"
 #include "http/server.hpp"
 #include "pipeline/dataset_catalog.hpp"
 #include "storage/open_object_store.hpp"
@@ -29,7 +33,8 @@ void add_operations_routes(Router& router, bool with_metrics = true) {
                // Built outside co_await: g++ 12 miscompiles braced pair lists inside it.
                Headers headers{{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
                co_await responder.send(200, std::move(headers), R"({"status":"ok"})");
-             });
+             },
+             Access::open());
   if (!with_metrics) return;
   router.add("GET", {"metrics"},
              [](const HttpRequest&, HttpResponder& responder) -> asio::awaitable<void> {
@@ -37,6 +42,45 @@ void add_operations_routes(Router& router, bool with_metrics = true) {
                                {"Cache-Control", "no-store"}};
                co_await responder.send(200, std::move(headers), metrics().render_prometheus());
              });
+}
+
+// SIGHUP re-reads [auth] tokens_file, on a thread of its own (a bad file keeps the tokens in
+// force; the log names its file, line and key, never a token).
+class TokenReloader {
+ public:
+  explicit TokenReloader(Gatekeeper& gatekeeper) : gatekeeper_(gatekeeper), signals_(io_, SIGHUP) {
+    wait();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  TokenReloader(const TokenReloader&) = delete;
+  TokenReloader& operator=(const TokenReloader&) = delete;
+  ~TokenReloader() {
+    io_.stop();
+    thread_.join();
+  }
+
+ private:
+  void wait() {
+    signals_.async_wait([this](const boost::system::error_code& error, int) {
+      if (error) return;
+      const std::string problem = gatekeeper_.reload();
+      log_event(problem.empty() ? "SIGHUP: API tokens reloaded"
+                                : "SIGHUP: API tokens NOT reloaded, the previous ones stay in "
+                                  "force: " + problem);
+      wait();
+    });
+  }
+
+  Gatekeeper& gatekeeper_;
+  asio::io_context io_;
+  asio::signal_set signals_;
+  std::thread thread_;
+};
+
+// 127.0.0.0/8, ::1 and localhost: only this machine can connect.
+bool is_loopback_listen(std::string_view listen) {
+  const std::string_view host = address_host(listen);
+  return host.starts_with("127.") || host == "::1" || host == "localhost";
 }
 
 }  // namespace
@@ -51,9 +95,25 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
       .gauge("sluice_stream_budget_bytes", "Per-stream byte budget of the export pipeline.")
       .set(static_cast<std::int64_t>(config.server.stream_buffer_bytes));
   StreamLimiter limiter(config.server.max_streams);  // one limit for every streaming response
+  const std::string address = listen.value_or(config.server.listen);
+  const AccessConfig access = load_access_config(config.file);
+  if (!access.auth && !is_loopback_listen(address)) {
+    throw std::runtime_error(
+        "refusing to listen on " + address + " without an [auth] section: anyone who can "
+        "connect could read every dataset. Add [auth] with API tokens (or, for an open server "
+        "on purpose, [auth] anonymous_scopes = [\"*\"]), or listen on 127.0.0.1");
+  }
+  if (!access.auth) {
+    log_event("no [auth] section: access control is off, every request may do everything "
+              "(loopback listen only)");
+  }
+  Gatekeeper gatekeeper(access);  // reads [auth] tokens_file: a bad one stops the start
+  std::optional<TokenReloader> reloader;
+  if (access.auth) reloader.emplace(gatekeeper);
   Router router;
+  router.set_gatekeeper(&gatekeeper);
   add_operations_routes(router, config.server.ops_listen.empty());
-  Router ops_router;  // [server] ops_listen
+  Router ops_router;  // [server] ops_listen: no access control (an internal address)
   add_operations_routes(ops_router);
   // The object store of [storage], one for every feature that stores or reads objects; archives
   // exist only with it. Declared before the server so both outlive every download.
@@ -91,7 +151,7 @@ int serve_command(const Config& config, const std::optional<std::string>& listen
               config.storage->link_secret_env + " is not set");
   }
   const std::string scheme = config.server.tls ? "https://" : "http://";
-  std::string bound = server.listen(listen.value_or(config.server.listen));
+  std::string bound = server.listen(address);
   if (!config.server.ops_listen.empty()) {
     std::cout << "operations (/healthz, /metrics) on http://"
               << server.listen_ops(config.server.ops_listen, ops_router) << '\n';

@@ -565,7 +565,8 @@ StorageConfig read_storage(const Reader& reader, const toml::table& table,
 // Each section is read even when one before it failed: every problem of the file is reported.
 void read_sections(const Reader& reader, const toml::table& root, Config& config) {
   reader.check_keys(root, "",
-                    {"server", "sources", "storage", "archives", "datasets", "queue", "cubes"});
+                    {"server", "sources", "storage", "archives", "datasets", "queue", "cubes",
+                     "auth", "limits"});
   reader.recover([&] {
     if (const auto* server = reader.optional<toml::table>(root, "", "server")) {
       config.server = read_server(reader, *server, config.file.parent_path());
@@ -591,6 +592,8 @@ void read_sections(const Reader& reader, const toml::table& root, Config& config
   });
   reader.recover([&] { read_cubes(reader, root, config); });
   reader.recover([&] { read_archives(reader, root, config); });
+  // [auth] and [limits]: checked here (check-config); the server reads them again.
+  reader.recover([&] { (void)read_access(reader, root, config.file); });
 }
 
 Config read_config(std::string_view text, const fs::path& file) {

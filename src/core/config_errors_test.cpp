@@ -80,7 +80,7 @@ rename = "-y"
   const std::vector<std::string> expected{
       at(2, "server.listn: unknown key (expected one of: listen, threads, max_header_bytes, "
             "max_body_bytes, read_timeout_ms, idle_timeout_ms, write_timeout_ms, "
-            "shutdown_grace_ms, stream_buffer_bytes, max_streams, max_connections, log_format); "
+            "shutdown_grace_ms, stream_buffer_bytes, max_streams, max_connections, log_format, ops_listen, tls); "
             "did you mean \"listen\"?"),
       at(3, "server.threads: expected an integer, got a string"),
       at(13, "datasets[0].sortabel: unknown key (expected one of: name, source, query, "

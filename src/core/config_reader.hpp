@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/access.hpp"
 #include "core/config.hpp"
 #include "core/s3_address.hpp"
 
@@ -205,5 +206,13 @@ void read_server_tls(const Reader& reader, const toml::table& server,
 
 // Defined in config_cubes.cpp: [[cubes]].
 void read_cubes(const Reader& reader, const toml::table& root, Config& config);
+
+// Defined in config_auth.cpp: [auth] (with its [[auth.tokens]]) and [limits]; relative paths
+// from `config_file`'s folder.
+AccessConfig read_access(const Reader& reader, const toml::table& root,
+                         const std::filesystem::path& config_file);
+// The [[tokens]] of a tokens file, unique also against `configured` (not returned).
+std::vector<TokenConfig> read_tokens_file(const std::filesystem::path& file,
+                                          std::vector<TokenConfig> configured);
 
 }  // namespace sluice::config_detail

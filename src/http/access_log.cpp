@@ -88,6 +88,10 @@ void append_access_record(std::string& out, const AccessRecord& record, LogForma
     append_milliseconds(out, record.duration);
     out += ",\"request_id\":";
     append_json_string(out, record.request_id);
+    if (!record.token.empty()) {
+      out += ",\"token\":";
+      append_json_string(out, record.token);
+    }
     if (!record.aborted.empty()) {
       out += ",\"aborted\":";
       append_json_string(out, record.aborted);
@@ -110,6 +114,10 @@ void append_access_record(std::string& out, const AccessRecord& record, LogForma
   append_milliseconds(out, record.duration);
   out += "ms id=";
   append_log_text(out, record.request_id);
+  if (!record.token.empty()) {
+    out += " token=";
+    append_log_text(out, record.token);
+  }
   if (!record.aborted.empty()) {
     out += " aborted=\"";
     append_log_text(out, record.aborted);

@@ -22,11 +22,13 @@ struct AccessRecord {
   std::chrono::microseconds duration{0};
   std::string_view request_id;
   std::string_view aborted;        // why the transfer was cut; "" when it was not
+  std::string_view token;          // the name of the caller's API token; "" without one
 };
 
-// text: TIME CLIENT "METHOD TARGET" STATUS BYTES DURATIONms id=ID[ aborted="REASON"]
+// text: TIME CLIENT "METHOD TARGET" STATUS BYTES DURATIONms id=ID[ token=NAME][ aborted="REASON"]
 // json: {"time", "client", "method", "target", "status", "bytes", "duration_ms",
-//        "request_id"[, "aborted"]}
+//        "request_id"[, "token"][, "aborted"]}
+// (the token's name from [auth], never the token)
 std::string format_access_record(const AccessRecord& record, LogFormat format);
 // The same line appended to `out` (without its newline).
 void append_access_record(std::string& out, const AccessRecord& record, LogFormat format);

@@ -39,6 +39,20 @@ TEST(AccessLogTest, TextLine) {
                   .ends_with(" 1523.4ms id=2f1c7e0a aborted=\"the client left\""));
 }
 
+TEST(AccessLogTest, TokenName) {
+  AccessRecord named = record();
+  named.token = "ci-nightly";
+  named.aborted = "shutdown";
+  EXPECT_TRUE(format_access_record(named, LogFormat::kText)
+                  .ends_with(" id=2f1c7e0a token=ci-nightly aborted=\"shutdown\""));
+  const boost::json::value json =
+      boost::json::parse(format_access_record(named, LogFormat::kJson));
+  EXPECT_EQ(json.at("token").as_string(), "ci-nightly");
+  EXPECT_FALSE(boost::json::parse(format_access_record(record(), LogFormat::kJson))
+                   .as_object()
+                   .contains("token"));
+}
+
 TEST(AccessLogTest, ATargetCannotForgeALine) {
   AccessRecord hostile = record();
   hostile.target = "/x\r\n2026-01-01T00:00:00.000Z 1.2.3.4:5 \"GET /admin\" 200 0 0.0ms id=x\"\x01";

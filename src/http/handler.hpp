@@ -17,6 +17,8 @@ namespace sluice {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
+struct Caller;  // core/access.hpp
+
 // A request as handlers see it: Beast-free, with the target already split and decoded.
 struct HttpRequest {
   std::string method;                                   // "GET", "HEAD", ...
@@ -29,6 +31,9 @@ struct HttpRequest {
   std::string request_id;
   std::string remote;  // the client's address, "127.0.0.1:51234"
   int version = 11;    // HTTP/1.1 = 11, HTTP/1.0 = 10
+  // Who sent it (set by the authentication step): null without access control (no [auth]),
+  // else the token's caller or the anonymous one. See http/auth.hpp may() / require_scope().
+  std::shared_ptr<const Caller> caller;
 
   // The value of header `name` (case-insensitive), or "" when absent.
   std::string_view header(std::string_view name) const;

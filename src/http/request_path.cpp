@@ -9,6 +9,8 @@
 #include "core/api_error.hpp"
 #include "core/log.hpp"
 #include "http/access_log.hpp"
+#include "core/access.hpp"
+#include "http/auth.hpp"
 #include "http/http_metrics.hpp"
 #include "http/request_id.hpp"
 
@@ -43,7 +45,8 @@ class AccessLogStep final : public Middleware {
         responder.body_bytes(),
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
                                                               start),
-        request.request_id, responder.abort_reason()};
+        request.request_id, responder.abort_reason(),
+        request.caller ? std::string_view(request.caller->name) : std::string_view()};
     log_access(record, executor);  // buffered: written once this thread's ready work is done
     if (error) std::rethrow_exception(error);
   }
@@ -64,15 +67,6 @@ class MetricsStep final : public Middleware {
     if (responder.status() != 0) counters.responses_of(responder.status()).add();
     if (!responder.abort_reason().empty()) counters.aborted.add();
     if (error) std::rethrow_exception(error);
-  }
-};
-
-// Passes every request today; the authentication issue fills it from `[auth]` (API keys,
-// signed URLs) and answers 401/403 here, before any feature runs.
-class AuthenticationStep final : public Middleware {
- public:
-  asio::awaitable<void> handle(HttpRequest&, HttpResponder&, Next next) const override {
-    return next();
   }
 };
 
@@ -187,21 +181,15 @@ std::unique_ptr<RequestPath> make_request_path(const ServerConfig& /*config*/,
   steps.push_back(std::make_unique<AccessLogStep>());
   // Counts requests and responses by status class for /metrics, seeing the mapped status.
   steps.push_back(std::make_unique<MetricsStep>());
-  // Before any feature runs: a request that may not proceed costs nothing.
-  steps.push_back(std::make_unique<AuthenticationStep>());
-  // Last before the router: errors become responses in one place (ApiError → its status and
-  // JSON body; anything else → 500), or an aborted transfer once the headers went out.
+  // Errors become responses in one place (ApiError → its status and JSON body; anything else
+  // → 500), or an aborted transfer once the headers went out.
   steps.push_back(std::make_unique<ErrorMappingStep>());
-  return std::make_unique<RequestPath>(std::move(steps), router);
-}
-
-std::unique_ptr<RequestPath> make_ops_request_path(const ServerConfig& /*config*/,
-                                                   const Router& router) {
-  std::vector<std::unique_ptr<Middleware>> steps;
-  steps.push_back(std::make_unique<RequestIdStep>());
-  steps.push_back(std::make_unique<AccessLogStep>());
-  steps.push_back(std::make_unique<MetricsStep>());
-  steps.push_back(std::make_unique<ErrorMappingStep>());
+  // Last before the router, inside the error mapping (its 401/429 are ApiErrors): who is
+  // asking (HttpRequest::caller, whose scopes the router checks per route) and whether the
+  // limits admit them. A request that may not proceed costs no feature any work.
+  if (router.gatekeeper() != nullptr) {
+    steps.push_back(make_authentication_step(*router.gatekeeper()));
+  }
   return std::make_unique<RequestPath>(std::move(steps), router);
 }
 

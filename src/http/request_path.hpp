@@ -28,9 +28,9 @@ class RequestPath {
   const Router& router_;
 };
 
-// The server's request path, declared in one place (request_path.cpp).
+// The server's request path, declared in one place (request_path.cpp). Its authentication step
+// is there when the router has a gatekeeper: the operations listener's router ([server]
+// ops_listen) has none, so /healthz and /metrics there need no token.
 std::unique_ptr<RequestPath> make_request_path(const ServerConfig& config, const Router& router);
-// The operations listener's ([server] ops_listen): the same without authentication.
-std::unique_ptr<RequestPath> make_ops_request_path(const ServerConfig& config, const Router& router);
 
 }  // namespace sluice

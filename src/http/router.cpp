@@ -5,8 +5,10 @@
 
 namespace sluice {
 
-void Router::add(std::string method, std::vector<std::string> path, Handler handler) {
-  routes_.push_back(Route{std::move(method), std::move(path), std::move(handler)});
+void Router::add(std::string method, std::vector<std::string> path, Handler handler,
+                 Access access) {
+  routes_.push_back(
+      Route{std::move(method), std::move(path), std::move(handler), std::move(access)});
 }
 
 const Router::Route* Router::match(const HttpRequest& request, bool& path_matched,
@@ -60,7 +62,10 @@ boost::asio::awaitable<void> Router::dispatch(const HttpRequest& request,
   bool path_matched = false;
   std::string allowed;
   const Route* route = match(request, path_matched, allowed);
-  if (route != nullptr) return route->handler(request, responder);
+  if (route != nullptr) {
+    check_access(request, route->access);  // throws 401/403 before the handler runs
+    return route->handler(request, responder);
+  }
   return not_routed(request, responder, path_matched, std::move(allowed));
 }
 

@@ -153,7 +153,7 @@ class HttpServer::Impl {
   std::string listen(const std::string& address) { return bind_and_listen(main_.acceptor, address); }
 
   std::string listen_ops(const std::string& address, const Router& router) {
-    ops_.path = make_ops_request_path(config_, router);
+    ops_.path = make_request_path(config_, router);
     ops_.context = std::make_unique<SessionContext>(
         SessionContext{config_, *ops_.path, stopping_, connections_});
     return bind_and_listen(ops_.acceptor, address);

@@ -367,9 +367,11 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
   return plan;
 }
 
-ApiError unknown_dataset(const DatasetCatalog& catalog, std::string_view name) {
+ApiError unknown_dataset(const DatasetCatalog& catalog, std::string_view name,
+                         const std::function<bool(std::string_view)>& shown) {
   constexpr std::size_t kMaxListed = 100;
   std::vector<std::string> names = catalog.names();
+  if (shown) std::erase_if(names, [&shown](const std::string& each) { return !shown(each); });
   std::string listed;
   for (std::size_t i = 0; i < names.size() && i < kMaxListed; ++i) {
     listed += (listed.empty() ? "" : ", ") + names[i];

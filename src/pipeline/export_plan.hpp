@@ -45,8 +45,10 @@ std::vector<OrderKey> parse_order(std::string_view text, const std::vector<std::
 ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams& params);
 
 // ApiError 404 `unknown_dataset` for `name`, listing the datasets that exist (at most 100, in
-// the message and as the body's "datasets" array).
-ApiError unknown_dataset(const DatasetCatalog& catalog, std::string_view name);
+// the message and as the body's "datasets" array); with `shown`, only those it accepts (the
+// ones the caller may read).
+ApiError unknown_dataset(const DatasetCatalog& catalog, std::string_view name,
+                         const std::function<bool(std::string_view)>& shown = {});
 
 // The plan for `request`: its dataset looked up in `catalog` (unknown_dataset() when there is
 // none), then plan_export() above, with the request's compression and id.

@@ -9,6 +9,7 @@
 #include "features/archives/archive_metrics.hpp"
 #include "features/archives/archive_stream.hpp"
 #include "http/conditional.hpp"
+#include "http/auth.hpp"
 #include "http/content_disposition.hpp"
 
 namespace sluice {
@@ -72,7 +73,11 @@ asio::awaitable<std::shared_ptr<const LoadedArchive>> live_archive(const Archive
 asio::awaitable<void> handle_create(const ArchiveService& service, const HttpRequest& request,
                                     HttpResponder& responder) {
   ArchiveRequest parsed = co_await service.catalog.parse(request.body);
+  // An archive holds stored objects, which the `files` scope reads; the whole store (an empty
+  // prefix) is the administrator's.
+  require_scope(request, "files");
   check_archive_selection(parsed);
+  if (parsed.prefix && parsed.prefix->empty()) require_scope(request, "admin");
   std::shared_ptr<const LoadedArchive> archive = co_await service.catalog.create(std::move(parsed));
   Headers headers{{"Content-Type", "application/json"},
                   {"Location", archive_url(archive->manifest.id)},
@@ -169,6 +174,10 @@ asio::awaitable<void> handle_describe(const ArchiveService& service, std::string
 
 asio::awaitable<void> handle_get(const ArchiveService& service, const HttpRequest& request,
                                  HttpResponder& responder) {
+  // `archives:read` reads archives (by their unguessable id) without reading any object alone;
+  // `files` reads every object an archive can hold, so it reads them too (the creator of an
+  // archive has it).
+  if (!may(request, "files")) require_scope(request, "archives:read");
   bool zip = false;
   std::string id = id_of(request.segments.back(), zip);
   if (!zip) {
@@ -222,15 +231,15 @@ void add_archive_routes(Router& router, const ArchiveService& service) {
   router.add("POST", {"v1", "archives"},
              [&service](const HttpRequest& request, HttpResponder& responder) {
                return handle_create(service, request, responder);
-             });
+             }, Access::needs("archives:create"));
   router.add("GET", {"v1", "archives", "*"},
              [&service](const HttpRequest& request, HttpResponder& responder) {
                return handle_get(service, request, responder);
-             });
+             }, Access::by_handler());
   router.add("DELETE", {"v1", "archives", "*"},
              [&service](const HttpRequest& request, HttpResponder& responder) {
                return handle_delete(service, request, responder);
-             });
+             }, Access::needs("archives:create"));
 }
 
 }  // namespace sluice

@@ -141,13 +141,13 @@ class CubeFeatureImpl final : public CubeFeature {
   void add_routes(Router& router) {
     router.add("GET", {"v1", "cubes"}, [this](const HttpRequest& request, HttpResponder& responder) {
       return list(request, responder);
-    });
+    }, Access::needs("cubes"));
     router.add("GET", {"v1", "cubes", "*"}, [this](const HttpRequest& request, HttpResponder& responder) {
       return describe_or_lookup(request, responder);
-    });
+    }, Access::needs("cubes:", 2));
     router.add("GET", {"v1", "cubes", "*", "**"}, [this](const HttpRequest& request, HttpResponder& responder) {
       return lookup(request, responder);
-    });
+    }, Access::needs("cubes:", 2));
   }
 
   // Loads every cube's current version now (a server started after a build answers at once),

@@ -1,11 +1,13 @@
 #include "features/exports/export_handler.hpp"
 
+#include <boost/json.hpp>
 #include <chrono>
 #include <optional>
 
 #include "core/api_error.hpp"
 #include "core/file_name_template.hpp"
 #include "core/sha256.hpp"
+#include "http/auth.hpp"
 #include "encode/compressing_sink.hpp"
 #include "features/exports/export_compression.hpp"
 #include "features/exports/export_metrics.hpp"
@@ -50,7 +52,16 @@ Headers download_headers(const Dataset& dataset, Format format,
 asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerConfig& config,
                                     StreamLimiter& limiter, const AsyncExportHandler& async,
                                     const HttpRequest& request, HttpResponder& responder) {
+  // Before the request is read further: a caller who may not read the dataset learns nothing
+  // about it (dataset names hold no '.': the name ends at the first one).
+  const std::string& file = request.segments.at(2);
+  require_scope(request, "datasets:" + file.substr(0, file.find('.')));
   const HttpExportRequest parsed = parse_http_export_request(request);
+  if (catalog.find(parsed.request.dataset) == nullptr) {  // listing only what the caller may read
+    throw unknown_dataset(catalog, parsed.request.dataset, [&request](std::string_view name) {
+      return may_read_dataset(request, name);
+    });
+  }
   if (async && request.method == "GET" && request.has_token("Prefer", "respond-async")) {
     ExportRequest queued = parsed.request;
     if (!parsed.compressed_file) queued.compression = Compression::kNone;
@@ -122,22 +133,42 @@ asio::awaitable<void> handle_export(const DatasetCatalog& catalog, const ServerC
   responder.abort(failure);
 }
 
+// GET /v1/datasets: only the datasets the caller may read; a caller without a token who may
+// read none is told to bring one.
+std::string readable_datasets_json(const DatasetCatalog& catalog, const HttpRequest& request) {
+  std::string all = catalog.describe_json();
+  if (request.caller == nullptr) return all;  // no access control
+  boost::json::value listing = boost::json::parse(all);
+  boost::json::array& datasets = listing.at("datasets").as_array();
+  for (auto it = datasets.begin(); it != datasets.end();) {
+    const boost::json::string& name = it->at("name").as_string();
+    it = may_read_dataset(request, std::string_view(name.data(), name.size())) ? it + 1
+                                                                                 : datasets.erase(it);
+  }
+  if (datasets.empty() && !request.caller->authenticated) require_scope(request, "datasets");
+  return boost::json::serialize(listing);
+}
+
 }  // namespace
 
 void add_export_routes(Router& router, const DatasetCatalog& catalog, const ServerConfig& config,
                        StreamLimiter& limiter, AsyncExportHandler async) {
   export_metrics();  // every series is listed from the start
   router.add("GET", {"v1", "datasets"},
-             [&catalog](const HttpRequest&, HttpResponder& responder) -> asio::awaitable<void> {
+             [&catalog](const HttpRequest& request,
+                        HttpResponder& responder) -> asio::awaitable<void> {
+               std::string body = readable_datasets_json(catalog, request);
                // Built outside co_await: g++ 12 miscompiles braced pair lists inside it.
                Headers headers{{"Content-Type", "application/json"}};
-               co_await responder.send(200, std::move(headers), catalog.describe_json());
-             });
+               co_await responder.send(200, std::move(headers), std::move(body));
+             },
+             Access::by_handler());
   router.add("GET", {"v1", "exports", "*"},
              [&catalog, &config, &limiter, async = std::move(async)](const HttpRequest& request,
                                                                      HttpResponder& responder) {
                return handle_export(catalog, config, limiter, async, request, responder);
-             });
+             },
+             Access::by_handler());
 }
 
 }  // namespace sluice

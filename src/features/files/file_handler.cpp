@@ -3,11 +3,13 @@
 #include <unistd.h>
 
 #include <boost/asio/this_coro.hpp>
+#include <algorithm>
 #include <chrono>
 
 #include "core/api_error.hpp"
 #include "features/files/file_headers.hpp"
 #include "features/files/file_metrics.hpp"
+#include "http/auth.hpp"
 #include "http/byte_range.hpp"
 #include "http/conditional.hpp"
 #include "http/content_disposition.hpp"
@@ -123,8 +125,23 @@ asio::awaitable<void> send_pieces(ObjectStream& stream, ReadPiece first, ByteSin
   co_await sink.finish();
 }
 
+bool has_link_params(const HttpRequest& request) {
+  return std::ranges::any_of(request.params, [](const auto& param) {
+    return param.first == "sig" || param.first == "expires";
+  });
+}
+
 asio::awaitable<void> handle_file(const FileService& service, const HttpRequest& request,
                                   HttpResponder& responder) {
+  // A link's signature is its own credential. Without one, where there is access control
+  // ([auth]), a token with the `files` scope reads any object (not cached by shared caches).
+  if (request.caller && !has_link_params(request)) {
+    require_scope(request, "files");
+    const std::string key = key_of(request);
+    if (key_problem(key) || is_reserved_key(key)) throw object_not_found();
+    co_await send_stored_object(service, key, 0, request, responder);
+    co_return;
+  }
   if (!service.secrets.enabled()) {
     throw ApiError(404, "links_disabled", "presigned file links are not enabled on this server");
   }
@@ -246,7 +263,7 @@ void add_file_routes(Router& router, const FileService& service) {
   router.add("GET", {"v1", "files", "**"},
              [&service](const HttpRequest& request, HttpResponder& responder) {
                return handle_file(service, request, responder);
-             });
+             }, Access::by_handler());
 }
 
 }  // namespace sluice

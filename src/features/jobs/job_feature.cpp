@@ -15,10 +15,12 @@
 #include "core/api_error.hpp"
 #include "core/log.hpp"
 #include "core/utf8.hpp"
+#include "http/auth.hpp"
 #include "features/files/file_handler.hpp"
 #include "features/jobs/job_metrics.hpp"
 #include "features/jobs/job_runner.hpp"
 #include "features/jobs/job_service.hpp"
+#include "pipeline/export_plan.hpp"
 
 namespace sluice {
 namespace {
@@ -69,30 +71,30 @@ class JobFeatureImpl final : public JobFeature {
   void add_routes(Router& router) {
     router.add("POST", {"v1", "jobs"}, [this](const HttpRequest& request, HttpResponder& responder) {
       return submit_body(request, responder);
-    });
+    }, Access::needs("jobs"));
     router.add("GET", {"v1", "jobs"}, [this](const HttpRequest& request, HttpResponder& responder) {
       return list(request, responder);
-    });
+    }, Access::needs("jobs"));
     router.add("POST", {"v1", "cubes", "*", "builds"},
                [this](const HttpRequest& request, HttpResponder& responder) {
                  return submit_cube_build(request, responder);
                });
     router.add("GET", {"v1", "jobs", "*"}, [this](const HttpRequest& request, HttpResponder& responder) {
       return status(request, responder);
-    });
+    }, Access::needs("jobs"));
     router.add("DELETE", {"v1", "jobs", "*"},
                [this](const HttpRequest& request, HttpResponder& responder) {
                  return cancel(request, responder);
-               });
+               }, Access::needs("jobs"));
     router.add("GET", {"v1", "jobs", "*", "events"},
                [this](const HttpRequest& request, HttpResponder& responder) {
                  return events(request, responder);
-               });
+               }, Access::needs("jobs"));
     for (const char* method : {"GET", "HEAD"}) {
       router.add(method, {"v1", "jobs", "*", "result"},
                  [this](const HttpRequest& request, HttpResponder& responder) {
                    return result(request, responder);
-                 });
+                 }, Access::needs("jobs"));
     }
   }
 
@@ -137,6 +139,14 @@ class JobFeatureImpl final : public JobFeature {
 
   asio::awaitable<void> submitted(JobSubmission submission, const HttpRequest& request,
                                   HttpResponder& responder) {
+    // A job reads its dataset later, without the caller: it may ask only for what it may read.
+    require_scope(request, "jobs");
+    require_scope(request, submission.cube.empty() ? "datasets:" + submission.request.dataset
+                                                   : std::string("admin"));
+    if (submission.cube.empty() && service_.catalog().find(submission.request.dataset) == nullptr) {
+      throw unknown_dataset(service_.catalog(), submission.request.dataset,
+                            [&request](std::string_view name) { return may_read_dataset(request, name); });
+    }
     const std::string key(request.header("Idempotency-Key"));
     if (key.size() > 255 || std::any_of(key.begin(), key.end(), [](char c) {
           return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e;
