@@ -116,6 +116,7 @@ TokenTable::TokenTable(const std::vector<TokenConfig>& tokens, const RateLimit& 
     if (token.requests_per_second) caller->limits.requests_per_second = *token.requests_per_second;
     if (token.burst) caller->limits.burst = *token.burst;
     if (token.max_streams) caller->limits.max_streams = *token.max_streams;
+    caller->expires = token.expires;
     std::string digest = hex_to_raw(token.sha256);
     entries_.emplace(digest, Entry{digest, token.expires, std::move(caller)});
   }
@@ -181,7 +182,7 @@ LimitVerdict ClientLimits::admit(std::string_view key, const RateLimit& limit, S
   slot = Slot();  // (before the lock: releasing a slot of this table takes it)
   if (!limit.limits_rate() && limit.max_streams == 0) return LimitVerdict::kAdmitted;  // no state
   const std::lock_guard lock(mutex_);
-  auto it = entries_.find(std::string(key));
+  auto it = entries_.find(key);
   if (it == entries_.end()) {
     if (entries_.size() >= max_clients_) evict_idle(now);
     it = entries_.emplace(std::string(key), Entry{}).first;

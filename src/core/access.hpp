@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -108,6 +109,7 @@ struct Caller {
   bool authenticated = false;  // a valid token was presented
   std::vector<std::string> scopes;
   RateLimit limits;  // per-token limits (authenticated callers only)
+  std::optional<std::chrono::system_clock::time_point> expires;  // the token's, if it has one
 
   bool may(std::string_view needed) const;
 };
@@ -206,7 +208,12 @@ class ClientLimits {
 
   std::size_t max_clients_;
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, Entry> entries_;
+  // Looked up by string_view (no string built per request).
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+  };
+  std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> entries_;
 };
 
 // The host part of "HOST:PORT" / "[V6]:PORT" ("" stays "").

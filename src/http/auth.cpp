@@ -1,6 +1,10 @@
 #include "http/auth.hpp"
 
+#include <openssl/crypto.h>
+
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -67,6 +71,23 @@ ApiError unauthorized(std::string code, const std::string& message) {
   return error;
 }
 
+// Every token table a gatekeeper put in force gets the next number (never 0).
+std::uint64_t next_generation() {
+  static std::atomic<std::uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+// The last valid token this I/O thread was shown and whose it is: a keep-alive client sends the
+// same Authorization header with every request, which then costs one constant-time comparison
+// instead of a SHA-256, a hash lookup and the table's lock. Counts only while the token table
+// it came from is in force (a reload, another gatekeeper: looked up again).
+struct RememberedToken {
+  std::uint64_t generation = 0;  // 0: none
+  std::string secret;
+  std::shared_ptr<const Caller> caller;
+};
+thread_local RememberedToken remembered;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables)
+
 bool starts_with_bearer(std::string_view value) {
   constexpr std::string_view kScheme = "bearer ";
   if (value.size() < kScheme.size()) return false;
@@ -119,6 +140,7 @@ Gatekeeper::Gatekeeper(const AccessConfig& config)
   anonymous->scopes = auth_->anonymous_scopes;
   anonymous_ = std::move(anonymous);
   tokens_ = load_tokens();
+  generation_.store(next_generation(), std::memory_order_release);
 }
 
 std::shared_ptr<const TokenTable> Gatekeeper::load_tokens() const {
@@ -144,6 +166,7 @@ std::string Gatekeeper::reload() {
   {
     const std::lock_guard lock(mutex_);
     tokens_ = std::move(table);
+    generation_.store(next_generation(), std::memory_order_release);
   }
   auth_metrics().reloads_ok.add();
   return {};
@@ -165,10 +188,23 @@ std::shared_ptr<const Caller> Gatekeeper::identify(const HttpRequest& request) c
   std::string_view secret = authorization.substr(7);
   while (!secret.empty() && secret.front() == ' ') secret.remove_prefix(1);
   while (!secret.empty() && secret.back() == ' ') secret.remove_suffix(1);
+  const auto now = std::chrono::system_clock::now();
+  // Read before the table: a table newer than this number is remembered under the older one
+  // (looked up again next time), never the other way round.
+  const std::uint64_t generation = generation_.load(std::memory_order_acquire);
+  if (remembered.generation == generation && remembered.secret.size() == secret.size() &&
+      CRYPTO_memcmp(remembered.secret.data(), secret.data(), secret.size()) == 0 &&
+      (!remembered.caller->expires || now < *remembered.caller->expires)) {
+    return remembered.caller;
+  }
   TokenVerdict verdict = TokenVerdict::kUnknown;
-  std::shared_ptr<const Caller> caller =
-      tokens()->find(secret, std::chrono::system_clock::now(), verdict);
-  if (verdict == TokenVerdict::kValid) return caller;
+  std::shared_ptr<const Caller> caller = tokens()->find(secret, now, verdict);
+  if (verdict == TokenVerdict::kValid) {
+    remembered.generation = generation;
+    remembered.secret.assign(secret);
+    remembered.caller = caller;
+    return caller;
+  }
   auth_metrics().invalid_token.add();
   throw unauthorized("invalid_token", verdict == TokenVerdict::kExpired
                                           ? "the API token expired"

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -77,6 +79,9 @@ class Gatekeeper {
   std::shared_ptr<const Caller> anonymous_;
   mutable std::mutex mutex_;  // guards tokens_ (the pointer, not the table)
   std::shared_ptr<const TokenTable> tokens_;
+  // Which table is in force, unique across gatekeepers: an I/O thread's remembered token
+  // (identify()) counts only while it is unchanged. Set under mutex_ after tokens_.
+  std::atomic<std::uint64_t> generation_{0};
   mutable ClientLimits addresses_;
   mutable ClientLimits token_limits_;
 };

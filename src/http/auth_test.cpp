@@ -1,6 +1,11 @@
 #include "http/auth.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "core/api_error.hpp"
 
@@ -67,6 +72,37 @@ TEST(Gatekeeper, IdentifiesCallers) {
             "invalid_token");
   // Without [auth]: no caller, no access control.
   EXPECT_EQ(Gatekeeper(AccessConfig{}).identify(request), nullptr);
+}
+
+// identify() remembers the last valid token per thread: a reload that drops it, or another
+// gatekeeper without it, must not let it through.
+TEST(Gatekeeper, ARememberedTokenCountsOnlyWhileItsTableIsInForce) {
+  const std::filesystem::path file =
+      std::filesystem::temp_directory_path() / ("sluice-auth-test-" + std::to_string(::getpid()) + ".toml");
+  const auto write_tokens = [&file](const std::string& secret) {
+    std::ofstream(file) << "[[tokens]]\nname = \"file\"\nsha256 = \"" << sha256_hex(secret)
+                        << "\"\nscopes = [\"jobs\"]\n";
+  };
+  write_tokens("slu_first-secret");
+  AccessConfig config = access_config();
+  config.auth->tokens_file = file;
+  Gatekeeper gatekeeper(config);
+  const HttpRequest first = request_with("Bearer slu_first-secret");
+  ASSERT_TRUE(gatekeeper.identify(first));
+  ASSERT_TRUE(gatekeeper.identify(first));  // (now remembered)
+  EXPECT_EQ(thrown([&] { gatekeeper.identify(request_with("Bearer slu_first-secreT")); }).code(),
+            "invalid_token");
+
+  // Another gatekeeper on the same thread, whose tables lack the token.
+  const Gatekeeper other(access_config());
+  EXPECT_EQ(thrown([&] { other.identify(first); }).code(), "invalid_token");
+
+  ASSERT_TRUE(gatekeeper.identify(first));
+  write_tokens("slu_second-secret");
+  ASSERT_EQ(gatekeeper.reload(), "");
+  EXPECT_EQ(thrown([&] { gatekeeper.identify(first); }).code(), "invalid_token");
+  EXPECT_TRUE(gatekeeper.identify(request_with("Bearer slu_second-secret")));
+  std::filesystem::remove(file);
 }
 
 TEST(Gatekeeper, ScopesPerRoute) {
