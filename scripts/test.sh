@@ -38,13 +38,14 @@ step "functional tests against the AddressSanitizer + UBSan binary (a named subs
 # trickle, shutdown and its grace, timeouts, connection shedding, PostgreSQL pool replacement and
 # failures mid-stream, 200 and 500 concurrent downloads, archives and presigned files with sendfile
 # and Range, and the S3 client against a real endpoint (multipart uploads aborted, answers cut,
-# retries, TLS), and background jobs (workers killed, paused, cancelled, shut down; SSE and
+# retries, TLS), HTTPS (the session over TLS streams, handshakes refused, certificates reloaded),
+# and background jobs (workers killed, paused, cancelled, shut down; SSE and
 # WebSocket subscribers). Every server's teardown fails on a sanitizer report in its log
 # (tests/support/server.py).
 sanitized_subset=(
   tests/functional/test_server_machinery.py tests/functional/test_streaming.py
   tests/functional/test_errors.py tests/functional/test_timeouts_and_signals.py
-  tests/functional/test_operations.py
+  tests/functional/test_operations.py tests/functional/test_tls.py
   tests/postgres/test_pg_streaming.py tests/postgres/test_pg_errors.py
   tests/postgres/test_pg_hardening.py
   tests/archives/test_archive_flow.py tests/archives/test_archive_hardening.py

@@ -256,6 +256,20 @@ def test_archives(auth):
     check_denials(auth, "GET", url, "archives:read", "orders")
     response = auth.get(url, auth.tokens["archive_reader"])
     assert response.status_code == 200 and response.content.startswith(b"PK")
+    # ... and, with "whole_store": true, the administrator may.
+    response = auth.get("/v1/archives", auth.tokens["admin"], "POST",
+                        json={"name": "all", "prefix": "", "whole_store": True})
+    assert response.status_code == 201, response.text
+    # The description (the id without .zip) needs what the download needs.
+    described = url.removesuffix(".zip")
+    check_denials(auth, "GET", described, "archives:read", "orders")
+    response = auth.get(described, auth.tokens["archive_reader"])
+    assert response.status_code == 200 and response.json()["url"] == url, response.text
+    # Deleting needs archives:create.
+    check_denials(auth, "DELETE", url, "archives:create", "archive_reader")
+    response = auth.get(url, auth.tokens["archiver"], "DELETE")
+    assert response.status_code == 204, response.text
+    assert auth.get(url, auth.tokens["archive_reader"]).status_code == 404
 
 
 def test_presigned_link_needs_no_token(auth):

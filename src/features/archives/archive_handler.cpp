@@ -74,10 +74,10 @@ asio::awaitable<void> handle_create(const ArchiveService& service, const HttpReq
                                     HttpResponder& responder) {
   ArchiveRequest parsed = co_await service.catalog.parse(request.body);
   // An archive holds stored objects, which the `files` scope reads; the whole store (an empty
-  // prefix) is the administrator's.
+  // prefix) is the administrator's. Who may not is told so before what is wrong with the body.
   require_scope(request, "files");
-  check_archive_selection(parsed);
   if (parsed.prefix && parsed.prefix->empty()) require_scope(request, "admin");
+  check_archive_selection(parsed);
   std::shared_ptr<const LoadedArchive> archive = co_await service.catalog.create(std::move(parsed));
   Headers headers{{"Content-Type", "application/json"},
                   {"Location", archive_url(archive->manifest.id)},
