@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "http/field_value.hpp"
+
 namespace sluice {
 namespace {
 
@@ -16,12 +18,6 @@ bool iequals(std::string_view a, std::string_view b) {
     if (lower(a[i]) != lower(b[i])) return false;
   }
   return true;
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
 }
 
 // RFC 9110 12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), in thousandths.
@@ -48,15 +44,15 @@ struct Entry {
 // One element "coding *( OWS ; OWS param )"; nullopt when it is empty or its q is malformed.
 std::optional<Entry> parse_entry(std::string_view element) {
   std::size_t semicolon = element.find(';');
-  Entry entry{trim(element.substr(0, semicolon))};
+  Entry entry{trim_ows(element.substr(0, semicolon))};
   if (entry.coding.empty()) return std::nullopt;
   while (semicolon != std::string_view::npos) {
     element.remove_prefix(semicolon + 1);
     semicolon = element.find(';');
-    std::string_view param = trim(element.substr(0, semicolon));
+    std::string_view param = trim_ows(element.substr(0, semicolon));
     std::size_t equals = param.find('=');
-    if (equals == std::string_view::npos || !iequals(trim(param.substr(0, equals)), "q")) continue;
-    std::optional<int> weight = parse_qvalue(trim(param.substr(equals + 1)));
+    if (equals == std::string_view::npos || !iequals(trim_ows(param.substr(0, equals)), "q")) continue;
+    std::optional<int> weight = parse_qvalue(trim_ows(param.substr(equals + 1)));
     if (!weight) return std::nullopt;
     entry.weight = *weight;
   }

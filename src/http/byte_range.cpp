@@ -3,14 +3,10 @@
 #include <limits>
 #include <optional>
 
+#include "http/field_value.hpp"
+
 namespace sluice {
 namespace {
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
 
 // A position: one or more digits. RFC 9110 sets no limit on their count; a value beyond 64 bits
 // is as good as the largest (a last position past the end is clamped to it, a first one makes
@@ -61,17 +57,17 @@ RangeDecision decide_range(std::string_view range, std::string_view if_range,
                            std::string_view etag, std::uint64_t length) {
   const RangeDecision full{RangeDecision::Outcome::kFull, {0, length}};
   const RangeDecision unsatisfiable{RangeDecision::Outcome::kUnsatisfiable, {0, length}};
-  range = trim(range);
+  range = trim_ows(range);
   if (range.empty()) return full;
-  if_range = trim(if_range);
+  if_range = trim_ows(if_range);
   if (!if_range.empty() && if_range != etag) return full;
   if (!starts_with_bytes_unit(range)) return full;
-  const std::string_view spec = trim(range.substr(std::string_view("bytes=").size()));
+  const std::string_view spec = trim_ows(range.substr(std::string_view("bytes=").size()));
   if (spec.find(',') != std::string_view::npos) return full;
   const std::size_t dash = spec.find('-');
   if (dash == std::string_view::npos) return full;
-  const std::string_view first_text = trim(spec.substr(0, dash));
-  const std::string_view last_text = trim(spec.substr(dash + 1));
+  const std::string_view first_text = trim_ows(spec.substr(0, dash));
+  const std::string_view last_text = trim_ows(spec.substr(dash + 1));
   if (first_text.empty()) {  // suffix: the last n bytes
     const auto suffix = number(last_text);
     if (!suffix) return full;

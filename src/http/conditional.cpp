@@ -1,13 +1,9 @@
 #include "http/conditional.hpp"
 
+#include "http/field_value.hpp"
+
 namespace sluice {
 namespace {
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
 
 bool is_weak(std::string_view tag) {
   return tag.size() >= 2 && tag[0] == 'W' && tag[1] == '/';
@@ -30,11 +26,11 @@ bool tags_match(std::string_view candidate, std::string_view etag, TagComparison
 }  // namespace
 
 bool etag_matches(std::string_view header, std::string_view etag, TagComparison comparison) {
-  std::string_view rest = trim(header);
+  std::string_view rest = trim_ows(header);
   if (rest == "*") return !etag.empty();
   while (!rest.empty()) {
     const std::size_t comma = rest.find(',');
-    if (tags_match(trim(rest.substr(0, comma)), etag, comparison)) return true;
+    if (tags_match(trim_ows(rest.substr(0, comma)), etag, comparison)) return true;
     if (comma == std::string_view::npos) break;
     rest = rest.substr(comma + 1);
   }
@@ -43,10 +39,10 @@ bool etag_matches(std::string_view header, std::string_view etag, TagComparison 
 
 Precondition evaluate_preconditions(std::string_view if_match, std::string_view if_none_match,
                                     std::string_view etag) {
-  if (!trim(if_match).empty() && !etag_matches(if_match, etag, TagComparison::kStrong)) {
+  if (!trim_ows(if_match).empty() && !etag_matches(if_match, etag, TagComparison::kStrong)) {
     return Precondition::kFailed;
   }
-  if (!trim(if_none_match).empty() && etag_matches(if_none_match, etag, TagComparison::kWeak)) {
+  if (!trim_ows(if_none_match).empty() && etag_matches(if_none_match, etag, TagComparison::kWeak)) {
     return Precondition::kNotModified;
   }
   return Precondition::kProceed;

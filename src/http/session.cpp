@@ -44,6 +44,7 @@
 #include "http/http_metrics.hpp"
 #include "http/request_head.hpp"
 #include "http/request_id.hpp"
+#include "http/field_value.hpp"
 #include "http/websocket_session.hpp"
 
 namespace sluice {
@@ -165,13 +166,6 @@ bool same_name(std::string_view a, std::string_view b) {
   return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
-// A field value without the blanks around it, as Beast's fields::set stored it.
-std::string_view trimmed(std::string_view value) {
-  const std::size_t first = value.find_first_not_of(" \t");
-  if (first == std::string_view::npos) return {};
-  return value.substr(first, value.find_last_not_of(" \t") - first + 1);
-}
-
 // How a response's body is delimited.
 enum class Framing { kNone, kLength, kChunked };
 
@@ -199,7 +193,7 @@ std::string response_head(int status, std::string_view request_id, const Headers
   auto field = [&head](std::string_view name, std::string_view value) {
     head += name;
     head += ": ";
-    head += trimmed(value);
+    head += trim_ows(value);
     head += "\r\n";
   };
   auto replaced_after = [&headers](std::size_t index, std::string_view name) {
