@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from export_common import DEFAULT_BIN, Server, log, stage_copy
-from files_vs_nginx import CpuClock, load, spread, wrk_fields
+from files_vs_nginx import WRK_DONE, CpuClock, load, spread, wrk_fields
 
 TOKEN = "slu_bench-token-not-a-secret-0123456789abcdefgh"
 TARGET_RATIO = 0.95
@@ -43,15 +43,7 @@ local token = os.getenv("BENCH_TOKEN")
 if token ~= nil and token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
 end
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "WRK requests=%d bytes=%d duration_us=%d status=%d connect=%d read=%d write=%d timeout=%d p50_us=%d p90_us=%d p99_us=%d\\n",
-    summary.requests, summary.bytes, summary.duration, e.status, e.connect, e.read, e.write,
-    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99)))
-end
-"""
+""" + WRK_DONE
 
 AUTH_SECTION = f"""
 [auth]

@@ -67,6 +67,18 @@ SIZE = 1024 * MiB
 RANGE_LENGTH = 200
 TICKS = os.sysconf("SC_CLK_TCK")
 
+# The Lua done() every wrk benchmark ends its script with: one `WRK key=value ...` line that
+# wrk_fields() parses.
+WRK_DONE = """
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK requests=%d bytes=%d duration_us=%d status=%d connect=%d read=%d write=%d timeout=%d p50_us=%d p90_us=%d p99_us=%d\\n",
+    summary.requests, summary.bytes, summary.duration, e.status, e.connect, e.read, e.write,
+    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99)))
+end
+"""
+
 # The same script for both servers: a random 200-byte range per request. wrk gives each thread
 # its own Lua state, so each is seeded differently (setup() runs in the main state, once per
 # thread). done() prints the summary the benchmark parses.
@@ -89,14 +101,7 @@ function request()
   return wrk.format(nil, nil, { ["Range"] = "bytes=" .. string.format("%d-%d", first, first + length - 1) })
 end
 
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "WRK requests=%d bytes=%d duration_us=%d status=%d connect=%d read=%d write=%d timeout=%d p50_us=%d p99_us=%d\\n",
-    summary.requests, summary.bytes, summary.duration, e.status, e.connect, e.read, e.write,
-    e.timeout, latency:percentile(50), latency:percentile(99)))
-end
-"""
+""" + WRK_DONE
 
 
 def load() -> str:

@@ -52,7 +52,7 @@ from pathlib import Path
 
 from archive_vs_nginx import free_port
 from export_common import DEFAULT_BIN, Server, log, stage_copy
-from files_vs_nginx import CpuClock, load, spread, wrk_fields
+from files_vs_nginx import WRK_DONE, CpuClock, load, spread, wrk_fields
 
 RANGE_FIRST, RANGE_LENGTH = 1000, 200
 STATIC_NAME, STATIC_SIZE = "small.bin", 64 * 1024
@@ -87,15 +87,7 @@ local range = os.getenv("BENCH_RANGE")
 if range ~= nil and range ~= "" then
   wrk.headers["Range"] = range
 end
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "WRK requests=%d bytes=%d duration_us=%d status=%d connect=%d read=%d write=%d timeout=%d p50_us=%d p90_us=%d p99_us=%d\\n",
-    summary.requests, summary.bytes, summary.duration, e.status, e.connect, e.read, e.write,
-    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99)))
-end
-"""
+""" + WRK_DONE
 
 
 def fail(message: str) -> None:
