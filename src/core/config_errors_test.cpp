@@ -10,22 +10,19 @@
 #include <vector>
 
 #include "core/config.hpp"
+#include "core/config_test_dir.hpp"
 
 namespace sluice {
 namespace {
 
 namespace fs = std::filesystem;
 
-class ConfigErrorsTest : public ::testing::Test {
+class ConfigErrorsTest : public ConfigDirTest {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "sluice-config-errors-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    std::ofstream(dir_ / "orders.db").flush();
+    ConfigDirTest::SetUp();
     file_ = dir_ / "sluice.toml";
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // The lines of the error message; empty when the text parses.
   std::vector<std::string> problems(std::string_view text) {
@@ -44,7 +41,6 @@ class ConfigErrorsTest : public ::testing::Test {
     return file_.string() + ":" + std::to_string(line) + ": " + std::string(rest);
   }
 
-  fs::path dir_;
   fs::path file_;
 };
 

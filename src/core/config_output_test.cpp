@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/config.hpp"
+#include "core/config_test_dir.hpp"
 
 namespace sluice {
 namespace {
@@ -25,16 +26,8 @@ query = "q"
 [datasets.output]
 )";
 
-class ConfigOutputTest : public ::testing::Test {
+class ConfigOutputTest : public ConfigDirTest {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "sluice-output-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    std::ofstream(dir_ / "orders.db").flush();
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   Config parse(std::string_view output) {
     return parse_config(std::string(kPrefix) + std::string(output), dir_ / "sluice.toml");
   }
@@ -47,8 +40,6 @@ class ConfigOutputTest : public ::testing::Test {
     }
     return "";
   }
-
-  fs::path dir_;
 };
 
 TEST_F(ConfigOutputTest, DefaultsAndEveryKey) {

@@ -1,4 +1,5 @@
 #include "core/config.hpp"
+#include "core/config_test_dir.hpp"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -78,17 +79,12 @@ std::string describe(const FilterConfig& filter) {
   return out.str();
 }
 
-class ConfigTest : public ::testing::Test {
+class ConfigTest : public ConfigDirTest {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "sluice-config-XXXXXX").string();
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    std::ofstream(dir_ / "orders.db").flush();
+    ConfigDirTest::SetUp();
     file_ = dir_ / "sluice.toml";
   }
-
-  void TearDown() override { fs::remove_all(dir_); }
 
   Config parse(std::string_view text) { return parse_config(text, file_); }
 
@@ -116,7 +112,6 @@ class ConfigTest : public ::testing::Test {
     return dataset("name = \"a\"\nsource = \"demo\"\nquery = \"q\"\n" + std::string(extra));
   }
 
-  fs::path dir_;
   fs::path file_;
 };
 
