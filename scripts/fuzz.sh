@@ -46,7 +46,7 @@ fuzz_one() {
 }
 export -f fuzz_one
 
-printf '%s\n' fuzz_export_plan fuzz_config fuzz_pg_decoders fuzz_encoders fuzz_compression \
+printf '%s\n' fuzz_export_plan fuzz_config fuzz_pg_decoders fuzz_pg_copy_stream fuzz_encoders fuzz_compression \
     fuzz_transforms fuzz_request_target fuzz_range fuzz_archive_request fuzz_zip_names \
     fuzz_s3_xml fuzz_cube |
   xargs -P "$(nproc)" -I{} bash -c 'fuzz_one "$@"' _ {} "$seconds" "$findings"

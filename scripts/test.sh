@@ -37,7 +37,7 @@ step "functional tests against the AddressSanitizer + UBSan binary (a named subs
 # The paths where memory goes wrong only under real traffic: clients that leave, stall or
 # trickle, shutdown and its grace, timeouts, connection shedding, PostgreSQL pool replacement and
 # failures mid-stream, 200 and 500 concurrent downloads, archives and presigned files with sendfile
-# and Range, and the S3 client against a real endpoint (multipart uploads aborted, answers cut,
+# and Range, PostgreSQL COPYs read both ways (off the socket and through libpq), and the S3 client against a real endpoint (multipart uploads aborted, answers cut,
 # retries, TLS), HTTPS (the session over TLS streams, handshakes refused, certificates reloaded),
 # and background jobs (workers killed, paused, cancelled, shut down; SSE and
 # WebSocket subscribers). Every server's teardown fails on a sanitizer report in its log
@@ -47,7 +47,7 @@ sanitized_subset=(
   tests/functional/test_errors.py tests/functional/test_timeouts_and_signals.py
   tests/functional/test_operations.py tests/functional/test_tls.py
   tests/postgres/test_pg_streaming.py tests/postgres/test_pg_errors.py
-  tests/postgres/test_pg_hardening.py
+  tests/postgres/test_pg_hardening.py tests/postgres/test_pg_copy_reader.py
   tests/archives/test_archive_flow.py tests/archives/test_archive_hardening.py
   tests/archives/test_archive_http.py tests/archives/test_presigned_files.py
   tests/s3/test_s3_store.py tests/s3/test_s3_cubes.py

@@ -1,13 +1,21 @@
 #include "sources/pg_connection.hpp"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <thread>
+
+#include "sources/pg_copy_stream.hpp"
+#include "sources/source_metrics.hpp"
 
 namespace sluice {
 namespace {
@@ -21,20 +29,42 @@ std::string message_of(PGconn* conn) {
   return message;
 }
 
+// A dup of libpq's socket registered with an io_context's reactor. Closing a dup does not take
+// it out of the epoll set while libpq's descriptor keeps the socket open, and Asio, closing a
+// descriptor, counts on exactly that: the dead registration would then wake that thread for
+// every packet the server sends (and name a reactor state Asio may have reused). So it is
+// deregistered explicitly (release()) before the dup is closed.
+class DupDescriptor {
+ public:
+  DupDescriptor(const asio::any_io_executor& executor, int fd)
+      : descriptor_(executor, ::dup(fd)) {}
+  ~DupDescriptor() {
+    boost::system::error_code ignored;
+    descriptor_.cancel(ignored);
+    ::close(descriptor_.release());
+  }
+  DupDescriptor(const DupDescriptor&) = delete;
+  DupDescriptor& operator=(const DupDescriptor&) = delete;
+  stream_descriptor& get() { return descriptor_; }
+
+ private:
+  stream_descriptor descriptor_;
+};
+
 // Waits until `fd` is readable or writable, at most until `deadline`. False on timeout.
 asio::awaitable<bool> wait_fd(int fd, stream_descriptor::wait_type what,
                               std::chrono::steady_clock::time_point deadline) {
   auto executor = co_await asio::this_coro::executor;
-  stream_descriptor descriptor(executor, ::dup(fd));
+  DupDescriptor descriptor(executor, fd);
   asio::steady_timer timer(executor, deadline);
   bool timed_out = false;
   timer.async_wait([&](boost::system::error_code ec) {
     if (!ec) {
       timed_out = true;
-      descriptor.cancel();
+      descriptor.get().cancel();
     }
   });
-  co_await descriptor.async_wait(what, asio::as_tuple(asio::use_awaitable));
+  co_await descriptor.get().async_wait(what, asio::as_tuple(asio::use_awaitable));
   timer.cancel();
   co_return !timed_out;
 }
@@ -48,8 +78,25 @@ PgError error_of(const PGresult* result, PGconn* conn) {
 
 }  // namespace
 
-struct PgConnection::Socket {
-  stream_descriptor descriptor;
+// How long read_copy_row may sleep for rows to gather: the time a buffer's worth takes at the
+// rate seen, within these bounds (the longest is also the most a row waits for its turn).
+constexpr std::chrono::microseconds kMinGather{50};
+constexpr std::chrono::microseconds kMaxGather{4000};
+
+// Why the COPY of a plain connection is read by libpq after all: SLUICE_PG_COPY_VIA_LIBPQ=1
+// (tests run both readers; benchmarks compare them).
+bool copy_via_libpq() {
+  static const bool forced = [] {
+    const char* value = std::getenv("SLUICE_PG_COPY_VIA_LIBPQ");
+    return value != nullptr && std::string_view(value) == "1";
+  }();
+  return forced;
+}
+
+// Where the connection's waits run: the executor of the request using it (its I/O thread).
+struct PgConnection::Waits {
+  explicit Waits(const asio::any_io_executor& executor) : timer(executor) {}
+  asio::steady_timer timer;  // read_copy_row's sleeps
 };
 
 asio::awaitable<std::unique_ptr<PgConnection>> PgConnection::connect(
@@ -89,10 +136,10 @@ asio::awaitable<std::unique_ptr<PgConnection>> PgConnection::connect(
 
 PgConnection::PgConnection(PGconn* conn, const asio::any_io_executor& executor)
     : conn_(conn),
-      socket_(std::make_unique<Socket>(Socket{stream_descriptor(executor, ::dup(PQsocket(conn)))})) {}
+      waits_(std::make_unique<Waits>(executor)) {}
 
 PgConnection::~PgConnection() {
-  socket_.reset();
+  waits_.reset();
   PQfinish(conn_);
 }
 
@@ -102,24 +149,23 @@ void PgConnection::fail_connection(const std::string& what) {
 }
 
 asio::awaitable<void> PgConnection::wait_readable() {
-  auto [ec] = co_await socket_->descriptor.async_wait(stream_descriptor::wait_read,
-                                                      asio::as_tuple(asio::use_awaitable));
-  if (ec == asio::error::operation_aborted) {
-    // The waiting coroutine was cancelled (client gone, shutdown), not the connection lost:
-    // stop the server's work and let the cancellation travel on.
-    if (busy_) cancel();
-    broken_ = true;
-    throw boost::system::system_error(ec);
-  }
-  if (ec) {
-    broken_ = true;
-    throw PgError("", "PostgreSQL connection: " + ec.message(), true);
-  }
+  co_await wait_socket(stream_descriptor::wait_read);
 }
 
 asio::awaitable<void> PgConnection::wait_writable() {
-  auto [ec] = co_await socket_->descriptor.async_wait(stream_descriptor::wait_write,
-                                                      asio::as_tuple(asio::use_awaitable));
+  co_await wait_socket(stream_descriptor::wait_write);
+}
+
+// The socket is in the reactor only while it is waited for: registered for good, every packet
+// the server sends would wake the thread, even while read_copy_row sleeps to let rows gather.
+asio::awaitable<void> PgConnection::wait_socket(int what) {
+  DupDescriptor descriptor(waits_->timer.get_executor(), PQsocket(conn_));
+  auto [ec] = co_await descriptor.get().async_wait(static_cast<stream_descriptor::wait_type>(what),
+                                                   asio::as_tuple(asio::use_awaitable));
+  check_wait(ec);
+}
+
+void PgConnection::check_wait(const boost::system::error_code& ec) {
   if (ec == asio::error::operation_aborted) {
     // The waiting coroutine was cancelled (client gone, shutdown), not the connection lost:
     // stop the server's work and let the cancellation travel on.
@@ -190,6 +236,14 @@ asio::awaitable<PgResult> PgConnection::exec(const std::string& sql,
 }
 
 asio::awaitable<void> PgConnection::start_copy(const std::string& sql) {
+  copied_since_wait_ = 0;
+  wait_began_ = std::chrono::steady_clock::now();
+  if (PQsslInUse(conn_) == 0 && PQgssEncInUse(conn_) == 0 && !copy_via_libpq()) {
+    source_metrics().pg_copies_socket.add(1);
+    co_await start_raw_copy(sql);
+    co_return;
+  }
+  source_metrics().pg_copies_libpq.add(1);
   co_await send_and_flush(sql, {});
   co_await consume_until_ready();
   PgResult result(PQgetResult(conn_));
@@ -207,7 +261,94 @@ asio::awaitable<void> PgConnection::start_copy(const std::string& sql) {
   throw error;
 }
 
+// The raw COPY: libpq has read everything up to the last ReadyForQuery (exec() returns only
+// then, and the server says nothing unasked between statements), so the socket is at a message
+// boundary and libpq's own buffer is empty. The Query message goes out here, and everything up
+// to the next ReadyForQuery is read here; libpq's state is as exec() left it, so the COMMIT
+// after the COPY goes through libpq again.
+asio::awaitable<void> PgConnection::start_raw_copy(const std::string& sql) {
+  if (broken_) throw PgError("", "PostgreSQL connection is broken", true);
+  busy_ = true;
+  copy_ = std::make_unique<PgCopyStream>();
+  // Query: 'Q', the length (counting itself), the statement, its NUL.
+  const auto length = static_cast<std::uint32_t>(4 + sql.size() + 1);
+  std::string message{'Q', static_cast<char>(length >> 24), static_cast<char>(length >> 16),
+                      static_cast<char>(length >> 8), static_cast<char>(length)};
+  message.append(sql).push_back('\0');
+  const int fd = PQsocket(conn_);
+  for (std::size_t sent = 0; sent < message.size();) {
+    const ssize_t n = ::send(fd, message.data() + sent, message.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) {
+      sent += static_cast<std::size_t>(n);
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      co_await wait_writable();
+    } else if (errno != EINTR) {
+      fail_raw(std::string("cannot send the query: ") + std::strerror(errno));
+    }
+  }
+  // Until CopyOutResponse, or the error that ends the exchange instead.
+  for (;;) {
+    std::string_view row;
+    const PgCopyStream::Event event = next_copy_event(row);
+    if (event == PgCopyStream::Event::kStarted) co_return;
+    if (event == PgCopyStream::Event::kEnd) {
+      co_await finish_copy();  // throws the query's error
+      broken_ = true;
+      throw PgError("08P01", "the server answered the COPY without rows or an error", false);
+    }
+    if (!read_socket()) co_await wait_readable();
+  }
+}
+
+PgCopyStreamEvent PgConnection::next_copy_event(std::string_view& row) {
+  try {
+    return copy_->next(row);
+  } catch (const std::runtime_error& error) {
+    broken_ = true;
+    throw PgError("08P01", error.what(), true);
+  }
+}
+
+void PgConnection::fail_raw(const std::string& what) {
+  broken_ = true;
+  // A backend that is told to go (FATAL, e.g. pg_terminate_backend) says why before it closes.
+  if (copy_ && copy_->error()) throw PgError(copy_->error()->sqlstate, copy_->error()->message, true);
+  throw PgError("", what, true);
+}
+
+bool PgConnection::read_socket() {
+  const int fd = PQsocket(conn_);
+  for (;;) {
+    const std::span<char> space = copy_->space();
+    const ssize_t n = ::recv(fd, space.data(), space.size(), MSG_DONTWAIT);
+    if (n > 0) {
+      copy_->filled(static_cast<std::size_t>(n));
+      return true;
+    }
+    if (n == 0) fail_raw("lost the connection during COPY: server closed the connection unexpectedly");
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    if (errno != EINTR) fail_raw(std::string("lost the connection during COPY: ") + std::strerror(errno));
+  }
+}
+
 int PgConnection::try_read_copy_row(CopyRow& row) {
+  if (copy_) {
+    for (;;) {
+      std::string_view bytes;
+      switch (next_copy_event(bytes)) {
+        case PgCopyStream::Event::kRow:
+          row.bytes.reset();
+          row.data = bytes;
+          copied_since_wait_ += bytes.size();
+          return 1;
+        case PgCopyStream::Event::kEnd: return -1;
+        case PgCopyStream::Event::kStarted: continue;  // (only the first message)
+        case PgCopyStream::Event::kNeedMore:
+          if (!read_socket()) return 0;
+          continue;
+      }
+    }
+  }
   char* bytes = nullptr;
   int size = PQgetCopyData(conn_, &bytes, 1);
   if (size == 0) {
@@ -219,7 +360,8 @@ int PgConnection::try_read_copy_row(CopyRow& row) {
   }
   if (size > 0) {
     row.bytes.reset(bytes);
-    row.size = static_cast<std::size_t>(size);
+    row.data = std::string_view(bytes, static_cast<std::size_t>(size));
+    copied_since_wait_ += row.data.size();
     return 1;
   }
   if (size == 0) return 0;
@@ -232,14 +374,50 @@ asio::awaitable<bool> PgConnection::read_copy_row(CopyRow& row) {
     int got = try_read_copy_row(row);
     if (got == 1) co_return true;
     if (got == -1) break;
-    co_await wait_readable();
-    if (PQconsumeInput(conn_) == 0) fail_connection("lost the connection during COPY");
+    co_await wait_for_rows();
+    if (!copy_ && PQconsumeInput(conn_) == 0) fail_connection("lost the connection during COPY");
   }
   co_await finish_copy();
   co_return false;
 }
 
+asio::awaitable<void> PgConnection::wait_for_rows() {
+  const auto now = std::chrono::steady_clock::now();
+  const std::size_t copied = std::exchange(copied_since_wait_, 0);
+  if (copied > 0) {
+    // Rows flowed since the last wait: the server is producing. Waking for the socket would
+    // wake for each 8 KiB it sends; sleep until about a buffer's worth has gathered instead.
+    // The rate: what arrived since the last wait began (during it, and since).
+    const auto since = std::chrono::duration_cast<std::chrono::microseconds>(now - wait_began_);
+    const auto gather = std::chrono::microseconds(static_cast<std::int64_t>(
+        static_cast<double>(since.count()) * PgCopyStream::kBufferBytes / static_cast<double>(copied)));
+    co_await sleep_for(std::clamp(gather, kMinGather, kMaxGather));
+  } else {
+    co_await wait_readable();  // nothing came since the last wait: the server is busy elsewhere
+  }
+  wait_began_ = now;
+}
+
+asio::awaitable<void> PgConnection::sleep_for(std::chrono::microseconds delay) {
+  waits_->timer.expires_after(delay);
+  auto [ec] = co_await waits_->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  check_wait(ec);
+}
+
 asio::awaitable<void> PgConnection::finish_copy() {
+  if (copy_) {
+    // Read to ReadyForQuery (rows that still come are dropped), then report the COPY's error.
+    for (;;) {
+      std::string_view row;
+      const PgCopyStream::Event event = next_copy_event(row);
+      if (event == PgCopyStream::Event::kEnd) break;
+      if (event == PgCopyStream::Event::kNeedMore && !read_socket()) co_await wait_readable();
+    }
+    const std::unique_ptr<PgCopyStream> stream = std::move(copy_);
+    busy_ = false;
+    if (stream->error()) throw PgError(stream->error()->sqlstate, stream->error()->message, false);
+    co_return;
+  }
   // The COPY ended: its final status says whether it completed.
   std::unique_ptr<PgError> error;
   for (;;) {
@@ -273,18 +451,18 @@ void PgConnection::cancel() noexcept {
 }
 
 void PgConnection::bind_to(const asio::any_io_executor& executor) {
-  if (socket_->descriptor.get_executor() == executor) return;
-  socket_ = std::make_unique<Socket>(Socket{stream_descriptor(executor, ::dup(PQsocket(conn_)))});
+  if (waits_->timer.get_executor() == executor) return;
+  waits_ = std::make_unique<Waits>(executor);
 }
 
 bool PgConnection::cancelled_healthy() const {
   return cancelled_ && PQstatus(conn_) == CONNECTION_OK;
 }
 
-asio::any_io_executor PgConnection::executor() const { return socket_->descriptor.get_executor(); }
+asio::any_io_executor PgConnection::executor() const { return waits_->timer.get_executor(); }
 
 bool PgConnection::reusable() const {
-  return !broken_ && !busy_ && PQstatus(conn_) == CONNECTION_OK &&
+  return !broken_ && !busy_ && !copy_ && PQstatus(conn_) == CONNECTION_OK &&
          PQtransactionStatus(conn_) == PQTRANS_IDLE;
 }
 

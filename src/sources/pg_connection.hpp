@@ -4,6 +4,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -39,10 +40,13 @@ struct PgFreeMem {
 
 // One CopyData message of a COPY TO STDOUT: one row. Valid until the next read.
 struct CopyRow {
-  std::unique_ptr<char, PgFreeMem> bytes;
-  std::size_t size = 0;
-  std::string_view view() const { return {bytes.get(), size}; }
+  std::unique_ptr<char, PgFreeMem> bytes;  // libpq's copy of the row (TLS connections)
+  std::string_view data;                   // the row: in `bytes` or in the connection's buffer
+  std::string_view view() const { return data; }
 };
+
+class PgCopyStream;
+enum class PgCopyStreamEvent;
 
 // One libpq connection driven asynchronously: the socket is awaited with Asio, libpq runs in
 // non-blocking mode, no call blocks the I/O thread (except PQconnectStart's name lookup for a
@@ -61,9 +65,15 @@ class PgConnection {
   // last result. Throws PgError when any statement fails.
   boost::asio::awaitable<PgResult> exec(const std::string& sql,
                                         const std::vector<std::string>& params = {});
-  // Sends `COPY (...) TO STDOUT ...` and completes once the server streams rows.
+  // Sends `COPY (...) TO STDOUT ...` and completes once the server streams rows. On a plain
+  // connection (no TLS or GSS encryption) the COPY is read off the socket directly
+  // (PgCopyStream: large reads, rows as views, no allocation per row); otherwise through
+  // libpq. Either way the rows come from the calls below.
   boost::asio::awaitable<void> start_copy(const std::string& sql);
   // The next row of the COPY; false at its end (the final status consumed). Throws PgError.
+  // When the socket is empty after a read that found rows, it first sleeps long enough for
+  // about a buffer's worth to arrive (at the rate seen, at most 1 ms), instead of waking for
+  // every 8 KiB the server sends: fewer, larger reads, and larger writes to the client.
   boost::asio::awaitable<bool> read_copy_row(CopyRow& row);
   // The next row only if it has already arrived (in libpq's buffer or the socket's): 1 = row,
   // 0 = would wait, -1 = end of the COPY, after which the caller must co_await finish_copy().
@@ -93,16 +103,33 @@ class PgConnection {
                                               const std::vector<std::string>& params);
   boost::asio::awaitable<void> wait_readable();
   boost::asio::awaitable<void> wait_writable();
+  boost::asio::awaitable<void> wait_socket(int what);  // a stream_descriptor::wait_type
+  // A wait's outcome: cancelled (the request went away: the query is cancelled too) or failed.
+  void check_wait(const boost::system::error_code& ec);
   // `during` names the step in the error when the connection is lost meanwhile.
   boost::asio::awaitable<void> consume_until_ready(const char* during = "lost the connection");
   [[noreturn]] void fail_connection(const std::string& what);
+  // The raw COPY's failures: the connection is lost (with the server's reason, if it gave one).
+  [[noreturn]] void fail_raw(const std::string& what);
+  boost::asio::awaitable<void> start_raw_copy(const std::string& sql);
+  // The next event of the raw COPY; a protocol violation breaks the connection (PgError).
+  PgCopyStreamEvent next_copy_event(std::string_view& row);
+  // One non-blocking read of the socket into the COPY buffer: false when it had nothing.
+  bool read_socket();
+  // Waits until rows may have arrived: sleeps (see read_copy_row) or waits for the socket.
+  boost::asio::awaitable<void> wait_for_rows();
+  boost::asio::awaitable<void> sleep_for(std::chrono::microseconds delay);
 
   PGconn* conn_;
-  struct Socket;
-  std::unique_ptr<Socket> socket_;
+  struct Waits;
+  std::unique_ptr<Waits> waits_;
   bool broken_ = false;
   bool cancelled_ = false;  // broken_ by cancel() alone
   bool busy_ = false;  // a query or COPY is in flight
+  std::unique_ptr<PgCopyStream> copy_;  // while a COPY is read off the socket directly
+  // Bytes of rows read since the last wait for rows began, and when it began.
+  std::size_t copied_since_wait_ = 0;
+  std::chrono::steady_clock::time_point wait_began_;
 };
 
 }  // namespace sluice
