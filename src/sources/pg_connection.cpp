@@ -162,6 +162,7 @@ asio::awaitable<void> PgConnection::wait_socket(int what) {
   DupDescriptor descriptor(waits_->timer.get_executor(), PQsocket(conn_));
   auto [ec] = co_await descriptor.get().async_wait(static_cast<stream_descriptor::wait_type>(what),
                                                    asio::as_tuple(asio::use_awaitable));
+  drained_ = false;
   check_wait(ec);
 }
 
@@ -270,6 +271,7 @@ asio::awaitable<void> PgConnection::start_raw_copy(const std::string& sql) {
   if (broken_) throw PgError("", "PostgreSQL connection is broken", true);
   busy_ = true;
   copy_ = std::make_unique<PgCopyStream>();
+  drained_ = false;
   // Query: 'Q', the length (counting itself), the statement, its NUL.
   const auto length = static_cast<std::uint32_t>(4 + sql.size() + 1);
   std::string message{'Q', static_cast<char>(length >> 24), static_cast<char>(length >> 16),
@@ -317,16 +319,23 @@ void PgConnection::fail_raw(const std::string& what) {
 }
 
 bool PgConnection::read_socket() {
+  // A read that found the socket emptied (a short read or EAGAIN) is not repeated until a wait:
+  // the rows in hand go on their way first.
+  if (drained_) return false;
   const int fd = PQsocket(conn_);
   for (;;) {
     const std::span<char> space = copy_->space();
     const ssize_t n = ::recv(fd, space.data(), space.size(), MSG_DONTWAIT);
     if (n > 0) {
       copy_->filled(static_cast<std::size_t>(n));
+      drained_ = static_cast<std::size_t>(n) < space.size();
       return true;
     }
     if (n == 0) fail_raw("lost the connection during COPY: server closed the connection unexpectedly");
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      drained_ = true;
+      return false;
+    }
     if (errno != EINTR) fail_raw(std::string("lost the connection during COPY: ") + std::strerror(errno));
   }
 }
@@ -401,6 +410,7 @@ asio::awaitable<void> PgConnection::wait_for_rows() {
 asio::awaitable<void> PgConnection::sleep_for(std::chrono::microseconds delay) {
   waits_->timer.expires_after(delay);
   auto [ec] = co_await waits_->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  drained_ = false;
   check_wait(ec);
 }
 
@@ -415,6 +425,10 @@ asio::awaitable<void> PgConnection::finish_copy() {
     }
     const std::unique_ptr<PgCopyStream> stream = std::move(copy_);
     busy_ = false;
+    if (stream->buffered() != 0) {
+      broken_ = true;
+      throw PgError("08P01", "PostgreSQL protocol violation during COPY: bytes after ReadyForQuery", true);
+    }
     if (stream->error()) throw PgError(stream->error()->sqlstate, stream->error()->message, false);
     co_return;
   }

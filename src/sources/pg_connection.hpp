@@ -127,6 +127,7 @@ class PgConnection {
   bool cancelled_ = false;  // broken_ by cancel() alone
   bool busy_ = false;  // a query or COPY is in flight
   std::unique_ptr<PgCopyStream> copy_;  // while a COPY is read off the socket directly
+  bool drained_ = false;  // the last read emptied the socket; nothing was waited for since
   // Bytes of rows read since the last wait for rows began, and when it began.
   std::size_t copied_since_wait_ = 0;
   std::chrono::steady_clock::time_point wait_began_;

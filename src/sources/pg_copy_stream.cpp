@@ -46,13 +46,14 @@ void PgCopyStream::make_room(std::size_t needed) {
     end_ -= begin_;
     begin_ = 0;
   }
-  if (capacity_ < needed) {
-    std::unique_ptr<char[]> bigger(new char[needed]);
-    std::memcpy(bigger.get(), buffer_.get() + begin_, end_ - begin_);
-    end_ -= begin_;
-    begin_ = 0;
+  if (capacity_ < needed && end_ == capacity_) {
+    // A message larger than the buffer: grow as its bytes arrive (doubling), not to the size
+    // its header claims before they do.
+    const std::size_t grown = std::min(needed, std::max(capacity_ * 2, end_ + kBufferBytes));
+    std::unique_ptr<char[]> bigger(new char[grown]);
+    std::memcpy(bigger.get(), buffer_.get(), end_);
     buffer_ = std::move(bigger);
-    capacity_ = needed;
+    capacity_ = grown;
   }
 }
 
@@ -69,10 +70,7 @@ void PgCopyStream::shrink() {
 PgCopyStream::Event PgCopyStream::next(std::string_view& row) {
   for (;;) {
     const std::size_t available = end_ - begin_;
-    if (ended_) {
-      if (available > 0) violation("bytes after ReadyForQuery");
-      return Event::kEnd;
-    }
+    if (ended_) return Event::kEnd;
     if (available < 5) {
       want_ = 5;
       return Event::kNeedMore;

@@ -44,19 +44,21 @@ class PgCopyStream {
 
   PgCopyStream();
 
-  // Where to read next: never empty; grows to hold a message larger than the buffer.
+  // Where to read next: never empty; grows (doubling, as its bytes arrive) to hold a message
+  // larger than the buffer.
   std::span<char> space();
   void filled(std::size_t bytes);
 
   // The next event. Throws std::runtime_error on bytes that break the protocol (a type that
-  // has no place here, a length out of range, data after ReadyForQuery).
+  // has no place here, a length out of range). After kEnd, buffered() > 0 means the server sent
+  // more than the exchange (the caller's protocol violation to report).
   Event next(std::string_view& row);
 
   // The ErrorResponse, if one came (the COPY failed; ReadyForQuery follows it).
   const std::optional<Error>& error() const { return error_; }
   // The transaction status of ReadyForQuery: 'I', 'T' or 'E' (0 before it).
   char transaction_status() const { return status_; }
-  // Bytes read but not yet parsed (0 at a message boundary).
+  // Bytes read but not yet parsed (0 at a message boundary, and after a proper ReadyForQuery).
   std::size_t buffered() const { return end_ - begin_; }
   // Gives the memory of a buffer grown for a big message back, keeping the default size.
   void shrink();
