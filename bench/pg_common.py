@@ -334,13 +334,13 @@ COMMIT;
 """
 
 
-def write_config(path, cluster, datasets, server_extra=""):
+def write_config(path, cluster, datasets, server_extra="", pool_size=8):
     """A sluice.toml with a source per copy_format the datasets use (auto, text, csv) on the
     cluster and the given datasets: {dataset name: (copy_format, table)}."""
     lines = ["[server]", 'listen = "127.0.0.1:0"', server_extra, ""]
     for fmt in sorted({"auto"} | {f for f, _ in datasets.values()}):
         lines += [f"[sources.pg_{fmt}]", 'kind = "postgres"', f'url = "{cluster.conninfo()}"',
-                  "pool_size = 8", f'copy_format = "{fmt}"', ""]
+                  f"pool_size = {pool_size}", f'copy_format = "{fmt}"', ""]
     for name, (fmt, tbl) in datasets.items():
         lines += ["[[datasets]]", f'name = "{name}"', f'source = "pg_{fmt}"',
                   f'query = "SELECT {ORDERS_COLUMNS} FROM {tbl}"', ""]

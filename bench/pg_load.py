@@ -14,8 +14,9 @@ run, interleaved (the order rotates every round), after one untimed pass of each
             [auto_base, passthrough_base with --baseline BIN: the same on a second server
              running another build, side by side in the same rounds]
   K at once for each K of --concurrency (default 4,16): K psql at once, then K curl of
-            orders.csv at once (auto; with --concurrent-variants auto,passthrough both); the
-            wall is from the first start to the last end.
+            orders.csv at once (auto; with --concurrent-variants auto,passthrough both; with
+            --baseline the same on the baseline build too); the wall is from the first start
+            to the last end.
 
 Measured per export: wall; Sluice's CPU (utime + stime of the server process, /proc/PID/stat,
 before and after); its context switches (voluntary and involuntary, summed over its threads,
@@ -24,9 +25,10 @@ reaped children); the client's CPU (rusage of curl / psql). Memory: VmRSS polled
 during each K-at-once group; peak above the idle RSS, per stream, against the stream budget
 (`[server] stream_buffer_bytes`, 256 KiB by default).
 
-Targets (issue 15): Sluice CPU per export <= 2.0 s (auto), <= 1.0 s (passthrough); K at once
->= 1.0 x K psql at once (K = 4, 16); one export auto >= 1.3 x psql; peak RSS above idle per stream
-within the stream budget.
+Targets (issue 15): Sluice CPU per export <= 2.0 s (auto), <= 1.0 s (passthrough) (with
+--baseline also: half the baseline build's, measured in the same rounds); K at once >= 1.0 x K
+psql at once (K = 4, 16); one export auto >= 1.3 x psql; peak RSS above idle per stream no more
+than the baseline build's + 10% (without --baseline: within the 256 KiB stream budget).
 
     bench/pg_load.py [--rounds 3] [--concurrency 4,16] [--table orders] [--baseline OLD_BINARY]
 """
@@ -151,6 +153,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--table", default="orders")
     parser.add_argument("--concurrency", default="4,16", help="K values of the K-at-once runs")
+    parser.add_argument("--big-rounds", type=int, default=None,
+                        help="rounds of the K-at-once runs with K > 4 (default: --rounds)")
     parser.add_argument("--concurrent-variants", default="auto",
                         help="Sluice variants of the K-at-once runs (auto, passthrough)")
     parser.add_argument("--solo-variants", default="psql,auto,passthrough")
@@ -165,8 +169,9 @@ def main():
     if rows is None:
         sys.exit(f"table {args.table} missing: run bench/pg_setup.py --table {args.table} first")
     datasets = {args.table: ("auto", args.table), f"{args.table}_copycsv": ("csv", args.table)}
+    max_k = max([1] + [int(x) for x in args.concurrency.split(",") if x])
     config = pg.write_config(work / "load.toml", cluster, datasets,
-                             server_extra="threads = 2\nmax_streams = 64")
+                             server_extra="threads = 2\nmax_streams = 64", pool_size=max_k + 2)
     solo = [v for v in args.solo_variants.split(",") if v]
     servers = {}
     print(pg.machine_line(sluice))
@@ -197,9 +202,12 @@ def main():
                                f"{r['client']:5.2f} s  cs {r['vol']:,.0f}+{r['invol']:,.0f}")
             conc = {}
             kinds = ["psql"] + [v for v in args.concurrent_variants.split(",") if v]
+            if base_server:
+                kinds += [f"{v}_base" for v in kinds[1:]]
             for k in [int(x) for x in args.concurrency.split(",") if x]:
                 conc[k] = {v: [] for v in kinds}
-                for rnd in range(args.rounds):
+                rounds = args.rounds if k <= 4 or args.big_rounds is None else args.big_rounds
+                for rnd in range(rounds):
                     order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
                     for v in order:
                         r = run_group(v, k, cluster, servers, args.table)
@@ -229,9 +237,15 @@ def main():
             cpu = pg.median([r["sluice"] for r in rs])
             if v in TARGET_CPU:
                 ok = cpu <= TARGET_CPU[v]
+                base = solo_results.get(f"{v}_base")
+                versus = ""
+                if base:
+                    base_cpu = pg.median([r["sluice"] for r in base])
+                    versus = (f"; baseline build {base_cpu:.2f} s, x{cpu / base_cpu:.2f} "
+                              f"({'halved' if cpu <= base_cpu / 2 else 'not halved'})")
                 lines.append(f"RESULT pg_load sluice_cpu {v}: {cpu:.2f} s per export "
                              f"(rounds {' '.join(format(r['sluice'], '.2f') for r in rs)}; target <= "
-                             f"{TARGET_CPU[v]} s) {'PASS' if ok else 'MISS'}")
+                             f"{TARGET_CPU[v]} s{versus}) {'PASS' if ok else 'MISS'}")
             if v == "auto" and psql_walls:
                 per = " ".join(f"{p / r['wall']:.2f}" for p, r in zip(psql_walls, rs))
                 lines.append(f"RESULT pg_load solo auto: x{ratio:.2f} of psql (rounds {per}; "
@@ -256,19 +270,25 @@ def main():
                         spread([r["backend"] for r in rs]), spread([r["client"] for r in rs]),
                         f"{max(r['rss_peak'] for r in rs) / 1024:.1f}" if server else "-",
                         f"{max(per_stream):.0f}" if server else "-"])
-            if server:
+            if server and not v.endswith("_base"):
                 per = " ".join(f"{p / r['wall']:.2f}" for p, r in zip(psql_walls, rs))
                 lines.append(f"RESULT pg_load {k} at once {v}: x{ratio:.2f} of {k} psql at once "
                              f"(rounds {per}; target >= {TARGET_CONCURRENT}) "
                              f"{'PASS' if ratio >= TARGET_CONCURRENT else 'MISS'}")
                 worst = max(per_stream)
+                base = by_kind.get(f"{v}_base")
+                if base:  # today's figure: the baseline build's, measured in the same run
+                    limit = max((r["rss_peak"] - r["rss_idle"]) / k for r in base) * 1.1
+                    what = f"baseline build {limit / 1.1:.0f} KiB, limit +10%"
+                else:
+                    limit = STREAM_BUDGET / 1024
+                    what = f"stream budget {STREAM_BUDGET // 1024} KiB"
                 lines.append(f"RESULT pg_load {k} at once {v} memory: peak RSS "
                              f"{max(r['rss_peak'] for r in rs) / 1024:.1f} MiB, "
-                             f"{worst:.0f} KiB per stream above idle (budget "
-                             f"{STREAM_BUDGET // 1024} KiB) "
-                             f"{'PASS' if worst <= STREAM_BUDGET / 1024 else 'MISS'}")
+                             f"{worst:.0f} KiB per stream above idle ({what}) "
+                             f"{'PASS' if worst <= limit else 'MISS'}")
         print()
-        print(f"{k} exports at once, {args.rounds} rounds, median (min-max); per-export CPU and "
+        print(f"{k} exports at once, {len(by_kind['psql'])} rounds, median (min-max); per-export CPU and "
               f"context switches; ratio = psql wall / wall")
         print(pg.table(["variant", "wall s", "ratio", "sluice CPU s", "voluntary cs",
                         "involuntary cs", "backend CPU s", "client CPU s", "peak RSS MiB",
