@@ -7,11 +7,15 @@ cut, never ends as if whole). `sluice_pg_copies_total{reader=...}` says which re
 from __future__ import annotations
 
 import os
+import time
+import uuid
 
 import pytest
 import requests
 
-from support.pg import ALL_TYPES_QUERY, dataset_toml, source_toml
+from support.http import raw_get
+from support.metrics import wait_until
+from support.pg import ALL_TYPES_QUERY, ENDLESS_QUERY, dataset_toml, source_toml
 from support.server import serve, stop_and_check
 
 # Rows of 0 B to ~200 KB: several are larger than the read buffer, some straddle its end.
@@ -34,7 +38,8 @@ def config(pg, copy_format: str) -> str:
         "statement_timeout_ms = 0\n", f'statement_timeout_ms = 0\ncopy_format = "{copy_format}"\n')
     return ("[server]\n\n" + source + dataset_toml("types", "pg", ALL_TYPES_QUERY)
             + dataset_toml("wide", "pg", WIDE_QUERY) + dataset_toml("noisy", "pg", NOISY_QUERY)
-            + dataset_toml("failing", "pg", FAILING_QUERY))
+            + dataset_toml("failing", "pg", FAILING_QUERY)
+            + dataset_toml("endless", "pg", ENDLESS_QUERY))
 
 
 @pytest.fixture
@@ -116,3 +121,31 @@ def test_an_error_midway_cuts_the_transfer_in_both_readers(servers):
         # The connection that failed is not reused in a broken state: the next export is whole.
         again = requests.get(f"{server.url}/v1/exports/noisy.csv", timeout=60)
         assert again.status_code == 200 and again.content.count(b"\r\n") == 2001
+
+
+def test_a_client_leaving_cancels_the_query_in_both_readers(servers, pg_up):
+    """Also while the socket reader sleeps for rows to gather: the sleep is cancelled with the
+    stream, and the backend stops within a second."""
+    for (copy_format, reader), server in servers.items():
+        request_id = f"reader-{reader}-{copy_format}-{uuid.uuid4().hex[:8]}"
+        response = raw_get(server.port, "/v1/exports/endless.csv",
+                           headers={"X-Request-Id": request_id}, rcvbuf=65536)
+        assert response.status == 200
+        received = len(response.buffered)
+        while received < 1 << 20:
+            chunk = response.sock.recv(65536)
+            assert chunk, "the endless export ended"
+            received += len(chunk)
+
+        def states() -> str:
+            return pg_up.scalar("SELECT coalesce(string_agg(state, ','), '') FROM pg_stat_activity "
+                                f"WHERE application_name = 'sluice {request_id}'")
+
+        assert states() == "active", (copy_format, reader)
+        response.close()
+        closed_at = time.monotonic()
+        wait_until(lambda: "active" not in states(), timeout=1.0,
+                   message=f"{copy_format}/{reader}: the backend still runs 1 s after the client left")
+        assert time.monotonic() - closed_at <= 1.0
+        wait_until(lambda: server.metrics()["sluice_active_streams"] == 0, timeout=2,
+                   message="the stream is still counted as active")
