@@ -114,9 +114,12 @@ std::vector<std::string> order_messages() {
         note += kWords[pick(kWords.size())];
         note += ' ';
       }
+      // One in ten gets a comma, one in fifty a quote, one in a hundred starts with '-' (each
+      // put over an ASCII byte, so the note stays valid UTF-8).
       const auto kind = pick(100);
-      if (kind < 10) note[note.size() / 2] = ',';
-      if (kind >= 10 && kind < 12) note[4] = '"';
+      const std::size_t ascii_at = note.find(' ');
+      if (kind < 10) note[ascii_at] = ',';
+      if (kind >= 10 && kind < 12) note[ascii_at] = '"';
       if (kind >= 12 && kind < 13) note[0] = '-';
       put_text(m, note);
     }
