@@ -282,6 +282,20 @@ void add_hex(std::string_view prefix, std::string_view bytes, bool uuid, RowBatc
   batch.commit_value(static_cast<std::size_t>(out - start));
 }
 
+// Text is copied as it is. A short value with 16 readable bytes from its start (the rest of
+// its message) is copied as one 16-byte load and store, without a call to memcpy: the arena's
+// tail has room for them and only the value's own bytes are committed.
+void add_text(std::string_view bytes, const char* readable_end, RowBatch& batch) {
+  constexpr std::size_t kBlock = 16;
+  if (bytes.size() <= kBlock && static_cast<std::size_t>(readable_end - bytes.data()) >= kBlock) {
+    char* out = batch.reserve_value(kBlock);
+    std::memcpy(out, bytes.data(), kBlock);
+    batch.commit_value(bytes.size());
+    return;
+  }
+  batch.add_value(bytes);
+}
+
 void expect_size(std::string_view bytes, std::size_t size) {
   if (bytes.size() != size) malformed("a field's size does not match its column type");
 }
@@ -335,7 +349,12 @@ std::size_t PgBinaryDecoder::decode(std::string_view message, RowBatch& batch) {
       continue;
     }
     if (length < 0) malformed("field length");
-    decode_field(type, cursor.take(static_cast<std::size_t>(length)), batch);
+    const std::string_view bytes = cursor.take(static_cast<std::size_t>(length));
+    if (type == PgWire::kText) {
+      add_text(bytes, message.data() + message.size(), batch);
+    } else {
+      decode_field(type, bytes, batch);
+    }
   }
   if (cursor.remaining() != 0) malformed("trailing bytes after a row");
   return 1;

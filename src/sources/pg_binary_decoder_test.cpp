@@ -8,6 +8,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "sources/source_error.hpp"
 
@@ -127,6 +128,33 @@ TEST(PgBinaryDecoderTest, UuidByteaBoolJsonb) {
   EXPECT_EQ(decode_one(PgWire::kBytea, std::string("\x00\xff\x10", 3)), "\\x00ff10");
   EXPECT_EQ(decode_one(PgWire::kBool, std::string(1, '\1')), "t");
   EXPECT_EQ(decode_one(PgWire::kJsonb, "\x01{\"a\": 1}"), "{\"a\": 1}");
+}
+
+// Short text is copied as a 16-byte block that runs into the rest of the message; the last
+// field (fewer than 16 bytes left) is copied exactly.
+TEST(PgBinaryDecoderTest, TextFieldsOfEverySizeKeepTheirBytes) {
+  const std::vector<std::string> values{"a", "", std::string(16, 'p'), std::string(17, 'q'),
+                                        "caf\xc3\xa9,\"x\"", "zz"};
+  PgBinaryDecoder decoder(std::vector<PgWire>(values.size() + 1, PgWire::kText));
+  RowBatch batch;
+  batch.reset(values.size() + 1);
+  decoder.decode(header(), batch);
+  std::string row;
+  put16(row, static_cast<int>(values.size() + 1));
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i == 2) put32(row, -1);  // a NULL among them
+    put32(row, static_cast<std::int64_t>(values[i].size()));
+    row += values[i];
+  }
+  ASSERT_EQ(decoder.decode(row, batch), 1u);
+  std::vector<std::string> decoded;
+  for (std::size_t col = 0; col < batch.columns(); ++col) {
+    const Cell cell = batch.cell(0, col);
+    decoded.push_back(cell.null ? "NULL" : std::string(cell.value));
+  }
+  EXPECT_EQ(decoded, (std::vector<std::string>{"a", "", "NULL", values[2], values[3], values[4],
+                                               "zz"}));
+  EXPECT_EQ(batch.arena(), "a" + values[2] + values[3] + values[4] + "zz");
 }
 
 TEST(PgBinaryDecoderTest, RejectsMalformedRows) {
