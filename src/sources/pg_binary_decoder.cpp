@@ -151,6 +151,28 @@ char* put4(char* out, unsigned value) { return put2(put2(out, value / 100), valu
 
 // Civil date from days since 1970-01-01 (proleptic Gregorian; year 0 = 1 BC).
 void civil_from_days(std::int64_t days, std::int64_t& year, unsigned& month, unsigned& day) {
+  // Neri and Schneider, "Euclidean affine functions and their application to calendar
+  // algorithms" (2022): 32-bit multiplications instead of 64-bit divisions, for days that
+  // shifted by whole 400-year eras stay below 2^30 (32,000 BC to 2.9 million AD, every
+  // timestamp PostgreSQL stores).
+  constexpr std::int64_t kEras = 82;
+  constexpr std::int64_t kShift = 719'468 + 146'097 * kEras;
+  if (days >= -kShift && days < (std::int64_t{1} << 30) - kShift) {
+    const auto shifted = static_cast<std::uint32_t>(days + kShift);
+    const std::uint32_t n1 = 4 * shifted + 3;
+    const std::uint32_t century = n1 / 146'097;
+    const std::uint32_t n2 = n1 % 146'097 / 4 * 4 + 3;
+    const std::uint64_t p2 = std::uint64_t{2'939'745} * n2;
+    const auto year_of_century = static_cast<std::uint32_t>(p2 >> 32);
+    const std::uint32_t day_of_year = static_cast<std::uint32_t>(p2) / 2'939'745 / 4;
+    const std::uint32_t n3 = 2141 * day_of_year + 197'913;
+    const bool january_or_february = day_of_year >= 306;
+    year = static_cast<std::int64_t>(100 * century + year_of_century) - 400 * kEras +
+           (january_or_february ? 1 : 0);
+    month = january_or_february ? n3 / 65'536 - 12 : n3 / 65'536;
+    day = n3 % 65'536 / 2141 + 1;
+    return;
+  }
   days += 719'468;
   std::int64_t era = (days >= 0 ? days : days - 146'096) / 146'097;
   auto day_of_era = static_cast<std::int64_t>(days - era * 146'097);

@@ -298,6 +298,16 @@ TEST(PgBinaryDecoderTest, RandomTimestampsAndDatesMatchTheReference) {
               reference::timestamp(micros, false))
         << micros;
   }
+  // Both ends of the fast civil-date range (days since 1970 in [-12'699'422, 2^30 - 12'699'422)),
+  // as days since 2000.
+  for (const std::int32_t edge : {-12'699'422 - 10'957, (1 << 30) - 12'699'422 - 10'957}) {
+    for (std::int32_t days = edge - 400; days <= edge + 400; ++days) {
+      bool bc = false;
+      std::string expected = reference::date(days, bc);
+      if (bc) expected += " BC";
+      ASSERT_EQ(decode_one(PgWire::kDate, days_field(days)), expected) << days;
+    }
+  }
   std::uniform_int_distribution<std::int32_t> any_days(-2'451'545, 2'145'031'948);
   for (int i = 0; i < 20'000; ++i) {
     const std::int32_t days = i % 2 == 0 ? any_days(rng) : static_cast<std::int32_t>(i * 37 - 400'000);
