@@ -76,8 +76,18 @@ bool valid_utf8(std::string_view text) {
   const std::size_t n = text.size();
   std::size_t i = 0;
   while (i < n) {
-    // Skip ASCII 16 bytes at a time, and straight to the first non-ASCII byte of a block (text
-    // with an accent every few words would otherwise walk its ASCII byte by byte).
+    // Skip ASCII 64 bytes at a time, then 16, and straight to the first non-ASCII byte of a
+    // block (text with an accent every few words would otherwise walk its ASCII byte by byte).
+    if (i + 64 <= n) {
+      const auto* block = reinterpret_cast<const __m128i*>(s + i);
+      const __m128i any = _mm_or_si128(
+          _mm_or_si128(_mm_loadu_si128(block), _mm_loadu_si128(block + 1)),
+          _mm_or_si128(_mm_loadu_si128(block + 2), _mm_loadu_si128(block + 3)));
+      if (_mm_movemask_epi8(any) == 0) {
+        i += 64;
+        continue;
+      }
+    }
     if (i + 16 <= n) {
       const auto high = static_cast<unsigned>(
           _mm_movemask_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));

@@ -36,7 +36,7 @@ TEST(Utf8Test, Validation) {
 }
 
 // valid_utf8 against a byte-by-byte walk with the same rules, for sequences (valid, truncated,
-// overlong, stray continuation bytes) at every offset of a 16-byte block and at the end.
+// overlong, stray continuation bytes) at every offset of a 16- and a 64-byte block and at the end.
 TEST(Utf8Test, ValidationAtEveryOffsetMatchesTheScalarRules) {
   auto scalar = [](std::string_view text) {
     for (std::size_t i = 0; i < text.size();) {
@@ -49,8 +49,8 @@ TEST(Utf8Test, ValidationAtEveryOffsetMatchesTheScalarRules) {
   const std::string pieces[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc3",
                                 "\xe2\x82",  "\x80",         "\xc0\xaf",         "\xff"};
   for (const std::string& piece : pieces) {
-    for (std::size_t before = 0; before < 40; ++before) {
-      for (std::size_t after : {0, 1, 15, 16, 17}) {
+    for (std::size_t before = 0; before < 140; ++before) {
+      for (std::size_t after : {0, 1, 15, 16, 17, 63, 64, 65}) {
         const std::string text = std::string(before, 'a') + piece + std::string(after, 'b');
         ASSERT_EQ(valid_utf8(text), scalar(text)) << before << " " << after;
         const std::string twice = text + piece + "c";
