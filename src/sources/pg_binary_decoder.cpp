@@ -149,6 +149,44 @@ char* put2(char* out, unsigned value) {
 // Four digits of `value`, zero-padded. REQUIRES: value < 10000.
 char* put4(char* out, unsigned value) { return put2(put2(out, value / 100), value % 100); }
 
+constexpr std::array<std::uint64_t, 20> kPowersOf10 = [] {
+  std::array<std::uint64_t, 20> powers{};
+  std::uint64_t power = 1;
+  for (std::uint64_t& each : powers) {
+    each = power;
+    power *= 10;
+  }
+  return powers;
+}();
+
+// The decimal digits of `value` (what std::to_chars writes), inline: the digit count from the
+// bit width, then two digits per step from the end.
+char* put_decimal(char* out, std::uint64_t value) {
+  if (value < 10) {
+    *out = static_cast<char>('0' + value);
+    return out + 1;
+  }
+  const auto estimate = static_cast<std::size_t>(std::bit_width(value) * 1233 >> 12);
+  char* const end = out + estimate + (value >= kPowersOf10[estimate] ? 1 : 0);
+  char* p = end;
+  for (; value >= 100; value /= 100) {
+    p -= 2;
+    put2(p, static_cast<unsigned>(value % 100));
+  }
+  if (value >= 10) {
+    put2(p - 2, static_cast<unsigned>(value));
+  } else {
+    p[-1] = static_cast<char>('0' + value);
+  }
+  return end;
+}
+
+char* put_integer(char* out, std::int64_t value) {
+  if (value >= 0) return put_decimal(out, static_cast<std::uint64_t>(value));
+  *out = '-';
+  return put_decimal(out + 1, 0 - static_cast<std::uint64_t>(value));
+}
+
 // Civil date from days since 1970-01-01 (proleptic Gregorian; year 0 = 1 BC).
 void civil_from_days(std::int64_t days, std::int64_t& year, unsigned& month, unsigned& day) {
   // Neri and Schneider, "Euclidean affine functions and their application to calendar
@@ -276,7 +314,7 @@ void add_numeric(Cursor cursor, RowBatch& batch) {
   if (weight < 0) {
     *out++ = '0';
   } else {
-    out = std::to_chars(out, out + 8, group(0)).ptr;
+    out = put_decimal(out, group(0));
     for (int i = 1; i <= weight; ++i) out = put4(out, group(i));
   }
   if (dscale > 0) {
@@ -387,7 +425,7 @@ void PgBinaryDecoder::decode_field(PgWire type, std::string_view bytes, RowBatch
   // Fixed-size renderings are written straight into the batch's arena.
   auto add_integer = [&](std::int64_t value) {
     char* out = batch.reserve_value(24);
-    batch.commit_value(static_cast<std::size_t>(std::to_chars(out, out + 24, value).ptr - out));
+    batch.commit_value(static_cast<std::size_t>(put_integer(out, value) - out));
   };
   auto add_formatted = [&](std::size_t max_size, auto format) {
     char* out = batch.reserve_value(max_size);

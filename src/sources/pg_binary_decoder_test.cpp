@@ -130,6 +130,38 @@ TEST(PgBinaryDecoderTest, UuidByteaBoolJsonb) {
   EXPECT_EQ(decode_one(PgWire::kJsonb, "\x01{\"a\": 1}"), "{\"a\": 1}");
 }
 
+std::string to_chars_text(std::int64_t value) {
+  char buffer[24];
+  return std::string(buffer, std::to_chars(buffer, buffer + sizeof buffer, value).ptr);
+}
+
+// Integers as std::to_chars writes them: every power of ten and its neighbours, both ends of
+// each width, random values of every length.
+TEST(PgBinaryDecoderTest, IntegersMatchToChars) {
+  std::vector<std::int64_t> values{0, -1, std::numeric_limits<std::int64_t>::min(),
+                                   std::numeric_limits<std::int64_t>::max()};
+  for (std::int64_t power = 1;; power *= 10) {  // up to 10^18
+    for (std::int64_t near : {power - 1, power, power + 1}) {
+      values.push_back(near);
+      values.push_back(-near);
+    }
+    if (power > std::numeric_limits<std::int64_t>::max() / 10) break;
+  }
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 5000; ++i) values.push_back(static_cast<std::int64_t>(rng() >> (rng() % 64)));
+  for (std::int64_t value : values) {
+    ASSERT_EQ(decode_one(PgWire::kInt8, int64_field(value)), to_chars_text(value)) << value;
+    const auto narrow = static_cast<std::int32_t>(value);
+    std::string four;
+    put32(four, narrow);
+    ASSERT_EQ(decode_one(PgWire::kInt4, four), to_chars_text(narrow)) << narrow;
+    ASSERT_EQ(decode_one(PgWire::kOid, four), to_chars_text(static_cast<std::uint32_t>(narrow)));
+    std::string two;
+    put16(two, static_cast<std::int16_t>(value));
+    ASSERT_EQ(decode_one(PgWire::kInt2, two), to_chars_text(static_cast<std::int16_t>(value)));
+  }
+}
+
 // Short text is copied as a 16-byte block that runs into the rest of the message; the last
 // field (fewer than 16 bytes left) is copied exactly.
 TEST(PgBinaryDecoderTest, TextFieldsOfEverySizeKeepTheirBytes) {
