@@ -3,9 +3,10 @@
 // quantity int, note text ~45% filled): (a) decoding binary COPY tuples into a RowBatch,
 // (b) that plus the served CSV encoder (UTF-8 check included), (c) the pass-through of
 // PostgreSQL's own CSV records (formula guard on). Batches are the size PgReader hands over
-// (32 KiB of values). The `ns/row` counter is CPU time per row.
+// (32 KiB of values). The `ns/row` counter is CPU time per row. *InOrder: (a) and (b) with
+// created_at rising row by row as in bench/pg_common.py's table (a day's rows share a date).
 //
-//   build/release/sluice_bench --benchmark_filter=PgDecode --benchmark_repetitions=5
+//   build/release/sluice_bench --benchmark_filter='PgDecode|PgCsv' --benchmark_repetitions=5
 
 #include <benchmark/benchmark.h>
 
@@ -77,7 +78,9 @@ std::vector<Column> order_pg_columns() {
 }
 
 // One CopyData message per tuple, the first preceded by the header as PostgreSQL sends it.
-std::vector<std::string> order_messages() {
+// `in_order`: created_at as bench/pg_common.py makes it for a 10M-row table (rows in insertion
+// order, 2023-07-01 plus 6 s a row plus 0-5 s, whole seconds), so consecutive rows share a day.
+std::vector<std::string> order_messages(bool in_order = false) {
   static constexpr std::array<const char*, 8> kCountries{"US", "DE", "FR", "GB",
                                                          "JP", "BR", "IN", "NL"};
   static constexpr std::array<const char*, 5> kStatuses{"pending", "paid", "shipped", "cancelled",
@@ -94,8 +97,13 @@ std::vector<std::string> order_messages() {
     put64(m, static_cast<std::int64_t>(10'000'000 + i * 7));
     // 2020-01-01 .. 2026-12-31 with microseconds, as now() stores them.
     put32(m, 8);
-    put64(m, static_cast<std::int64_t>(7305 + pick(2557)) * kMicrosPerDay +
-                 static_cast<std::int64_t>(pick(static_cast<std::uint64_t>(kMicrosPerDay))));
+    if (in_order) {
+      put64(m, 8582 * kMicrosPerDay +
+                   static_cast<std::int64_t>(i * 6 + pick(6)) * 1'000'000);
+    } else {
+      put64(m, static_cast<std::int64_t>(7305 + pick(2557)) * kMicrosPerDay +
+                   static_cast<std::int64_t>(pick(static_cast<std::uint64_t>(kMicrosPerDay))));
+    }
     if (pick(100) < 2) {
       put32(m, -1);
     } else {
@@ -157,8 +165,8 @@ PgBinaryDecoder started_decoder() {
   return decoder;
 }
 
-void BM_PgDecodeBinary(benchmark::State& state) {
-  const std::vector<std::string> messages = order_messages();
+void decode_only(benchmark::State& state, bool in_order) {
+  const std::vector<std::string> messages = order_messages(in_order);
   PgBinaryDecoder decoder = started_decoder();
   RowBatch batch;
   std::size_t next = 0;
@@ -170,8 +178,8 @@ void BM_PgDecodeBinary(benchmark::State& state) {
   set_counters(state, rows);
 }
 
-void BM_PgDecodeBinaryCsv(benchmark::State& state) {
-  const std::vector<std::string> messages = order_messages();
+void decode_and_encode(benchmark::State& state, bool in_order) {
+  const std::vector<std::string> messages = order_messages(in_order);
   PgBinaryDecoder decoder = started_decoder();
   const std::vector<Column> columns = order_pg_columns();
   std::unique_ptr<Encoder> encoder = make_encoder(Format::kCsv);
@@ -188,6 +196,11 @@ void BM_PgDecodeBinaryCsv(benchmark::State& state) {
   }
   set_counters(state, rows);
 }
+
+void BM_PgDecodeBinary(benchmark::State& state) { decode_only(state, false); }
+void BM_PgDecodeBinaryCsv(benchmark::State& state) { decode_and_encode(state, false); }
+void BM_PgDecodeBinaryInOrder(benchmark::State& state) { decode_only(state, true); }
+void BM_PgDecodeBinaryCsvInOrder(benchmark::State& state) { decode_and_encode(state, true); }
 
 // PostgreSQL's CSV records for the same tuples (COPY ... CSV: LF, NULL empty, '' as "", no
 // guard), one cell per row as PgReader holds them in pass-through.
@@ -233,6 +246,8 @@ void BM_PgCsvRecordsGuarded(benchmark::State& state) {
 BENCHMARK(BM_PgDecodeBinary);
 BENCHMARK(BM_PgDecodeBinaryCsv);
 BENCHMARK(BM_PgCsvRecordsGuarded);
+BENCHMARK(BM_PgDecodeBinaryInOrder);
+BENCHMARK(BM_PgDecodeBinaryCsvInOrder);
 
 }  // namespace
 }  // namespace sluice

@@ -26,7 +26,8 @@ std::unique_ptr<Encoder> make_jsonl_encoder() { return nullptr; }
 std::unique_ptr<Encoder> make_json_array_encoder() { return nullptr; }
 }  // namespace sluice
 """
-BENCHES = ["BM_PgDecodeBinary", "BM_PgDecodeBinaryCsv", "BM_PgCsvRecordsGuarded"]
+BENCHES = ["BM_PgDecodeBinary", "BM_PgDecodeBinaryCsv", "BM_PgCsvRecordsGuarded",
+           "BM_PgDecodeBinaryInOrder", "BM_PgDecodeBinaryCsvInOrder"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -68,7 +69,8 @@ def main():
                                   "--benchmark_format=json"], capture_output=True, text=True,
                                  check=True).stdout
             for bench in json.loads(out)["benchmarks"]:
-                results[commit][bench["name"]].append(bench["ns/row"])
+                if bench["name"] in results[commit]:
+                    results[commit][bench["name"]].append(bench["ns/row"])
         loads.append(os.getloadavg()[0])
         print(f"round {round_number + 1}: load {loads[-1]:.2f}", file=sys.stderr, flush=True)
     print("ns/row, median (min-max) of", args.rounds, "interleaved rounds")
