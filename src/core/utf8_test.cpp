@@ -35,6 +35,31 @@ TEST(Utf8Test, Validation) {
   EXPECT_FALSE(valid_utf8(std::string(40, 'a') + "\xff"));
 }
 
+// valid_utf8 against a byte-by-byte walk with the same rules, for sequences (valid, truncated,
+// overlong, stray continuation bytes) at every offset of a 16- and a 64-byte block and at the end.
+TEST(Utf8Test, ValidationAtEveryOffsetMatchesTheScalarRules) {
+  auto scalar = [](std::string_view text) {
+    for (std::size_t i = 0; i < text.size();) {
+      const std::size_t length = utf8_sequence_length(text, i);
+      if (length == 0) return false;
+      i += length;
+    }
+    return true;
+  };
+  const std::string pieces[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc3",
+                                "\xe2\x82",  "\x80",         "\xc0\xaf",         "\xff"};
+  for (const std::string& piece : pieces) {
+    for (std::size_t before = 0; before < 140; ++before) {
+      for (std::size_t after : {0, 1, 15, 16, 17, 63, 64, 65}) {
+        const std::string text = std::string(before, 'a') + piece + std::string(after, 'b');
+        ASSERT_EQ(valid_utf8(text), scalar(text)) << before << " " << after;
+        const std::string twice = text + piece + "c";
+        ASSERT_EQ(valid_utf8(twice), scalar(twice)) << before << " " << after;
+      }
+    }
+  }
+}
+
 TEST(Utf8Test, ShownTextIsValidUtf8WithoutControlsAndCutAtACharacter) {
   EXPECT_EQ(shown_text("plain"), "plain");
   EXPECT_EQ(shown_text(std::string_view("a\0b\n", 4)), "a\\x00b\\x0A");

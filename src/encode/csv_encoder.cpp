@@ -43,6 +43,18 @@ bool copy_and_scan(const char* src, std::size_t len, char* dst, __m128i delimite
   });
 }
 
+// Copies the `len` (1 to 16) bytes at `src` as one 16-byte load and store, and tells whether
+// any of them needs quoting. REQUIRES: 16 readable bytes at `src`, room for 16 at `dst`.
+bool copy16_and_scan(const char* src, std::size_t len, char* dst, __m128i delimiter) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), v);
+  __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, delimiter), _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+  m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+  m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\r')));
+  const unsigned kept = (1u << len) - 1;
+  return (static_cast<unsigned>(_mm_movemask_epi8(m)) & kept) != 0;
+}
+
 // Writes `len` bytes with every '"' doubled. REQUIRES: room for 2 * len + kSlack bytes.
 char* double_quotes(const char* src, std::size_t len, char* p) {
   const __m128i quote = _mm_set1_epi8('"');
@@ -178,6 +190,9 @@ class CsvEncoder final : public Encoder {
     const __m128i delimiter = delimiter_;
     const char separator = options_.delimiter;
     const bool guard = options_.formula_guard;
+    // Every value lies in the batch's arena: one that starts 16 bytes or more before its end can
+    // be copied and scanned as one 16-byte block (the bytes after it are another cell's).
+    const char* const arena_end = batch.arena().data() + batch.arena().size();
     for (std::size_t row = 0; row < rows; ++row) {
       for (std::size_t col = 0; col < columns; ++col) {
         const Cell cell = batch.cell(row, col);
@@ -200,7 +215,9 @@ class CsvEncoder final : public Encoder {
           write_guarded(c, cell.value, delimiter);
           p = c.pos;
           end = c.end;
-        } else if (!copy_and_scan(cell.value.data(), len, p, delimiter)) {
+        } else if (len <= 16 && arena_end - cell.value.data() >= 16
+                       ? !copy16_and_scan(cell.value.data(), len, p, delimiter)
+                       : !copy_and_scan(cell.value.data(), len, p, delimiter)) {
           p += len;
         } else {
           c.pos = p;

@@ -31,6 +31,7 @@ RowBatch make_batch(std::size_t columns, const std::vector<Row>& rows) {
 
 std::vector<Column> text_columns(std::vector<std::string> names) {
   std::vector<Column> columns;
+  columns.reserve(names.size());
   for (auto& name : names) columns.push_back(Column{std::move(name), LogicalType::kText});
   return columns;
 }
@@ -159,6 +160,18 @@ TEST(CsvEncoderTest, EveryLengthAndSpecialPositionMatchesReference) {
   EXPECT_EQ(encode_csv(text_columns({"a", "b"}), rows, false), reference_rows(rows));
 }
 
+// A short value is copied and scanned as one 16-byte block that runs into the next cells'
+// bytes: their delimiters, quotes and line breaks must not make it quoted, and the last cells of
+// the arena (fewer than 16 bytes left) take the other path.
+TEST(CsvEncoderTest, ShortFieldsIgnoreTheBytesAfterThem) {
+  const std::vector<Row> rows{{"a", ",\"\r\n,\"\r\n"},
+                              {"abcdefghijklmnop", "\""},
+                              {"x", std::nullopt},
+                              {"", "q,"},
+                              {"k", "l"}};
+  EXPECT_EQ(encode_csv(text_columns({"a", "b"}), rows, false), reference_rows(rows));
+}
+
 TEST(CsvEncoderTest, RandomFieldsMatchReference) {
   std::mt19937 rng(20250304);
   const std::vector<std::string> alphabet{"a",  "b",  " ",   ",", "\"", "\r",
@@ -205,6 +218,7 @@ TEST(CsvEncoderTest, SixteenMebibyteFields) {
 // Output twice the input: far beyond the encoder's first reservation for the batch.
 TEST(CsvEncoderTest, WorstCaseQuotingGrowsTheBufferMidBatch) {
   std::vector<Row> rows;
+  rows.reserve(2000);
   for (int r = 0; r < 2000; ++r) rows.push_back({std::string(1 + r % 40, '"'), "\"\""});
   EXPECT_EQ(encode_csv(text_columns({"a", "b"}), rows, false), reference_rows(rows));
 }

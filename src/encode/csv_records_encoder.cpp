@@ -1,3 +1,7 @@
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <cstring>
 #include <vector>
 
@@ -9,6 +13,44 @@ namespace {
 
 constexpr bool is_formula_start(char c) {
   return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r';
+}
+
+// Whether `record` may need the guard: some formula byte starts the record or follows a ',' or
+// a '"' (every byte the guard puts a `'` before does). A quoted field's inner "" or a ',' inside
+// quotes can make this true for a record that needs nothing; copy_guarded() then decides
+// exactly. One pass, without splitting the record into fields.
+bool may_need_guard(std::string_view record) {
+  const char* s = record.data();
+  const std::size_t n = record.size();
+  if (n == 0) return false;
+  if (is_formula_start(s[0])) return true;
+  std::size_t i = 1;
+#if defined(__SSE2__)
+  if (n > 16) {
+    auto candidates = [](const char* at) {
+      const __m128i now = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
+      const __m128i before = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at - 1));
+      __m128i formula = _mm_or_si128(_mm_cmpeq_epi8(now, _mm_set1_epi8('=')),
+                                     _mm_cmpeq_epi8(now, _mm_set1_epi8('+')));
+      formula = _mm_or_si128(formula, _mm_cmpeq_epi8(now, _mm_set1_epi8('-')));
+      formula = _mm_or_si128(formula, _mm_cmpeq_epi8(now, _mm_set1_epi8('@')));
+      formula = _mm_or_si128(formula, _mm_cmpeq_epi8(now, _mm_set1_epi8('\t')));
+      formula = _mm_or_si128(formula, _mm_cmpeq_epi8(now, _mm_set1_epi8('\r')));
+      const __m128i starts = _mm_or_si128(_mm_cmpeq_epi8(before, _mm_set1_epi8(',')),
+                                          _mm_cmpeq_epi8(before, _mm_set1_epi8('"')));
+      return _mm_movemask_epi8(_mm_and_si128(formula, starts));
+    };
+    for (; i + 16 <= n; i += 16) {
+      if (candidates(s + i) != 0) return true;
+    }
+    // The last 16 bytes (overlapping checked ones; n > 16 keeps `before` inside the record).
+    return i < n && candidates(s + n - 16) != 0;
+  }
+#endif
+  for (; i < n; ++i) {
+    if (is_formula_start(s[i]) && (s[i - 1] == ',' || s[i - 1] == '"')) return true;
+  }
+  return false;
 }
 
 // Rows that are already CSV records made by the database (PostgreSQL's COPY CSV quotes exactly
@@ -40,7 +82,8 @@ class CsvRecordsEncoder final : public Encoder {
       std::string_view record = batch.cell(row, 0).value;
       if (!record.empty() && record.back() == '\n') record.remove_suffix(1);
       char* tail = out.tail(record.size() + guarded_count_ + end_size);
-      char* p = guarded_count_ == 0 ? copy(record, tail) : copy_guarded(record, tail);
+      char* p = guarded_count_ == 0 || !may_need_guard(record) ? copy(record, tail)
+                                                               : copy_guarded(record, tail);
       if (options_.crlf) *p++ = '\r';
       *p++ = '\n';
       out.commit(static_cast<std::size_t>(p - tail));

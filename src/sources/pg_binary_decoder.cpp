@@ -1,5 +1,8 @@
 #include "sources/pg_binary_decoder.hpp"
 
+#include <algorithm>
+#include <array>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -18,6 +21,18 @@ constexpr std::int32_t kDaysFrom1970To2000 = 10'957;
   throw SourceError(std::string("malformed binary COPY data: ") + what);
 }
 
+template <typename T>
+T load_big_endian(const char* bytes) {
+  std::make_unsigned_t<T> value = 0;
+  std::memcpy(&value, bytes, sizeof value);
+  if constexpr (std::endian::native == std::endian::little) {
+    if constexpr (sizeof(T) == 2) value = __builtin_bswap16(value);
+    if constexpr (sizeof(T) == 4) value = __builtin_bswap32(value);
+    if constexpr (sizeof(T) == 8) value = __builtin_bswap64(value);
+  }
+  return static_cast<T>(value);
+}
+
 // Big-endian reads from a bounded cursor.
 class Cursor {
  public:
@@ -26,12 +41,9 @@ class Cursor {
   template <typename T>
   T read() {
     if (remaining() < sizeof(T)) malformed("truncated");
-    std::make_unsigned_t<T> value = 0;
-    for (std::size_t i = 0; i < sizeof(T); ++i) {
-      value = static_cast<std::make_unsigned_t<T>>((value << 8) | static_cast<unsigned char>(bytes_[pos_ + i]));
-    }
+    T value = load_big_endian<T>(bytes_.data() + pos_);
     pos_ += sizeof(T);
-    return static_cast<T>(value);
+    return value;
   }
   std::string_view take(std::size_t n) {
     if (remaining() < n) malformed("truncated");
@@ -120,32 +132,114 @@ char* put_padded(char* out, std::int64_t value, int width) {
   return out + (end - digits);
 }
 
+constexpr std::array<char, 200> kDigitPairs = [] {
+  std::array<char, 200> pairs{};
+  for (std::size_t i = 0; i < 100; ++i) {
+    pairs[2 * i] = static_cast<char>('0' + i / 10);
+    pairs[2 * i + 1] = static_cast<char>('0' + i % 10);
+  }
+  return pairs;
+}();
+
+// Two digits of `value`. REQUIRES: value < 100.
+char* put2(char* out, unsigned value) {
+  std::memcpy(out, &kDigitPairs[2 * value], 2);
+  return out + 2;
+}
+// Four digits of `value`, zero-padded. REQUIRES: value < 10000.
+char* put4(char* out, unsigned value) { return put2(put2(out, value / 100), value % 100); }
+
+constexpr std::array<std::uint64_t, 20> kPowersOf10 = [] {
+  std::array<std::uint64_t, 20> powers{};
+  std::uint64_t power = 1;
+  for (std::uint64_t& each : powers) {
+    each = power;
+    power *= 10;
+  }
+  return powers;
+}();
+
+// The decimal digits of `value` (what std::to_chars writes), inline: the digit count from the
+// bit width, then two digits per step from the end.
+char* put_decimal(char* out, std::uint64_t value) {
+  if (value < 10) {
+    *out = static_cast<char>('0' + value);
+    return out + 1;
+  }
+  const auto estimate = static_cast<std::size_t>(std::bit_width(value) * 1233 >> 12);
+  char* const end = out + estimate + (value >= kPowersOf10[estimate] ? 1 : 0);
+  char* p = end;
+  for (; value >= 100; value /= 100) {
+    p -= 2;
+    put2(p, static_cast<unsigned>(value % 100));
+  }
+  if (value >= 10) {
+    put2(p - 2, static_cast<unsigned>(value));
+  } else {
+    p[-1] = static_cast<char>('0' + value);
+  }
+  return end;
+}
+
+char* put_integer(char* out, std::int64_t value) {
+  if (value >= 0) return put_decimal(out, static_cast<std::uint64_t>(value));
+  *out = '-';
+  return put_decimal(out + 1, 0 - static_cast<std::uint64_t>(value));
+}
+
 // Civil date from days since 1970-01-01 (proleptic Gregorian; year 0 = 1 BC).
-void civil_from_days(std::int64_t days, std::int64_t& year, int& month, int& day) {
+void civil_from_days(std::int64_t days, std::int64_t& year, unsigned& month, unsigned& day) {
+  // Neri and Schneider, "Euclidean affine functions and their application to calendar
+  // algorithms" (2022): 32-bit multiplications instead of 64-bit divisions, for days that
+  // shifted by whole 400-year eras stay below 2^30 (32,000 BC to 2.9 million AD, every
+  // timestamp PostgreSQL stores).
+  constexpr std::int64_t kEras = 82;
+  constexpr std::int64_t kShift = 719'468 + 146'097 * kEras;
+  if (days >= -kShift && days < (std::int64_t{1} << 30) - kShift) {
+    const auto shifted = static_cast<std::uint32_t>(days + kShift);
+    const std::uint32_t n1 = 4 * shifted + 3;
+    const std::uint32_t century = n1 / 146'097;
+    const std::uint32_t n2 = n1 % 146'097 / 4 * 4 + 3;
+    const std::uint64_t p2 = std::uint64_t{2'939'745} * n2;
+    const auto year_of_century = static_cast<std::uint32_t>(p2 >> 32);
+    const std::uint32_t day_of_year = static_cast<std::uint32_t>(p2) / 2'939'745 / 4;
+    const std::uint32_t n3 = 2141 * day_of_year + 197'913;
+    const bool january_or_february = day_of_year >= 306;
+    year = static_cast<std::int64_t>(100 * century + year_of_century) - 400 * kEras +
+           (january_or_february ? 1 : 0);
+    month = january_or_february ? n3 / 65'536 - 12 : n3 / 65'536;
+    day = n3 % 65'536 / 2141 + 1;
+    return;
+  }
   days += 719'468;
   std::int64_t era = (days >= 0 ? days : days - 146'096) / 146'097;
   auto day_of_era = static_cast<std::int64_t>(days - era * 146'097);
   std::int64_t year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36'524 - day_of_era / 146'096) / 365;
   std::int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
   std::int64_t mp = (5 * day_of_year + 2) / 153;
-  day = static_cast<int>(day_of_year - (153 * mp + 2) / 5 + 1);
-  month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  day = static_cast<unsigned>(day_of_year - (153 * mp + 2) / 5 + 1);
+  month = static_cast<unsigned>(mp < 10 ? mp + 3 : mp - 9);
   year = year_of_era + era * 400 + (month <= 2);
 }
 
 // "YYYY-MM-DD"; returns whether the year is BC (the caller appends " BC" where PG puts it).
 char* put_date(char* out, std::int64_t days_since_2000, bool& bc) {
   std::int64_t year = 0;
-  int month = 0;
-  int day = 0;
+  unsigned month = 0;
+  unsigned day = 0;
   civil_from_days(days_since_2000 + kDaysFrom1970To2000, year, month, day);
   bc = year <= 0;
-  out = put_padded(out, bc ? 1 - year : year, 4);
+  const std::int64_t shown_year = bc ? 1 - year : year;
+  out = shown_year < 10'000 ? put4(out, static_cast<unsigned>(shown_year))
+                            : put_padded(out, shown_year, 4);
   *out++ = '-';
-  out = put_padded(out, month, 2);
+  out = put2(out, month);
   *out++ = '-';
-  return put_padded(out, day, 2);
+  return put2(out, day);
 }
+
+// Longest rendering of a date or timestamp (a 7-digit year, 6 fraction digits, zone and BC).
+constexpr std::size_t kMaxTimestampText = 48;
 
 std::size_t format_timestamp(std::int64_t micros, bool with_zone, char* out) {
   if (micros == std::numeric_limits<std::int64_t>::max()) return std::memcpy(out, "infinity", 8), 8;
@@ -159,20 +253,19 @@ std::size_t format_timestamp(std::int64_t micros, bool with_zone, char* out) {
   char* start = out;
   bool bc = false;
   out = put_date(out, days, bc);
+  const auto seconds = static_cast<unsigned>(time / 1'000'000);
+  const auto fraction = static_cast<unsigned>(time % 1'000'000);
   *out++ = ' ';
-  out = put_padded(out, time / 3'600'000'000LL, 2);
+  out = put2(out, seconds / 3600);
   *out++ = ':';
-  out = put_padded(out, time / 60'000'000 % 60, 2);
+  out = put2(out, seconds / 60 % 60);
   *out++ = ':';
-  out = put_padded(out, time / 1'000'000 % 60, 2);
-  if (std::int64_t fraction = time % 1'000'000) {
+  out = put2(out, seconds % 60);
+  if (fraction != 0) {
+    // Six digits, then PostgreSQL drops the trailing zeros (a nonzero digit stops the loop).
     *out++ = '.';
-    int width = 6;
-    while (fraction % 10 == 0) {
-      fraction /= 10;
-      --width;
-    }
-    out = put_padded(out, fraction, width);
+    out = put2(put2(put2(out, fraction / 10'000), fraction / 100 % 100), fraction % 100);
+    while (out[-1] == '0') --out;
   }
   if (with_zone) out = static_cast<char*>(std::memcpy(out, "+00", 3)) + 3;
   if (bc) out = static_cast<char*>(std::memcpy(out, " BC", 3)) + 3;
@@ -189,7 +282,8 @@ std::size_t format_date(std::int32_t days, char* out) {
 }
 
 // numeric's wire form: base-10000 digits with a weight (position of the first group) and a
-// display scale; rendered like numeric_out.
+// display scale; rendered like numeric_out. A digit of 10000 or more is refused, as
+// numeric_recv refuses it.
 void add_numeric(Cursor cursor, RowBatch& batch) {
   auto ndigits = cursor.read<std::int16_t>();
   auto weight = cursor.read<std::int16_t>();
@@ -205,12 +299,14 @@ void add_numeric(Cursor cursor, RowBatch& batch) {
     return;
   }
   std::string_view digits = cursor.take(static_cast<std::size_t>(ndigits) * 2);
-  auto group = [&](int index) -> int {
+  for (int i = 0; i < ndigits; ++i) {
+    if (load_big_endian<std::uint16_t>(digits.data() + 2 * i) >= 10'000) malformed("numeric digit");
+  }
+  auto group = [&](int index) -> unsigned {
     if (index < 0 || index >= ndigits) return 0;
-    auto high = static_cast<unsigned char>(digits[static_cast<std::size_t>(index) * 2]);
-    auto low = static_cast<unsigned char>(digits[static_cast<std::size_t>(index) * 2 + 1]);
-    return (high << 8) | low;
+    return load_big_endian<std::uint16_t>(digits.data() + static_cast<std::size_t>(index) * 2);
   };
+  // Sign, integer groups, '.', the scale rounded up to whole groups.
   std::size_t max_size = 8 + static_cast<std::size_t>(std::max(0, weight + 1)) * 4 + dscale + 4;
   char* out = batch.reserve_value(max_size);
   char* start = out;
@@ -218,17 +314,15 @@ void add_numeric(Cursor cursor, RowBatch& batch) {
   if (weight < 0) {
     *out++ = '0';
   } else {
-    out = std::to_chars(out, out + 8, group(0)).ptr;
-    for (int i = 1; i <= weight; ++i) out = put_padded(out, group(i), 4);
+    out = put_decimal(out, group(0));
+    for (int i = 1; i <= weight; ++i) out = put4(out, group(i));
   }
   if (dscale > 0) {
+    // Whole groups (missing ones are zeros), then cut to the display scale.
     *out++ = '.';
-    int written = 0;
-    for (int i = weight + 1; written < dscale; ++i) {
-      char four[4];
-      put_padded(four, group(i), 4);
-      for (int k = 0; k < 4 && written < dscale; ++k, ++written) *out++ = four[k];
-    }
+    char* fraction = out;
+    for (int i = weight + 1; out - fraction < dscale; ++i) out = put4(out, group(i));
+    out = fraction + dscale;
   }
   batch.commit_value(static_cast<std::size_t>(out - start));
 }
@@ -246,6 +340,20 @@ void add_hex(std::string_view prefix, std::string_view bytes, bool uuid, RowBatc
     *out++ = kHex[byte & 0xF];
   }
   batch.commit_value(static_cast<std::size_t>(out - start));
+}
+
+// Text is copied as it is. A short value with 16 readable bytes from its start (the rest of
+// its message) is copied as one 16-byte load and store, without a call to memcpy: the arena's
+// tail has room for them and only the value's own bytes are committed.
+void add_text(std::string_view bytes, const char* readable_end, RowBatch& batch) {
+  constexpr std::size_t kBlock = 16;
+  if (bytes.size() <= kBlock && static_cast<std::size_t>(readable_end - bytes.data()) >= kBlock) {
+    char* out = batch.reserve_value(kBlock);
+    std::memcpy(out, bytes.data(), kBlock);
+    batch.commit_value(bytes.size());
+    return;
+  }
+  batch.add_value(bytes);
 }
 
 void expect_size(std::string_view bytes, std::size_t size) {
@@ -301,7 +409,12 @@ std::size_t PgBinaryDecoder::decode(std::string_view message, RowBatch& batch) {
       continue;
     }
     if (length < 0) malformed("field length");
-    decode_field(type, cursor.take(static_cast<std::size_t>(length)), batch);
+    const std::string_view bytes = cursor.take(static_cast<std::size_t>(length));
+    if (type == PgWire::kText) {
+      add_text(bytes, message.data() + message.size(), batch);
+    } else {
+      decode_field(type, bytes, batch);
+    }
   }
   if (cursor.remaining() != 0) malformed("trailing bytes after a row");
   return 1;
@@ -309,9 +422,14 @@ std::size_t PgBinaryDecoder::decode(std::string_view message, RowBatch& batch) {
 
 void PgBinaryDecoder::decode_field(PgWire type, std::string_view bytes, RowBatch& batch) const {
   Cursor cursor(bytes);
-  char buffer[64];
+  // Fixed-size renderings are written straight into the batch's arena.
   auto add_integer = [&](std::int64_t value) {
-    batch.add_value(std::string_view(buffer, std::to_chars(buffer, buffer + 24, value).ptr - buffer));
+    char* out = batch.reserve_value(24);
+    batch.commit_value(static_cast<std::size_t>(put_integer(out, value) - out));
+  };
+  auto add_formatted = [&](std::size_t max_size, auto format) {
+    char* out = batch.reserve_value(max_size);
+    batch.commit_value(format(out));
   };
   switch (type) {
     case PgWire::kBool: expect_size(bytes, 1); batch.add_value(bytes[0] ? "t" : "f"); return;
@@ -324,7 +442,7 @@ void PgBinaryDecoder::decode_field(PgWire type, std::string_view bytes, RowBatch
       auto bits = cursor.read<std::uint32_t>();
       float value = 0;
       std::memcpy(&value, &bits, sizeof value);
-      batch.add_value(std::string_view(buffer, format_pg_float4(value, buffer)));
+      add_formatted(32, [value](char* out) { return format_pg_float4(value, out); });
       return;
     }
     case PgWire::kFloat8: {
@@ -332,7 +450,7 @@ void PgBinaryDecoder::decode_field(PgWire type, std::string_view bytes, RowBatch
       auto bits = cursor.read<std::uint64_t>();
       double value = 0;
       std::memcpy(&value, &bits, sizeof value);
-      batch.add_value(std::string_view(buffer, format_pg_float8(value, buffer)));
+      add_formatted(32, [value](char* out) { return format_pg_float8(value, out); });
       return;
     }
     case PgWire::kNumeric: add_numeric(cursor, batch); return;
@@ -341,16 +459,21 @@ void PgBinaryDecoder::decode_field(PgWire type, std::string_view bytes, RowBatch
       if (bytes.empty() || bytes[0] != 1) malformed("unknown jsonb version");
       batch.add_value(bytes.substr(1));
       return;
-    case PgWire::kDate:
+    case PgWire::kDate: {
       expect_size(bytes, 4);
-      batch.add_value(std::string_view(buffer, format_date(cursor.read<std::int32_t>(), buffer)));
+      const auto days = cursor.read<std::int32_t>();
+      add_formatted(kMaxTimestampText, [days](char* out) { return format_date(days, out); });
       return;
+    }
     case PgWire::kTimestamp:
-    case PgWire::kTimestampTz:
+    case PgWire::kTimestampTz: {
       expect_size(bytes, 8);
-      batch.add_value(std::string_view(
-          buffer, format_timestamp(cursor.read<std::int64_t>(), type == PgWire::kTimestampTz, buffer)));
+      const auto micros = cursor.read<std::int64_t>();
+      const bool zone = type == PgWire::kTimestampTz;
+      add_formatted(kMaxTimestampText,
+                    [micros, zone](char* out) { return format_timestamp(micros, zone, out); });
       return;
+    }
     case PgWire::kUuid: expect_size(bytes, 16); add_hex("", bytes, true, batch); return;
     case PgWire::kBytea: add_hex("\\x", bytes, false, batch); return;
   }

@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <charconv>
+#include <cstring>
 #include <limits>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "sources/source_error.hpp"
 
@@ -126,6 +130,65 @@ TEST(PgBinaryDecoderTest, UuidByteaBoolJsonb) {
   EXPECT_EQ(decode_one(PgWire::kJsonb, "\x01{\"a\": 1}"), "{\"a\": 1}");
 }
 
+std::string to_chars_text(std::int64_t value) {
+  char buffer[24];
+  return std::string(buffer, std::to_chars(buffer, buffer + sizeof buffer, value).ptr);
+}
+
+// Integers as std::to_chars writes them: every power of ten and its neighbours, both ends of
+// each width, random values of every length.
+TEST(PgBinaryDecoderTest, IntegersMatchToChars) {
+  std::vector<std::int64_t> values{0, -1, std::numeric_limits<std::int64_t>::min(),
+                                   std::numeric_limits<std::int64_t>::max()};
+  for (std::int64_t power = 1;; power *= 10) {  // up to 10^18
+    for (std::int64_t near : {power - 1, power, power + 1}) {
+      values.push_back(near);
+      values.push_back(-near);
+    }
+    if (power > std::numeric_limits<std::int64_t>::max() / 10) break;
+  }
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 5000; ++i) values.push_back(static_cast<std::int64_t>(rng() >> (rng() % 64)));
+  for (std::int64_t value : values) {
+    ASSERT_EQ(decode_one(PgWire::kInt8, int64_field(value)), to_chars_text(value)) << value;
+    const auto narrow = static_cast<std::int32_t>(value);
+    std::string four;
+    put32(four, narrow);
+    ASSERT_EQ(decode_one(PgWire::kInt4, four), to_chars_text(narrow)) << narrow;
+    ASSERT_EQ(decode_one(PgWire::kOid, four), to_chars_text(static_cast<std::uint32_t>(narrow)));
+    std::string two;
+    put16(two, static_cast<std::int16_t>(value));
+    ASSERT_EQ(decode_one(PgWire::kInt2, two), to_chars_text(static_cast<std::int16_t>(value)));
+  }
+}
+
+// Short text is copied as a 16-byte block that runs into the rest of the message; the last
+// field (fewer than 16 bytes left) is copied exactly.
+TEST(PgBinaryDecoderTest, TextFieldsOfEverySizeKeepTheirBytes) {
+  const std::vector<std::string> values{"a", "", std::string(16, 'p'), std::string(17, 'q'),
+                                        "caf\xc3\xa9,\"x\"", "zz"};
+  PgBinaryDecoder decoder(std::vector<PgWire>(values.size() + 1, PgWire::kText));
+  RowBatch batch;
+  batch.reset(values.size() + 1);
+  decoder.decode(header(), batch);
+  std::string row;
+  put16(row, static_cast<int>(values.size() + 1));
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i == 2) put32(row, -1);  // a NULL among them
+    put32(row, static_cast<std::int64_t>(values[i].size()));
+    row += values[i];
+  }
+  ASSERT_EQ(decoder.decode(row, batch), 1u);
+  std::vector<std::string> decoded;
+  for (std::size_t col = 0; col < batch.columns(); ++col) {
+    const Cell cell = batch.cell(0, col);
+    decoded.push_back(cell.null ? "NULL" : std::string(cell.value));
+  }
+  EXPECT_EQ(decoded, (std::vector<std::string>{"a", "", "NULL", values[2], values[3], values[4],
+                                               "zz"}));
+  EXPECT_EQ(batch.arena(), "a" + values[2] + values[3] + values[4] + "zz");
+}
+
 TEST(PgBinaryDecoderTest, RejectsMalformedRows) {
   PgBinaryDecoder decoder({PgWire::kInt4});
   RowBatch batch;
@@ -144,6 +207,147 @@ TEST(PgBinaryDecoderTest, RejectsMalformedRows) {
   std::string trailer;
   put16(trailer, -1);
   EXPECT_EQ(sized.decode(trailer, batch), 0u);
+}
+
+TEST(PgBinaryDecoderTest, NumericSignsScalesAndSpecials) {
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(0, 0x4000, 2, {1234, 5600})), "-1234.56");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(0, 0x4000, 0, {7})), "-7");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(2, 0, 0, {1, 0, 5})), "100000005");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(1, 0, 0, {9999, 9999})), "99999999");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(0, 0, 3, {5, 1230})), "5.123");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(0, 0, 5, {5, 1230})), "5.12300");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(-2, 0x4000, 8, {12})), "-0.00000012");
+  EXPECT_EQ(decode_one(PgWire::kNumeric, numeric(0, 0xD000, 0, {})), "Infinity");
+  // numeric_recv refuses a base-10000 digit of 10000 or more; so do we.
+  EXPECT_THROW(decode_one(PgWire::kNumeric, numeric(0, 0, 0, {10000})), SourceError);
+}
+
+std::string days_field(std::int32_t days) {
+  std::string out;
+  put32(out, days);
+  return out;
+}
+
+TEST(PgBinaryDecoderTest, DatesAndTimestampsAcrossEras) {
+  EXPECT_EQ(decode_one(PgWire::kTimestampTz, int64_field(1'200'798'848'000'000)),
+            "2038-01-19 03:14:08+00");  // 2^31 seconds after the Unix epoch
+  EXPECT_EQ(decode_one(PgWire::kTimestamp, int64_field(-3'150'575'999'999'999)),
+            "1900-03-01 00:00:00.000001");
+  EXPECT_EQ(decode_one(PgWire::kTimestamp, int64_field(-946'684'800'500'000)),
+            "1969-12-31 23:59:59.5");
+  EXPECT_EQ(decode_one(PgWire::kTimestampTz, int64_field(252'455'615'999'999'999)),
+            "9999-12-31 23:59:59.999999+00");
+  EXPECT_EQ(decode_one(PgWire::kTimestamp, int64_field(-63'082'281'600'000'000)),
+            "0001-01-01 00:00:00");
+  // 0044-03-15 12:00 BC: the zone comes before " BC", as PostgreSQL writes it.
+  const std::int64_t ides = -746'117LL * 86'400'000'000LL + 12LL * 3'600'000'000LL;
+  EXPECT_EQ(decode_one(PgWire::kTimestampTz, int64_field(ides)), "0044-03-15 12:00:00+00 BC");
+  EXPECT_EQ(decode_one(PgWire::kTimestamp, int64_field(std::numeric_limits<std::int64_t>::max())),
+            "infinity");
+  EXPECT_EQ(decode_one(PgWire::kDate, days_field(-730'120)), "0001-12-31 BC");  // year 0
+  EXPECT_EQ(decode_one(PgWire::kDate, days_field(2'921'940)), "10000-01-01");
+  EXPECT_EQ(decode_one(PgWire::kDate, days_field(std::numeric_limits<std::int32_t>::min())),
+            "-infinity");
+}
+
+// The layout before the digit-pair tables, kept as the reference the fast one must equal.
+namespace reference {
+
+void put_padded(std::string& out, std::int64_t value, int width) {
+  char digits[24];
+  char* end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  for (int pad = width - static_cast<int>(end - digits); pad > 0; --pad) out += '0';
+  out.append(digits, end);
+}
+
+std::string date(std::int64_t days_since_2000, bool& bc) {
+  std::int64_t days = days_since_2000 + 10'957 + 719'468;
+  std::int64_t era = (days >= 0 ? days : days - 146'096) / 146'097;
+  std::int64_t doe = days - era * 146'097;
+  std::int64_t yoe = (doe - doe / 1460 + doe / 36'524 - doe / 146'096) / 365;
+  std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  std::int64_t mp = (5 * doy + 2) / 153;
+  std::int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  std::int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  std::int64_t year = yoe + era * 400 + (month <= 2);
+  bc = year <= 0;
+  std::string out;
+  put_padded(out, bc ? 1 - year : year, 4);
+  out += '-';
+  put_padded(out, month, 2);
+  out += '-';
+  put_padded(out, day, 2);
+  return out;
+}
+
+std::string timestamp(std::int64_t micros, bool with_zone) {
+  constexpr std::int64_t kDay = 86'400'000'000LL;
+  std::int64_t days = micros / kDay;
+  std::int64_t time = micros % kDay;
+  if (time < 0) {
+    time += kDay;
+    --days;
+  }
+  bool bc = false;
+  std::string out = date(days, bc) + ' ';
+  put_padded(out, time / 3'600'000'000LL, 2);
+  out += ':';
+  put_padded(out, time / 60'000'000 % 60, 2);
+  out += ':';
+  put_padded(out, time / 1'000'000 % 60, 2);
+  if (std::int64_t fraction = time % 1'000'000) {
+    out += '.';
+    int width = 6;
+    while (fraction % 10 == 0) {
+      fraction /= 10;
+      --width;
+    }
+    put_padded(out, fraction, width);
+  }
+  if (with_zone) out += "+00";
+  if (bc) out += " BC";
+  return out;
+}
+
+}  // namespace reference
+
+TEST(PgBinaryDecoderTest, RandomTimestampsAndDatesMatchTheReference) {
+  std::mt19937_64 rng(7);
+  // PostgreSQL's range: 4713 BC to 294276 AD (timestamps), 5874897 AD (dates).
+  constexpr std::int64_t kMinMicros = -211'813'488'000'000'000LL;
+  constexpr std::int64_t kMaxMicros = 9'223'371'331'199'999'999LL;
+  std::uniform_int_distribution<std::int64_t> any_micros(kMinMicros, kMaxMicros);
+  std::uniform_int_distribution<std::int64_t> near_2000(-4'000'000'000'000'000LL,
+                                                        4'000'000'000'000'000LL);
+  for (int i = 0; i < 20'000; ++i) {
+    std::int64_t micros = i % 2 == 0 ? any_micros(rng) : near_2000(rng);
+    if (i % 3 == 0) micros -= micros % 1'000'000;  // whole seconds: no fraction
+    if (i % 5 == 0) micros -= micros % 1'000;      // trailing zeros to drop
+    ASSERT_EQ(decode_one(PgWire::kTimestampTz, int64_field(micros)),
+              reference::timestamp(micros, true))
+        << micros;
+    ASSERT_EQ(decode_one(PgWire::kTimestamp, int64_field(micros)),
+              reference::timestamp(micros, false))
+        << micros;
+  }
+  // Both ends of the fast civil-date range (days since 1970 in [-12'699'422, 2^30 - 12'699'422)),
+  // as days since 2000.
+  for (const std::int32_t edge : {-12'699'422 - 10'957, (1 << 30) - 12'699'422 - 10'957}) {
+    for (std::int32_t days = edge - 400; days <= edge + 400; ++days) {
+      bool bc = false;
+      std::string expected = reference::date(days, bc);
+      if (bc) expected += " BC";
+      ASSERT_EQ(decode_one(PgWire::kDate, days_field(days)), expected) << days;
+    }
+  }
+  std::uniform_int_distribution<std::int32_t> any_days(-2'451'545, 2'145'031'948);
+  for (int i = 0; i < 20'000; ++i) {
+    const std::int32_t days = i % 2 == 0 ? any_days(rng) : static_cast<std::int32_t>(i * 37 - 400'000);
+    bool bc = false;
+    std::string expected = reference::date(days, bc);
+    if (bc) expected += " BC";
+    ASSERT_EQ(decode_one(PgWire::kDate, days_field(days)), expected) << days;
+  }
 }
 
 }  // namespace
