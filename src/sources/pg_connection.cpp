@@ -81,7 +81,7 @@ PgError error_of(const PGresult* result, PGconn* conn) {
 // How long read_copy_row may sleep for rows to gather: the time a buffer's worth takes at the
 // rate seen, within these bounds (the longest is also the most a row waits for its turn).
 constexpr std::chrono::microseconds kMinGather{50};
-constexpr std::chrono::microseconds kMaxGather{4000};
+constexpr std::chrono::microseconds kMaxGather{1000};
 
 // Why the COPY of a plain connection is read by libpq after all: SLUICE_PG_COPY_VIA_LIBPQ=1
 // (tests run both readers; benchmarks compare them).
