@@ -20,7 +20,8 @@ run, interleaved (the order rotates every round), after one untimed pass of each
 
 Measured per export: wall; Sluice's CPU (utime + stime of the server process, /proc/PID/stat,
 before and after); its context switches (voluntary and involuntary, summed over its threads,
-/proc/PID/task/*/status); the PostgreSQL backends' CPU (every postmaster child's /proc delta plus
+/proc/PID/task/*/status); the machine's idle share during a K-at-once group (/proc/stat); the
+PostgreSQL backends' CPU (every postmaster child's /proc delta plus
 reaped children); the client's CPU (rusage of curl / psql). Memory: VmRSS polled every 50 ms
 during each K-at-once group; peak above the idle RSS, per stream, against the stream budget
 (`[server] stream_buffer_bytes`, 256 KiB by default).
@@ -65,6 +66,14 @@ def context_switches(pid):
         except FileNotFoundError:
             pass
     return vol, invol
+
+
+def cpu_times():
+    """(busy, idle) jiffies of the whole machine from /proc/stat (idle counts iowait too)."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields[:8]) - idle, idle
 
 
 def client_cpu():
@@ -116,6 +125,7 @@ def run_group(kind, count, cluster, servers, table_name):
     before_cpu = server.cpu_seconds() if server else 0.0
     before_cs = context_switches(server.pid) if server else (0, 0)
     idle_rss = pg.proc_status(server.pid)["VmRSS"] if server else 0
+    busy0, idle0 = cpu_times()
     out = subprocess.PIPE if server else subprocess.DEVNULL
     with RssPeak(server.pid if server else os.getpid()) as rss:
         start = time.perf_counter()
@@ -123,6 +133,7 @@ def run_group(kind, count, cluster, servers, table_name):
                  for _ in range(count)]
         results = [p.communicate(timeout=RUN_TIMEOUT) for p in procs]
         wall = time.perf_counter() - start
+    busy1, idle1 = cpu_times()
     for proc, (stdout, stderr) in zip(procs, results):
         if proc.returncode != 0:
             raise RuntimeError(f"{kind}: {argv[0]} exited {proc.returncode}: {stderr[:300]!r}")
@@ -139,7 +150,8 @@ def run_group(kind, count, cluster, servers, table_name):
             "backend": backend / count,
             "sluice": (server.cpu_seconds() - before_cpu) / count if server else 0.0,
             "vol": (cs[0] - before_cs[0]) / count, "invol": (cs[1] - before_cs[1]) / count,
-            "rss_idle": idle_rss, "rss_peak": rss.peak if server else 0}
+            "rss_idle": idle_rss, "rss_peak": rss.peak if server else 0,
+            "idle": (idle1 - idle0) / max(1, (busy1 - busy0) + (idle1 - idle0))}
 
 
 def spread(values, fmt="{:.2f}"):
@@ -215,7 +227,8 @@ def main():
                         pg.log(f"{k} at once, round {rnd + 1} {v:12s} {r['wall']:6.2f} s  sluice "
                                f"{r['sluice']:5.2f} s/export  backend {r['backend']:5.2f}  "
                                f"cs {r['vol']:,.0f}+{r['invol']:,.0f}/export  "
-                               f"RSS peak {r['rss_peak'] / 1024:.1f} MiB")
+                               f"RSS peak {r['rss_peak'] / 1024:.1f} MiB  "
+                               f"machine idle {100 * r['idle']:.0f}%")
             load_end = " ".join(f"{x:.2f}" for x in os.getloadavg())
         finally:
             if base_server:
@@ -269,7 +282,8 @@ def main():
                         f"{pg.median([r['invol'] for r in rs]):,.0f}" if server else "-",
                         spread([r["backend"] for r in rs]), spread([r["client"] for r in rs]),
                         f"{max(r['rss_peak'] for r in rs) / 1024:.1f}" if server else "-",
-                        f"{max(per_stream):.0f}" if server else "-"])
+                        f"{max(per_stream):.0f}" if server else "-",
+                        f"{100 * pg.median([r['idle'] for r in rs]):.0f}%"])
             if server and not v.endswith("_base"):
                 per = " ".join(f"{p / r['wall']:.2f}" for p, r in zip(psql_walls, rs))
                 lines.append(f"RESULT pg_load {k} at once {v}: x{ratio:.2f} of {k} psql at once "
@@ -292,7 +306,7 @@ def main():
               f"context switches; ratio = psql wall / wall")
         print(pg.table(["variant", "wall s", "ratio", "sluice CPU s", "voluntary cs",
                         "involuntary cs", "backend CPU s", "client CPU s", "peak RSS MiB",
-                        "KiB/stream"], out))
+                        "KiB/stream", "machine idle"], out))
     print(f"\nload average at the end: {load_end}")
     print()
     print("\n".join(lines))
