@@ -18,6 +18,7 @@
 
 #include "encode/encoder.hpp"
 #include "sources/pg_binary_decoder.hpp"
+#include "sources/pg_wire_writer.hpp"
 
 namespace sluice {
 namespace {
@@ -26,18 +27,8 @@ constexpr std::size_t kMessages = 4096;         // distinct tuples, cycled
 constexpr std::size_t kBatchBytes = 32 * 1024;  // PgReader's default batch_bytes
 constexpr std::int64_t kMicrosPerDay = 86'400'000'000LL;
 
-void put16(std::string& out, int value) {
-  out += static_cast<char>((value >> 8) & 0xFF);
-  out += static_cast<char>(value & 0xFF);
-}
-void put32(std::string& out, std::int64_t value) {
-  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((value >> shift) & 0xFF);
-}
-void put64(std::string& out, std::int64_t value) {
-  for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>((value >> shift) & 0xFF);
-}
 void put_text(std::string& out, const std::string& text) {
-  put32(out, static_cast<std::int64_t>(text.size()));
+  put_be32(out, static_cast<std::int64_t>(text.size()));
   out += text;
 }
 
@@ -57,12 +48,12 @@ void put_numeric(std::string& out, std::int64_t cents) {
   }
   while (!groups.empty() && groups.back() == 0) groups.pop_back();
   if (groups.empty()) weight = 0;
-  put32(out, 8 + 2 * static_cast<std::int64_t>(groups.size()));
-  put16(out, static_cast<int>(groups.size()));
-  put16(out, weight);
-  put16(out, negative ? 0x4000 : 0);
-  put16(out, 2);
-  for (int group : groups) put16(out, group);
+  put_be32(out, 8 + 2 * static_cast<std::int64_t>(groups.size()));
+  put_be16(out, static_cast<int>(groups.size()));
+  put_be16(out, weight);
+  put_be16(out, negative ? 0x4000 : 0);
+  put_be16(out, 2);
+  for (int group : groups) put_be16(out, group);
 }
 
 std::vector<PgWire> order_wire() {
@@ -92,30 +83,30 @@ std::vector<std::string> order_messages(bool in_order = false) {
   std::vector<std::string> messages;
   for (std::size_t i = 0; i < kMessages; ++i) {
     std::string m;
-    put16(m, 8);
-    put32(m, 8);
-    put64(m, static_cast<std::int64_t>(10'000'000 + i * 7));
+    put_be16(m, 8);
+    put_be32(m, 8);
+    put_be64(m, static_cast<std::int64_t>(10'000'000 + i * 7));
     // 2020-01-01 .. 2026-12-31 with microseconds, as now() stores them.
-    put32(m, 8);
+    put_be32(m, 8);
     if (in_order) {
-      put64(m, 8582 * kMicrosPerDay +
+      put_be64(m, 8582 * kMicrosPerDay +
                    static_cast<std::int64_t>(i * 6 + pick(6)) * 1'000'000);
     } else {
-      put64(m, static_cast<std::int64_t>(7305 + pick(2557)) * kMicrosPerDay +
+      put_be64(m, static_cast<std::int64_t>(7305 + pick(2557)) * kMicrosPerDay +
                    static_cast<std::int64_t>(pick(static_cast<std::uint64_t>(kMicrosPerDay))));
     }
     if (pick(100) < 2) {
-      put32(m, -1);
+      put_be32(m, -1);
     } else {
       put_text(m, "customer" + std::to_string(pick(1'000'000)) + "@example.com");
     }
     put_text(m, kCountries[pick(kCountries.size())]);
     put_text(m, kStatuses[pick(kStatuses.size())]);
     put_numeric(m, static_cast<std::int64_t>(pick(2'000'000)));  // 0.00 .. 19999.99
-    put32(m, 4);
-    put32(m, static_cast<std::int64_t>(1 + pick(20)));
+    put_be32(m, 4);
+    put_be32(m, static_cast<std::int64_t>(1 + pick(20)));
     if (pick(100) < 55) {
-      put32(m, -1);
+      put_be32(m, -1);
     } else {
       std::string note;
       while (note.size() < 36) {

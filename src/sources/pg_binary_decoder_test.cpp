@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sources/source_error.hpp"
+#include "sources/pg_wire_writer.hpp"
 
 namespace sluice {
 namespace {
@@ -48,17 +49,6 @@ TEST(PgFloatFormatTest, MatchesPostgresOutput) {
   EXPECT_EQ(float4(3.4028235e38f), "3.4028235e+38");
 }
 
-// Big-endian helpers to build COPY binary messages.
-void put16(std::string& out, int value) {
-  out += static_cast<char>((value >> 8) & 0xFF);
-  out += static_cast<char>(value & 0xFF);
-}
-void put32(std::string& out, std::int64_t value) {
-  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((value >> shift) & 0xFF);
-}
-void put64(std::string& out, std::int64_t value) {
-  for (int shift = 56; shift >= 0; shift -= 8) out += static_cast<char>((value >> shift) & 0xFF);
-}
 std::string header() { return std::string("PGCOPY\n\377\r\n\0", 11) + std::string(8, '\0'); }
 
 std::string decode_one(PgWire type, const std::string& field) {
@@ -67,8 +57,8 @@ std::string decode_one(PgWire type, const std::string& field) {
   batch.reset(1);
   EXPECT_EQ(decoder.decode(header(), batch), 0u);
   std::string row;
-  put16(row, 1);
-  put32(row, static_cast<std::int64_t>(field.size()));
+  put_be16(row, 1);
+  put_be32(row, static_cast<std::int64_t>(field.size()));
   row += field;
   EXPECT_EQ(decoder.decode(row, batch), 1u);
   return std::string(batch.cell(0, 0).value);
@@ -76,11 +66,11 @@ std::string decode_one(PgWire type, const std::string& field) {
 
 std::string numeric(int weight, int sign, int dscale, std::initializer_list<int> groups) {
   std::string out;
-  put16(out, static_cast<int>(groups.size()));
-  put16(out, weight);
-  put16(out, sign);
-  put16(out, dscale);
-  for (int group : groups) put16(out, group);
+  put_be16(out, static_cast<int>(groups.size()));
+  put_be16(out, weight);
+  put_be16(out, sign);
+  put_be16(out, dscale);
+  for (int group : groups) put_be16(out, group);
   return out;
 }
 
@@ -99,19 +89,19 @@ TEST(PgBinaryDecoderTest, Numeric) {
 
 std::string int64_field(std::int64_t value) {
   std::string out;
-  put64(out, value);
+  put_be64(out, value);
   return out;
 }
 
 TEST(PgBinaryDecoderTest, DatesAndTimestampsInUtcIso) {
   std::string days;
-  put32(days, 8825);  // 2024-02-29
+  put_be32(days, 8825);  // 2024-02-29
   EXPECT_EQ(decode_one(PgWire::kDate, days), "2024-02-29");
   std::string bc;
-  put32(bc, -746'117);  // 0044-03-15 BC (PostgreSQL: date '0044-03-15 BC' - date '2000-01-01')
+  put_be32(bc, -746'117);  // 0044-03-15 BC (PostgreSQL: date '0044-03-15 BC' - date '2000-01-01')
   EXPECT_EQ(decode_one(PgWire::kDate, bc), "0044-03-15 BC");
   std::string infinite;
-  put32(infinite, std::numeric_limits<std::int32_t>::max());
+  put_be32(infinite, std::numeric_limits<std::int32_t>::max());
   EXPECT_EQ(decode_one(PgWire::kDate, infinite), "infinity");
   // 2024-02-29 12:34:56.789
   std::int64_t micros = 8825LL * 86'400'000'000LL + ((12 * 60 + 34) * 60 + 56) * 1'000'000LL + 789'000;
@@ -153,11 +143,11 @@ TEST(PgBinaryDecoderTest, IntegersMatchToChars) {
     ASSERT_EQ(decode_one(PgWire::kInt8, int64_field(value)), to_chars_text(value)) << value;
     const auto narrow = static_cast<std::int32_t>(value);
     std::string four;
-    put32(four, narrow);
+    put_be32(four, narrow);
     ASSERT_EQ(decode_one(PgWire::kInt4, four), to_chars_text(narrow)) << narrow;
     ASSERT_EQ(decode_one(PgWire::kOid, four), to_chars_text(static_cast<std::uint32_t>(narrow)));
     std::string two;
-    put16(two, static_cast<std::int16_t>(value));
+    put_be16(two, static_cast<std::int16_t>(value));
     ASSERT_EQ(decode_one(PgWire::kInt2, two), to_chars_text(static_cast<std::int16_t>(value)));
   }
 }
@@ -172,10 +162,10 @@ TEST(PgBinaryDecoderTest, TextFieldsOfEverySizeKeepTheirBytes) {
   batch.reset(values.size() + 1);
   decoder.decode(header(), batch);
   std::string row;
-  put16(row, static_cast<int>(values.size() + 1));
+  put_be16(row, static_cast<int>(values.size() + 1));
   for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i == 2) put32(row, -1);  // a NULL among them
-    put32(row, static_cast<std::int64_t>(values[i].size()));
+    if (i == 2) put_be32(row, -1);  // a NULL among them
+    put_be32(row, static_cast<std::int64_t>(values[i].size()));
     row += values[i];
   }
   ASSERT_EQ(decoder.decode(row, batch), 1u);
@@ -197,15 +187,15 @@ TEST(PgBinaryDecoderTest, RejectsMalformedRows) {
   PgBinaryDecoder sized({PgWire::kInt4});
   sized.decode(header(), batch);
   std::string wrong_size;
-  put16(wrong_size, 1);
-  put32(wrong_size, 8);
+  put_be16(wrong_size, 1);
+  put_be32(wrong_size, 8);
   wrong_size += std::string(8, '\0');
   EXPECT_THROW(sized.decode(wrong_size, batch), SourceError);  // an int4 field of 8 bytes
   std::string two_fields;
-  put16(two_fields, 2);
+  put_be16(two_fields, 2);
   EXPECT_THROW(sized.decode(two_fields, batch), SourceError);
   std::string trailer;
-  put16(trailer, -1);
+  put_be16(trailer, -1);
   EXPECT_EQ(sized.decode(trailer, batch), 0u);
 }
 
@@ -224,7 +214,7 @@ TEST(PgBinaryDecoderTest, NumericSignsScalesAndSpecials) {
 
 std::string days_field(std::int32_t days) {
   std::string out;
-  put32(out, days);
+  put_be32(out, days);
   return out;
 }
 

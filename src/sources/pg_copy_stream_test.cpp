@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "sources/pg_wire_writer.hpp"
+
 namespace sluice {
 namespace {
 
@@ -15,9 +17,8 @@ using Event = PgCopyStream::Event;
 
 // One backend message: type, length (counting itself), body.
 std::string message(char type, const std::string& body) {
-  const auto length = static_cast<std::uint32_t>(body.size() + 4);
-  std::string out{type, static_cast<char>(length >> 24), static_cast<char>(length >> 16),
-                  static_cast<char>(length >> 8), static_cast<char>(length)};
+  std::string out(1, type);
+  put_be32(out, static_cast<std::int64_t>(body.size() + 4));
   return out + body;
 }
 
