@@ -18,7 +18,7 @@
 
 #include "encode/encoder.hpp"
 #include "sources/pg_binary_decoder.hpp"
-#include "sources/pg_wire_writer.hpp"
+#include "sources/pg_wire_bytes.hpp"
 
 namespace sluice {
 namespace {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 
+#include "sources/pg_wire_bytes.hpp"
 #include "sources/source_error.hpp"
 
 namespace sluice {
@@ -19,18 +20,6 @@ constexpr std::int32_t kDaysFrom1970To2000 = 10'957;
 
 [[noreturn]] void malformed(const char* what) {
   throw SourceError(std::string("malformed binary COPY data: ") + what);
-}
-
-template <typename T>
-T load_big_endian(const char* bytes) {
-  std::make_unsigned_t<T> value = 0;
-  std::memcpy(&value, bytes, sizeof value);
-  if constexpr (std::endian::native == std::endian::little) {
-    if constexpr (sizeof(T) == 2) value = __builtin_bswap16(value);
-    if constexpr (sizeof(T) == 4) value = __builtin_bswap32(value);
-    if constexpr (sizeof(T) == 8) value = __builtin_bswap64(value);
-  }
-  return static_cast<T>(value);
 }
 
 // Big-endian reads from a bounded cursor.

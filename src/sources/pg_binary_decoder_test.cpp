@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "sources/source_error.hpp"
-#include "sources/pg_wire_writer.hpp"
+#include "sources/pg_wire_bytes.hpp"
 
 namespace sluice {
 namespace {

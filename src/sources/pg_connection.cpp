@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "sources/pg_copy_stream.hpp"
+#include "sources/pg_wire_bytes.hpp"
 #include "sources/source_metrics.hpp"
 
 namespace sluice {
@@ -273,9 +274,8 @@ asio::awaitable<void> PgConnection::start_raw_copy(const std::string& sql) {
   copy_ = std::make_unique<PgCopyStream>();
   drained_ = false;
   // Query: 'Q', the length (counting itself), the statement, its NUL.
-  const auto length = static_cast<std::uint32_t>(4 + sql.size() + 1);
-  std::string message{'Q', static_cast<char>(length >> 24), static_cast<char>(length >> 16),
-                      static_cast<char>(length >> 8), static_cast<char>(length)};
+  std::string message(1, 'Q');
+  put_be32(message, static_cast<std::int64_t>(4 + sql.size() + 1));
   message.append(sql).push_back('\0');
   const int fd = PQsocket(conn_);
   for (std::size_t sent = 0; sent < message.size();) {

@@ -4,14 +4,10 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "sources/pg_wire_bytes.hpp"
+
 namespace sluice {
 namespace {
-
-std::uint32_t read_be32(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
-         std::uint32_t{u[3]};
-}
 
 [[noreturn]] void violation(const std::string& what) {
   throw std::runtime_error("PostgreSQL protocol violation during COPY: " + what);
@@ -77,7 +73,7 @@ PgCopyStream::Event PgCopyStream::next(std::string_view& row) {
     }
     const char* message = buffer_.get() + begin_;
     const char type = message[0];
-    const std::uint32_t length = read_be32(message + 1);  // counts itself, not the type
+    const std::uint32_t length = load_big_endian<std::uint32_t>(message + 1);  // counts itself, not the type
     if (length < 4 || length > kMaxMessageBytes - 1) {
       violation("message " + type_name(type) + " with length " + std::to_string(length));
     }

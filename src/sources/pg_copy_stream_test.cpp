@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "sources/pg_wire_writer.hpp"
+#include "sources/pg_wire_bytes.hpp"
 
 namespace sluice {
 namespace {
