@@ -288,16 +288,19 @@ asio::awaitable<void> PgConnection::start_raw_copy(const std::string& sql) {
       fail_raw(std::string("cannot send the query: ") + std::strerror(errno));
     }
   }
-  // Until CopyOutResponse, or the error that ends the exchange instead.
+  // Until CopyOutResponse, or the error that ends the exchange instead (the parser refuses rows
+  // before CopyOutResponse).
+  std::string_view row;
+  if (co_await await_copy_event(row) == PgCopyStream::Event::kStarted) co_return;
+  co_await finish_copy();  // throws the query's error
+  broken_ = true;
+  throw PgError("08P01", "the server answered the COPY without rows or an error", false);
+}
+
+asio::awaitable<PgCopyStreamEvent> PgConnection::await_copy_event(std::string_view& row) {
   for (;;) {
-    std::string_view row;
     const PgCopyStream::Event event = next_copy_event(row);
-    if (event == PgCopyStream::Event::kStarted) co_return;
-    if (event == PgCopyStream::Event::kEnd) {
-      co_await finish_copy();  // throws the query's error
-      broken_ = true;
-      throw PgError("08P01", "the server answered the COPY without rows or an error", false);
-    }
+    if (event != PgCopyStream::Event::kNeedMore) co_return event;
     if (!read_socket()) co_await wait_readable();
   }
 }
@@ -417,11 +420,8 @@ asio::awaitable<void> PgConnection::sleep_for(std::chrono::microseconds delay) {
 asio::awaitable<void> PgConnection::finish_copy() {
   if (copy_) {
     // Read to ReadyForQuery (rows that still come are dropped), then report the COPY's error.
-    for (;;) {
-      std::string_view row;
-      const PgCopyStream::Event event = next_copy_event(row);
-      if (event == PgCopyStream::Event::kEnd) break;
-      if (event == PgCopyStream::Event::kNeedMore && !read_socket()) co_await wait_readable();
+    std::string_view row;
+    while (co_await await_copy_event(row) != PgCopyStream::Event::kEnd) {
     }
     const std::unique_ptr<PgCopyStream> stream = std::move(copy_);
     busy_ = false;

@@ -114,6 +114,8 @@ class PgConnection {
   boost::asio::awaitable<void> start_raw_copy(const std::string& sql);
   // The next event of the raw COPY; a protocol violation breaks the connection (PgError).
   PgCopyStreamEvent next_copy_event(std::string_view& row);
+  // The same, reading and waiting for the socket until there is one (never kNeedMore).
+  boost::asio::awaitable<PgCopyStreamEvent> await_copy_event(std::string_view& row);
   // One non-blocking read of the socket into the COPY buffer: false when it had nothing.
   bool read_socket();
   // Waits until rows may have arrived: sleeps (see read_copy_row) or waits for the socket.
