@@ -124,9 +124,11 @@ class CsvRecordsEncoder final : public Encoder {
 
 }  // namespace
 
-std::unique_ptr<Encoder> make_csv_records_encoder(const OutputOptions& options) {
-  return make_utf8_checked(std::make_unique<CsvRecordsEncoder>(options), options.invalid_utf8,
-                           false);
+std::unique_ptr<Encoder> make_csv_records_encoder(const OutputOptions& options,
+                                                  Utf8Check check) {
+  auto raw = std::make_unique<CsvRecordsEncoder>(options);
+  if (check == Utf8Check::kTrusted) return raw;
+  return make_utf8_checked(std::move(raw), options.invalid_utf8, false);
 }
 
 }  // namespace sluice

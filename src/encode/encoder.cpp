@@ -40,18 +40,19 @@ std::optional<Format> parse_format(std::string_view extension) {
   return std::nullopt;
 }
 
-std::unique_ptr<Encoder> make_encoder(Format format, const OutputOptions& options) {
+std::unique_ptr<Encoder> make_encoder(Format format, const OutputOptions& options,
+                                      Utf8Check check) {
+  std::unique_ptr<Encoder> raw;
   switch (format) {
-    case Format::kCsv:
-      return make_utf8_checked(make_csv_encoder(options), options.invalid_utf8, false);
-    case Format::kJsonLines:
-      return make_utf8_checked(make_jsonl_encoder(), options.invalid_utf8, true);
-    case Format::kTsv:
-      return make_utf8_checked(make_tsv_encoder(options), options.invalid_utf8, false);
-    case Format::kJson:
-      return make_utf8_checked(make_json_array_encoder(), options.invalid_utf8, true);
+    case Format::kJsonLines: raw = make_jsonl_encoder(); break;
+    case Format::kTsv: raw = make_tsv_encoder(options); break;
+    case Format::kJson: raw = make_json_array_encoder(); break;
+    case Format::kCsv: break;
   }
-  return make_utf8_checked(make_csv_encoder(options), options.invalid_utf8, false);
+  if (!raw) raw = make_csv_encoder(options);
+  if (check == Utf8Check::kTrusted) return raw;
+  const bool keep_bytes = format == Format::kJsonLines || format == Format::kJson;
+  return make_utf8_checked(std::move(raw), options.invalid_utf8, keep_bytes);
 }
 
 // PostgreSQL writes its records with ',' and LF; the records encoder adds the BOM, the header,

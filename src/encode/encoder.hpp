@@ -44,14 +44,19 @@ std::unique_ptr<Encoder> make_tsv_encoder(const OutputOptions& options = {});
 std::unique_ptr<Encoder> make_jsonl_encoder();
 // One JSON array of row objects: `[`, rows separated by `,` and a newline, `]`.
 std::unique_ptr<Encoder> make_json_array_encoder();
+// Whether an encoder checks its cells for invalid UTF-8 (options.invalid_utf8), or trusts rows
+// known to be valid (BatchReader::text_valid_utf8 and no transform in between).
+enum class Utf8Check : unsigned char { kCheck, kTrusted };
 // The encoder for `format`, with invalid UTF-8 replaced or refused per options.invalid_utf8.
-std::unique_ptr<Encoder> make_encoder(Format format, const OutputOptions& options = {});
+std::unique_ptr<Encoder> make_encoder(Format format, const OutputOptions& options = {},
+                                      Utf8Check check = Utf8Check::kCheck);
 // Whether PostgreSQL's CSV records (delimiter ',') can produce `options` for `format`.
 bool csv_records_usable(Format format, const OutputOptions& options);
 // For rows that are complete CSV records made by the source (BatchReader::csv_records()):
 // writes the BOM and header row as asked, then each record (formula guard applied, CRLF or LF),
 // with the UTF-8 check. REQUIRES: csv_records_usable(Format::kCsv, options).
-std::unique_ptr<Encoder> make_csv_records_encoder(const OutputOptions& options = {});
+std::unique_ptr<Encoder> make_csv_records_encoder(const OutputOptions& options = {},
+                                                  Utf8Check check = Utf8Check::kCheck);
 
 // Wraps `inner` so every cell (and column name) it sees is valid UTF-8: invalid sequences become
 // U+FFFD, or encode() throws Utf8Error (options.invalid_utf8 == kFail). Columns of type kBytes

@@ -1,6 +1,7 @@
 #include "pipeline/export_pipeline.hpp"
 
 #include <boost/asio/this_coro.hpp>
+#include <chrono>
 #include <optional>
 
 #include "pipeline/pipeline_metrics.hpp"
@@ -11,11 +12,18 @@
 namespace sluice {
 namespace {
 
+// How long encoded bytes may wait in a part-filled buffer for more rows of a flowing stream.
+constexpr std::chrono::milliseconds kMaxHold{10};
+
 // The encoder for the plan's format, or the pass-through one when the reader delivers the
-// database's own CSV records.
-std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, const ExportPlan& plan) {
-  return reader.csv_records() ? make_csv_records_encoder(plan.output)
-                              : make_encoder(plan.format, plan.output);
+// database's own CSV records. Without the UTF-8 check when the source vouches for its text and
+// no transform rewrites it.
+std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, const ExportPlan& plan,
+                                     bool transformed) {
+  const Utf8Check check =
+      reader.text_valid_utf8() && !transformed ? Utf8Check::kTrusted : Utf8Check::kCheck;
+  return reader.csv_records() ? make_csv_records_encoder(plan.output, check)
+                              : make_encoder(plan.format, plan.output, check);
 }
 
 }  // namespace
@@ -75,21 +83,33 @@ boost::asio::awaitable<PipelineStats> ExportPipeline::run(
   std::optional<RowTransformer> transformer;
   const ColumnTransforms& transforms = plan_.dataset->transforms;
   if (!transforms.empty()) transformer.emplace(transforms, reader.columns());
-  std::unique_ptr<Encoder> encoder = encoder_for(reader, plan_);
+  std::unique_ptr<Encoder> encoder = encoder_for(reader, plan_, transformer.has_value());
   encoder->begin(transformer ? std::span<const Column>(transformer->output_columns())
                              : std::span<const Column>(reader.columns()),
                  buffer);
   bool first_write = true;
+  std::size_t held_bytes = 0;  // in the buffer since the last write
+  std::chrono::steady_clock::time_point held_since;
   for (RowBatch* batch = std::exchange(first_, nullptr); batch != nullptr;) {
     if (transformer) transformer->apply(*batch);
     encoder->encode(*batch, buffer);
     pending_rows += batch->rows();
     // The first rows leave at once; after that, write when the buffer is full or when the
-    // database has nothing ready.
-    if (buffer.size() >= flush_bytes ||
-        (budget_.interactive && (first_write || !reader.ready()))) {
+    // database has nothing coming soon. Bytes are held while rows flow (a fast stream writes
+    // large pieces: fewer system calls and wake-ups for the client and for Sluice), never
+    // longer than kMaxHold.
+    const auto now = std::chrono::steady_clock::now();
+    if (held_bytes == 0) held_since = now;
+    held_bytes = buffer.size();
+    bool write = buffer.size() >= flush_bytes;
+    if (!write && budget_.interactive) {
+      write = first_write || now - held_since >= kMaxHold;
+      if (!write) write = !(co_await reader.ready_soon());
+    }
+    if (write) {
       co_await flush();
       first_write = false;
+      held_bytes = 0;
       buffer.shrink_to(flush_bytes * 2);
     }
     // A query that fails midway still delivers the rows before the failure (the transfer is

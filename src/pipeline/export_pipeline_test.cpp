@@ -5,6 +5,10 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
 #include <string>
 
 #include "core/api_error.hpp"
@@ -28,6 +32,10 @@ class FakeSource final : public Source {
   std::size_t rows_per_batch = 100;
   bool fail_open = false;
   int fail_at_next = -1;  // 0 = the first next()
+  bool flowing = false;     // ready_soon(): rows always come soon
+  std::chrono::milliseconds batch_delay{0};  // each next() after the first waits this long
+  bool valid_utf8 = false;  // text_valid_utf8()
+  std::string name_prefix = "name-";
   std::shared_ptr<Log> log = std::make_shared<Log>();
 
   std::string placeholder(std::size_t, FilterType) const override { return "?"; }
@@ -54,16 +62,22 @@ class FakeSource final : public Source {
       if (log_->cancelled) throw SourceError(SourceError::Kind::kCancelled, "query cancelled");
       if (call == source_.fail_at_next) throw SourceError("the disk is on fire");
       if (produced_ == source_.batches) co_return nullptr;
+      if (produced_ > 0 && source_.batch_delay.count() > 0) {
+        asio::steady_timer timer(co_await asio::this_coro::executor, source_.batch_delay);
+        co_await timer.async_wait(asio::use_awaitable);
+      }
       batch_.reset(2);
       for (std::size_t r = 0; r < source_.rows_per_batch; ++r) {
         const std::uint64_t id = next_id_++;
         batch_.add_value(std::to_string(id));
-        batch_.add_value("name-" + std::to_string(id));
+        batch_.add_value(source_.name_prefix + std::to_string(id));
       }
       ++produced_;
       co_return &batch_;
     }
     bool ready() const override { return produced_ % 2 == 0; }  // sometimes "would wait"
+    asio::awaitable<bool> ready_soon() override { co_return source_.flowing || ready(); }
+    bool text_valid_utf8() const override { return source_.valid_utf8; }
     void cancel() noexcept override { log_->cancelled = true; }
 
    private:
@@ -149,7 +163,7 @@ class ExportPipelineTest : public ::testing::Test {
     std::string csv = "id,name\r\n";
     const std::size_t rows = static_cast<std::size_t>(source_.batches) * source_.rows_per_batch;
     for (std::size_t id = 1; id <= rows; ++id) {
-      csv += std::to_string(id) + ",name-" + std::to_string(id) + "\r\n";
+      csv += std::to_string(id) + "," + source_.name_prefix + std::to_string(id) + "\r\n";
     }
     return csv;
   }
@@ -183,6 +197,55 @@ TEST_F(ExportPipelineTest, TheFirstRowsLeaveAtOnceThenWritesAreGathered) {
   // (every other batch here), never one per batch.
   EXPECT_GE(sink.writes(), 2);
   EXPECT_LE(sink.writes(), 22);
+}
+
+TEST_F(ExportPipelineTest, WhileRowsFlowBytesAreHeldUntilTheBufferIsFull) {
+  source_.batches = 40;  // ~60 KB of CSV, under the 256 KiB flush size of a 1 MiB budget
+  source_.flowing = true;
+  StringSink sink;
+  Outcome outcome = run(plan(), sink, StreamBudget{1024 * 1024});
+  ASSERT_FALSE(outcome.error) << message_of(outcome.error);
+  EXPECT_EQ(sink.body, expected_csv());
+  EXPECT_LE(sink.writes(), 3);  // the first batch, the rest at the end (and the end itself)
+}
+
+TEST_F(ExportPipelineTest, HeldBytesWaitNoLongerThanTheHoldLimit) {
+  // 20 batches 3 ms apart (60 ms or more), rows always "coming soon": without the 10 ms limit
+  // they would leave in two writes (the first batch, then the rest at the end).
+  source_.batches = 20;
+  source_.flowing = true;
+  source_.batch_delay = std::chrono::milliseconds(3);
+  StringSink sink;
+  Outcome outcome = run(plan(), sink, StreamBudget{1024 * 1024});
+  ASSERT_FALSE(outcome.error) << message_of(outcome.error);
+  EXPECT_EQ(sink.body, expected_csv());
+  EXPECT_GE(sink.writes(), 5);
+}
+
+TEST_F(ExportPipelineTest, TextTheSourceVouchesForIsWrittenWithoutAnotherUtf8Check) {
+  // A reader that says its text is valid UTF-8 (PostgreSQL's, which checked it on input) is
+  // taken at its word: the check's cost per batch is spared. A lie shows as the raw byte.
+  source_.valid_utf8 = true;
+  source_.name_prefix = "n\xff-";
+  StringSink trusted;
+  ASSERT_FALSE(run(plan(), trusted).error);
+  EXPECT_EQ(trusted.body, expected_csv());
+  // Unvouched, the same bytes are repaired (U+FFFD).
+  source_.valid_utf8 = false;
+  StringSink checked;
+  ASSERT_FALSE(run(plan(), checked).error);
+  EXPECT_EQ(checked.body.find('\xff'), std::string::npos);
+  EXPECT_NE(checked.body.find("n\xef\xbf\xbd-1"), std::string::npos);
+  // A transform in between voids the promise: the transformed rows are checked.
+  source_.valid_utf8 = true;
+  ColumnTransformConfig rename;
+  rename.column = "name";
+  rename.rename = "label";
+  dataset_.transforms.add(ColumnTransform(rename, FakeSource::columns()[1]));
+  StringSink transformed;
+  ASSERT_FALSE(run(plan(), transformed).error);
+  EXPECT_EQ(transformed.body.rfind("id,label\r\n", 0), 0u);
+  EXPECT_EQ(transformed.body.find('\xff'), std::string::npos);
 }
 
 TEST_F(ExportPipelineTest, AFailedWriteAtAnyPointStopsTheReaderAndNeverFinishes) {

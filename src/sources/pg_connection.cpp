@@ -135,6 +135,11 @@ asio::awaitable<std::unique_ptr<PgConnection>> PgConnection::connect(
   co_return connection;
 }
 
+bool PgConnection::sends_valid_utf8() const {
+  const char* encoding = PQparameterStatus(conn_, "client_encoding");
+  return encoding != nullptr && std::string_view(encoding) == "UTF8";
+}
+
 PgConnection::PgConnection(PGconn* conn, const asio::any_io_executor& executor)
     : conn_(conn),
       waits_(std::make_unique<Waits>(executor)) {}
@@ -408,6 +413,12 @@ asio::awaitable<void> PgConnection::wait_for_rows() {
     co_await wait_readable();  // nothing came since the last wait: the server is busy elsewhere
   }
   wait_began_ = now;
+}
+
+asio::awaitable<bool> PgConnection::gather_rows() {
+  if (copied_since_wait_ == 0) co_return false;
+  co_await wait_for_rows();
+  co_return true;
 }
 
 asio::awaitable<void> PgConnection::sleep_for(std::chrono::microseconds delay) {

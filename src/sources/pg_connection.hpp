@@ -78,6 +78,10 @@ class PgConnection {
   // The next row only if it has already arrived (in libpq's buffer or the socket's): 1 = row,
   // 0 = would wait, -1 = end of the COPY, after which the caller must co_await finish_copy().
   int try_read_copy_row(CopyRow& row);
+  // While rows flow (some were read since the last wait), waits as read_copy_row would before
+  // its next read (the gathering sleep) and returns true; otherwise returns false at once. The
+  // rows that came are then taken with try_read_copy_row().
+  boost::asio::awaitable<bool> gather_rows();
   // Consumes the COPY's final status; throws PgError when it failed.
   boost::asio::awaitable<void> finish_copy();
 
@@ -96,6 +100,10 @@ class PgConnection {
   // REQUIRES: no wait in progress.
   void bind_to(const boost::asio::any_io_executor& executor);
   PGconn* native() const { return conn_; }
+  // True when the server sends UTF-8 it has validated: client_encoding is UTF8 (every database
+  // encoding but SQL_ASCII checks text on input and converts it to the client's encoding;
+  // connect() leaves a SQL_ASCII database's bytes unconverted and unchecked).
+  bool sends_valid_utf8() const;
 
  private:
   PgConnection(PGconn* conn, const boost::asio::any_io_executor& executor);

@@ -73,10 +73,13 @@ class PgReader final : public BatchReader {
  public:
   PgReader(PgLease lease, std::vector<Column> columns, ReadBudget budget, CopyMode mode,
            std::optional<std::vector<PgWire>> binary)
-      : lease_(std::move(lease)), columns_(std::move(columns)), budget_(budget), mode_(mode) {
+      : lease_(std::move(lease)), columns_(std::move(columns)), budget_(budget), mode_(mode),
+        valid_utf8_(lease_->sends_valid_utf8()) {
     if (binary) binary_.emplace(std::move(*binary));
   }
   bool csv_records() const override { return mode_ == CopyMode::kCsvRecords; }
+  // The decoders add only ASCII of their own (numbers, dates, hex, escapes undone).
+  bool text_valid_utf8() const override { return valid_utf8_; }
   ~PgReader() override {
     if (!done_) lease_->cancel();
   }
@@ -124,6 +127,13 @@ class PgReader final : public BatchReader {
     return peeked_ == 1;  // at the end (-1) next() finishes the COPY, which may wait
   }
 
+  asio::awaitable<bool> ready_soon() override {
+    if (ready()) co_return true;
+    if (done_ || peeked_ != 0) co_return false;  // the COPY ended: next() finishes it
+    const bool gathered = co_await lease_->gather_rows();
+    co_return gathered && ready();
+  }
+
   void cancel() noexcept override {
     if (!done_) lease_->cancel();
   }
@@ -142,6 +152,7 @@ class PgReader final : public BatchReader {
   std::optional<PgBinaryDecoder> binary_;  // kBinary only
   mutable CopyRow row_;
   mutable int peeked_ = 0;  // what ready() saw: 1 = row_ holds a row, -1 = the COPY ended
+  bool valid_utf8_;
   bool first_ = true;
   bool done_ = false;
 };

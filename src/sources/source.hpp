@@ -41,9 +41,18 @@ class BatchReader {
   // True when next() will complete without waiting for the database: a pipeline flushes what
   // it holds before it waits, so a slow query still delivers its rows as they come.
   virtual bool ready() const = 0;
+  // True when next() will complete without waiting long: ready(), or the source is mid-flow and
+  // rows came after a moment's wait (a PostgreSQL COPY whose socket ran dry between the
+  // server's sends: its gathering sleep, at most about a millisecond). False when rows are not
+  // coming soon (the query is thinking), at once or after that moment. A pipeline with a
+  // part-filled buffer asks this before it writes, so a fast stream writes large pieces.
+  virtual boost::asio::awaitable<bool> ready_soon() { co_return ready(); }
   // True when every row is one cell holding a complete CSV record (RFC 4180 quoting, LF at the
   // end) made by the database itself: only after QuerySpec::csv_records asked for it.
   virtual bool csv_records() const { return false; }
+  // True when every cell the reader hands out is valid UTF-8 (the database validated its text
+  // on the way in and sends UTF-8): the pipeline then skips its own check of each batch.
+  virtual bool text_valid_utf8() const { return false; }
   virtual void cancel() noexcept = 0;
 };
 
