@@ -65,8 +65,9 @@ boost::asio::awaitable<PipelineStats> ExportPipeline::run(
     out = &*compressing;
   }
   const std::size_t flush_bytes = budget_.flush_bytes();
+  const std::size_t buffer_bytes = budget_.output_bytes();
   PipelineStats stats;
-  ByteBuffer buffer(flush_bytes);  // grows only if one batch encodes larger
+  ByteBuffer buffer(buffer_bytes);  // grows only if one batch encodes larger
   std::uint64_t pending_rows = 0;
   auto flush = [&]() -> boost::asio::awaitable<void> {
     if (!buffer.empty()) {
@@ -92,16 +93,19 @@ boost::asio::awaitable<PipelineStats> ExportPipeline::run(
   std::chrono::steady_clock::time_point held_since;
   for (RowBatch* batch = std::exchange(first_, nullptr); batch != nullptr;) {
     if (transformer) transformer->apply(*batch);
+    const std::size_t before = buffer.size();
     encoder->encode(*batch, buffer);
+    const std::size_t encoded = buffer.size() - before;
     pending_rows += batch->rows();
     // The first rows leave at once; after that, write when the buffer is full or when the
     // database has nothing coming soon. Bytes are held while rows flow (a fast stream writes
     // large pieces: fewer system calls and wake-ups for the client and for Sluice), never
-    // longer than kMaxHold.
+    // longer than kMaxHold, and never into more memory: a buffer that would overflow with
+    // another batch like this one is written now.
     const auto now = std::chrono::steady_clock::now();
     if (held_bytes == 0) held_since = now;
     held_bytes = buffer.size();
-    bool write = buffer.size() >= flush_bytes;
+    bool write = buffer.size() >= flush_bytes || buffer.size() + encoded > buffer_bytes;
     if (!write && budget_.interactive) {
       write = first_write || now - held_since >= kMaxHold;
       if (!write) write = !(co_await reader.ready_soon());
@@ -110,7 +114,7 @@ boost::asio::awaitable<PipelineStats> ExportPipeline::run(
       co_await flush();
       first_write = false;
       held_bytes = 0;
-      buffer.shrink_to(flush_bytes * 2);
+      buffer.shrink_to(buffer_bytes);
     }
     // A query that fails midway still delivers the rows before the failure (the transfer is
     // cut after them, never ended as if whole).

@@ -9,7 +9,8 @@ namespace sluice {
 // How one stream's byte budget (`[server] stream_buffer_bytes`) is split between the reader's
 // batches in flight and the encoder's output buffer: two batches (one being filled, one being
 // encoded) of 1/8 of the budget, each with a cell index bounded to as much again, plus an output
-// buffer flushed at 1/4. Every consumer of the pipeline (HTTP, CLI, jobs) uses the same split.
+// buffer of 3/8, written once it holds 1/4 (or before the next batch would overflow it). Every
+// consumer of the pipeline (HTTP, CLI, jobs) uses the same split.
 struct StreamBudget {
   std::size_t bytes = 256 * 1024;
   // Someone reads the bytes as they come (an HTTP download): the first rows leave at once,
@@ -26,6 +27,7 @@ struct StreamBudget {
     return budget;
   }
   std::size_t flush_bytes() const { return bytes / 4; }
+  std::size_t output_bytes() const { return bytes / 4 + bytes / 8; }
 };
 
 }  // namespace sluice
