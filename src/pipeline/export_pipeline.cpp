@@ -89,8 +89,8 @@ boost::asio::awaitable<PipelineStats> ExportPipeline::run(
                              : std::span<const Column>(reader.columns()),
                  buffer);
   bool first_write = true;
-  std::size_t held_bytes = 0;  // in the buffer since the last write
-  std::chrono::steady_clock::time_point held_since;
+  // When the buffer's oldest unwritten batch was encoded; empty right after a write.
+  std::optional<std::chrono::steady_clock::time_point> held_since;
   for (RowBatch* batch = std::exchange(first_, nullptr); batch != nullptr;) {
     if (transformer) transformer->apply(*batch);
     const std::size_t before = buffer.size();
@@ -103,17 +103,16 @@ boost::asio::awaitable<PipelineStats> ExportPipeline::run(
     // longer than kMaxHold, and never into more memory: a buffer that would overflow with
     // another batch like this one is written now.
     const auto now = std::chrono::steady_clock::now();
-    if (held_bytes == 0) held_since = now;
-    held_bytes = buffer.size();
+    if (!held_since) held_since = now;
     bool write = buffer.size() >= flush_bytes || buffer.size() + encoded > buffer_bytes;
     if (!write && budget_.interactive) {
-      write = first_write || now - held_since >= kMaxHold;
+      write = first_write || now - *held_since >= kMaxHold;
       if (!write) write = !(co_await reader.ready_soon());
     }
     if (write) {
       co_await flush();
       first_write = false;
-      held_bytes = 0;
+      held_since.reset();
       buffer.shrink_to(buffer_bytes);
     }
     // A query that fails midway still delivers the rows before the failure (the transfer is
