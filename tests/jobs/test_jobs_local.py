@@ -22,6 +22,7 @@ import requests
 
 from support.digests import sha256
 from support.http import assert_json_error
+from support.metrics import wait_until
 from support.server import run_sluice, serve, stop_and_check
 from support.jobs import (
     COMPRESSIONS,
@@ -770,7 +771,8 @@ def test_result_expires(start_jobs):
     assert job_files(env.store, job["id"]) == []
     assert [e.event for e in sse_events(env.port, job["id"], last_event_id=succeeded_id)] == \
         ["expired"]
-    assert "1 result(s) expired" in env.log()
+    # The sweep logs once it has deleted the files, a moment after the job shows as expired.
+    wait_until(lambda: "1 result(s) expired" in env.log(), 10, "the sweep's log line")
     assert_json_error(cancel(url, job["id"]), 409, "job_finished")
 
 
