@@ -1,11 +1,15 @@
 // Fuzzes the decoders of PostgreSQL COPY data (binary and text): malformed messages must
 // throw SourceError, never read out of bounds; each successful decode adds the rows it reports
 // (0 or 1) and nothing more, every cell is NULL or a slice of the batch's arena; a text row has
-// one cell per column, and its plain fields (no backslash) arrive unchanged.
+// one cell per column, and its plain fields (no backslash) arrive unchanged. The binary
+// decoder's CSV records (decode_csv_record) fail where decode() fails and otherwise are the
+// bytes the CSV encoder writes for decode()'s cells.
 #include <cstdint>
 #include <cstdlib>
+#include <vector>
 #include <string_view>
 
+#include "encode/encoder.hpp"
 #include "sources/source_error.hpp"
 #include "sources/pg_binary_decoder.hpp"
 #include "sources/pg_text_decoder.hpp"
@@ -45,6 +49,27 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   PgBinaryDecoder binary(layout);
   RowBatch batch;
   batch.reset(columns);
+  // The records' style from the layout bytes' high bits: the line ending, and the guard on
+  // columns that are not numbers (as the CSV encoder decides it from the logical types).
+  OutputOptions options;
+  options.header = false;
+  options.crlf = (data[1] & 0x80) != 0;
+  options.formula_guard = (data[1] & 0x40) != 0;
+  CsvRecordStyle style{options.crlf, {}};
+  std::vector<Column> logical;
+  for (PgWire wire : layout) {
+    const bool number = wire == PgWire::kInt2 || wire == PgWire::kInt4 || wire == PgWire::kInt8 ||
+                        wire == PgWire::kOid || wire == PgWire::kFloat4 ||
+                        wire == PgWire::kFloat8 || wire == PgWire::kNumeric;
+    logical.push_back(Column{"c", number ? LogicalType::kInt : LogicalType::kText});
+    style.guarded.push_back(options.formula_guard && !number);
+  }
+  PgBinaryDecoder records(layout, style);
+  RowBatch record_batch;
+  record_batch.reset(1);
+  auto csv = make_csv_encoder(options);
+  ByteBuffer expected;
+  csv->begin(logical, expected);
   // Rows completed by successful decode() calls: each adds what it returns (0 for the header
   // or the trailer, else 1 tuple), nothing else. A failed call may leave a partial row; the
   // reader abandons the batch then, so decoding stops there.
@@ -57,10 +82,34 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::size_t rows_before = batch.rows();
     const std::size_t arena_before = batch.arena_bytes();
     std::size_t added = 0;
+    std::size_t record_added = 0;
+    bool record_failed = false;
+    try {
+      record_added = records.decode_csv_record(message, record_batch);
+    } catch (const SourceError&) {
+      record_failed = true;
+    }
     try {
       added = binary.decode(message, batch);
     } catch (const SourceError&) {
+      if (!record_failed) std::abort();
       break;  // (the batch may now hold a partial or unchecked row: not looked at)
+    }
+    if (record_failed || record_added != added) std::abort();
+    if (added == 1) {
+      RowBatch row;
+      row.reset(columns);
+      for (std::size_t column = 0; column < columns; ++column) {
+        const Cell cell = batch.cell(rows_before, column);
+        if (cell.null) {
+          row.add_null();
+        } else {
+          row.add_value(cell.value);
+        }
+      }
+      expected.clear();
+      csv->encode(row, expected);
+      if (record_batch.cell(record_batch.rows() - 1, 0).value != expected.view()) std::abort();
     }
     if (added > 1) std::abort();
     if (batch.rows() != rows_before + added) std::abort();  // a row is `columns` cells, whole

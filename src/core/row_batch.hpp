@@ -108,6 +108,18 @@ class RowBatch {
     cells_.push_back(commit_reserved(size, as_text));
   }
 
+  // Appends a cell written in pieces (a decoder that renders a whole CSV record): note
+  // piece_start(), write each piece at piece_room(n) and keep it with commit_piece(n), then
+  // end_pieces(start) makes the bytes since `start` one cell. piece_room() may move the arena:
+  // a pointer into an uncommitted piece is invalid after it.
+  std::size_t piece_start() const { return arena_.size(); }
+  char* piece_room(std::size_t max_size) { return arena_.tail(max_size); }
+  void commit_piece(std::size_t size) { arena_.commit(size); }
+  void end_pieces(std::size_t start) {
+    cells_.push_back(
+        CellRef{static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(arena_.size() - start)});
+  }
+
   // Makes this batch a copy of `other` (same cells, same values), keeping this batch's memory.
   void copy_from(const RowBatch& other) {
     columns_ = other.columns_;

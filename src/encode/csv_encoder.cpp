@@ -4,8 +4,6 @@
 // The formula guard: a text cell starting with = + - @ TAB or CR would be evaluated by a
 // spreadsheet (CSV injection), so it gets a leading `'`; numeric columns keep their '-'.
 
-#include <emmintrin.h>
-
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -13,72 +11,26 @@
 #include <string_view>
 #include <vector>
 
-#include "encode/copy_scan.hpp"
+#include "core/csv_quote.hpp"
 #include "encode/encoder.hpp"
 
 namespace sluice {
 namespace {
 
-// 16-byte stores in the quoting path may run this far past the bytes they keep.
-constexpr std::size_t kSlack = 16;
+using csv_quote::copy16_and_scan;
+using csv_quote::copy_and_scan;
+using csv_quote::double_quotes;
+using csv_quote::kSlack;
+
 // Fields longer than this are quoted in pieces, so a huge field reserves about its own size
 // rather than the 2x worst case up front.
 constexpr std::size_t kSegment = 64 * 1024;
 // Room a non-empty field needs beyond its bytes on the fast path: `,` or CRLF plus the slack.
 constexpr std::size_t kFieldExtra = 4 + kSlack;
 
-
 // First bytes that make a spreadsheet evaluate a cell.
 constexpr bool is_formula_start(char c) {
   return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r';
-}
-
-// Copies `len` (> 0) bytes to `dst` and tells whether any of them needs quoting (the delimiter,
-// '"', CR or LF).
-bool copy_and_scan(const char* src, std::size_t len, char* dst, __m128i delimiter) {
-  return copy_scan::copy_and_scan(src, len, dst, [delimiter](__m128i v) {
-    __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, delimiter), _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
-    m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
-    return _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\r')));
-  });
-}
-
-// Copies the `len` (1 to 16) bytes at `src` as one 16-byte load and store, and tells whether
-// any of them needs quoting. REQUIRES: 16 readable bytes at `src`, room for 16 at `dst`.
-bool copy16_and_scan(const char* src, std::size_t len, char* dst, __m128i delimiter) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), v);
-  __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, delimiter), _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
-  m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
-  m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\r')));
-  const unsigned kept = (1u << len) - 1;
-  return (static_cast<unsigned>(_mm_movemask_epi8(m)) & kept) != 0;
-}
-
-// Writes `len` bytes with every '"' doubled. REQUIRES: room for 2 * len + kSlack bytes.
-char* double_quotes(const char* src, std::size_t len, char* p) {
-  const __m128i quote = _mm_set1_epi8('"');
-  std::size_t i = 0;
-  while (i + 16 <= len) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v);
-    auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)));
-    if (mask == 0) {
-      p += 16;
-      i += 16;
-      continue;
-    }
-    // The stored chunk already holds the quote at p[n]; add its twin and go on after it.
-    unsigned n = static_cast<unsigned>(__builtin_ctz(mask));
-    p[n + 1] = '"';
-    p += n + 2;
-    i += n + 1;
-  }
-  for (; i < len; ++i) {
-    *p++ = src[i];
-    if (src[i] == '"') *p++ = '"';
-  }
-  return p;
 }
 
 // A raw write position in a ByteBuffer's reserved tail. The hot loop copies `pos` and `end`

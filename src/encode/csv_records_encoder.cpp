@@ -60,8 +60,8 @@ bool may_need_guard(std::string_view record) {
 // whichever path made it.
 class CsvRecordsEncoder final : public Encoder {
  public:
-  explicit CsvRecordsEncoder(const OutputOptions& options)
-      : options_(options), header_(make_csv_encoder(options)) {}
+  CsvRecordsEncoder(const OutputOptions& options, CsvRecords records)
+      : options_(options), header_(make_csv_encoder(options)), records_(records) {}
 
   void begin(std::span<const Column> columns, ByteBuffer& out) override {
     guarded_.clear();
@@ -77,6 +77,10 @@ class CsvRecordsEncoder final : public Encoder {
   }
 
   void encode(const RowBatch& batch, ByteBuffer& out) override {
+    if (records_ == CsvRecords::kFinished) {
+      for (std::size_t row = 0; row < batch.rows(); ++row) out.append(batch.cell(row, 0).value);
+      return;
+    }
     const std::size_t end_size = options_.crlf ? 2 : 1;
     for (std::size_t row = 0; row < batch.rows(); ++row) {
       std::string_view record = batch.cell(row, 0).value;
@@ -118,6 +122,7 @@ class CsvRecordsEncoder final : public Encoder {
 
   OutputOptions options_;
   std::unique_ptr<Encoder> header_;
+  CsvRecords records_;
   std::vector<bool> guarded_;
   std::size_t guarded_count_ = 0;
 };
@@ -125,8 +130,8 @@ class CsvRecordsEncoder final : public Encoder {
 }  // namespace
 
 std::unique_ptr<Encoder> make_csv_records_encoder(const OutputOptions& options,
-                                                  Utf8Check check) {
-  auto raw = std::make_unique<CsvRecordsEncoder>(options);
+                                                  Utf8Check check, CsvRecords records) {
+  auto raw = std::make_unique<CsvRecordsEncoder>(options, records);
   if (check == Utf8Check::kTrusted) return raw;
   return make_utf8_checked(std::move(raw), options.invalid_utf8, false);
 }

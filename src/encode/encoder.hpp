@@ -55,8 +55,12 @@ bool csv_records_usable(Format format, const OutputOptions& options);
 // For rows that are complete CSV records made by the source (BatchReader::csv_records()):
 // writes the BOM and header row as asked, then each record (formula guard applied, CRLF or LF),
 // with the UTF-8 check. REQUIRES: csv_records_usable(Format::kCsv, options).
+// Records that are `kFinished` already carry the guard and line ending (the source wrote them as
+// this encoder would): they are copied as they are.
+enum class CsvRecords : unsigned char { kAsMade, kFinished };
 std::unique_ptr<Encoder> make_csv_records_encoder(const OutputOptions& options = {},
-                                                  Utf8Check check = Utf8Check::kCheck);
+                                                  Utf8Check check = Utf8Check::kCheck,
+                                                  CsvRecords records = CsvRecords::kAsMade);
 
 // Wraps `inner` so every cell (and column name) it sees is valid UTF-8: invalid sequences become
 // U+FFFD, or encode() throws Utf8Error (options.invalid_utf8 == kFail). Columns of type kBytes

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "core/sha256.hpp"
-#include "encode/copy_scan.hpp"
+#include "core/copy_scan.hpp"
 #include "encode/encoder.hpp"
 
 namespace sluice {

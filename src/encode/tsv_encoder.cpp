@@ -9,7 +9,7 @@
 #include <span>
 #include <string_view>
 
-#include "encode/copy_scan.hpp"
+#include "core/copy_scan.hpp"
 #include "encode/encoder.hpp"
 
 namespace sluice {

@@ -22,8 +22,10 @@ std::unique_ptr<Encoder> encoder_for(const BatchReader& reader, const ExportPlan
                                      bool transformed) {
   const Utf8Check check =
       reader.text_valid_utf8() && !transformed ? Utf8Check::kTrusted : Utf8Check::kCheck;
-  return reader.csv_records() ? make_csv_records_encoder(plan.output, check)
-                              : make_encoder(plan.format, plan.output, check);
+  if (!reader.csv_records()) return make_encoder(plan.format, plan.output, check);
+  return make_csv_records_encoder(
+      plan.output, check,
+      reader.csv_records_finished() ? CsvRecords::kFinished : CsvRecords::kAsMade);
 }
 
 }  // namespace

@@ -362,6 +362,8 @@ ExportPlan plan_export(const Dataset& dataset, Format format, const QueryParams&
   // Not when a selected column's values are transformed (a rename alone only changes the header).
   plan.query.csv_records = csv_records_usable(format, plan.output) &&
                            !dataset.transforms.changes_values(plan.columns);
+  plan.query.csv_crlf = plan.output.crlf;
+  plan.query.csv_formula_guard = plan.output.formula_guard;
   plan.query.sql = "SELECT " + select + " FROM (" + dataset.config->query + ") AS sluice_rows" +
                    where + tail;
   return plan;

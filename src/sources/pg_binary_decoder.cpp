@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/csv_quote.hpp"
 #include "sources/pg_wire_bytes.hpp"
 #include "sources/source_error.hpp"
 
@@ -273,7 +274,8 @@ std::size_t format_date(std::int32_t days, char* out) {
 // numeric's wire form: base-10000 digits with a weight (position of the first group) and a
 // display scale; rendered like numeric_out. A digit of 10000 or more is refused, as
 // numeric_recv refuses it.
-void add_numeric(Cursor cursor, RowBatch& batch) {
+template <typename Out>
+void put_numeric(Cursor cursor, Out& out) {
   auto ndigits = cursor.read<std::int16_t>();
   auto weight = cursor.read<std::int16_t>();
   auto sign = cursor.read<std::uint16_t>();
@@ -284,7 +286,7 @@ void add_numeric(Cursor cursor, RowBatch& batch) {
   std::string_view special = sign == 0xC000 ? "NaN" : sign == 0xD000 ? "Infinity"
                            : sign == 0xF000 ? "-Infinity" : "";
   if (!special.empty()) {
-    batch.add_value(special);
+    out.add(special);
     return;
   }
   std::string_view digits = cursor.take(static_cast<std::size_t>(ndigits) * 2);
@@ -297,38 +299,39 @@ void add_numeric(Cursor cursor, RowBatch& batch) {
   };
   // Sign, integer groups, '.', the scale rounded up to whole groups.
   std::size_t max_size = 8 + static_cast<std::size_t>(std::max(0, weight + 1)) * 4 + dscale + 4;
-  char* out = batch.reserve_value(max_size);
-  char* start = out;
-  if (sign == 0x4000) *out++ = '-';
+  char* start = out.room(max_size);
+  char* p = start;
+  if (sign == 0x4000) *p++ = '-';
   if (weight < 0) {
-    *out++ = '0';
+    *p++ = '0';
   } else {
-    out = put_decimal(out, group(0));
-    for (int i = 1; i <= weight; ++i) out = put4(out, group(i));
+    p = put_decimal(p, group(0));
+    for (int i = 1; i <= weight; ++i) p = put4(p, group(i));
   }
   if (dscale > 0) {
     // Whole groups (missing ones are zeros), then cut to the display scale.
-    *out++ = '.';
-    char* fraction = out;
-    for (int i = weight + 1; out - fraction < dscale; ++i) out = put4(out, group(i));
-    out = fraction + dscale;
+    *p++ = '.';
+    char* fraction = p;
+    for (int i = weight + 1; p - fraction < dscale; ++i) p = put4(p, group(i));
+    p = fraction + dscale;
   }
-  batch.commit_value(static_cast<std::size_t>(out - start));
+  out.commit(static_cast<std::size_t>(p - start));
 }
 
-void add_hex(std::string_view prefix, std::string_view bytes, bool uuid, RowBatch& batch) {
+template <typename Out>
+void put_hex(std::string_view prefix, std::string_view bytes, bool uuid, Out& out) {
   static constexpr char kHex[] = "0123456789abcdef";
-  char* out = batch.reserve_value(prefix.size() + bytes.size() * 2 + 4);
-  char* start = out;
-  std::memcpy(out, prefix.data(), prefix.size());
-  out += prefix.size();
+  char* start = out.room(prefix.size() + bytes.size() * 2 + 4);
+  char* p = start;
+  std::memcpy(p, prefix.data(), prefix.size());
+  p += prefix.size();
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    if (uuid && (i == 4 || i == 6 || i == 8 || i == 10)) *out++ = '-';
+    if (uuid && (i == 4 || i == 6 || i == 8 || i == 10)) *p++ = '-';
     auto byte = static_cast<unsigned char>(bytes[i]);
-    *out++ = kHex[byte >> 4];
-    *out++ = kHex[byte & 0xF];
+    *p++ = kHex[byte >> 4];
+    *p++ = kHex[byte & 0xF];
   }
-  batch.commit_value(static_cast<std::size_t>(out - start));
+  out.commit(static_cast<std::size_t>(p - start));
 }
 
 // Text is copied as it is. A short value with 16 readable bytes from its start (the rest of
@@ -345,8 +348,100 @@ void add_text(std::string_view bytes, const char* readable_end, RowBatch& batch)
   batch.add_value(bytes);
 }
 
+// Where a rendered value goes: room(n) gives room for n bytes, commit(n) keeps the n written.
+// A cell of its own ...
+struct CellOut {
+  RowBatch& batch;
+  char* room(std::size_t n) { return batch.reserve_value(n); }
+  void commit(std::size_t n) { batch.commit_value(n); }
+  void add(std::string_view text) { batch.add_value(text); }
+};
+
+// ... or the CSV record being written: a raw position in the arena's reserved tail, so the
+// fields of a row cost a compare each for room. Grows (rarely: the first reservation covers
+// twice the message) by keeping what is written and reserving again.
+class RecordOut {
+ public:
+  RecordOut(RowBatch& batch, std::size_t room) : batch_(batch) {
+    base_ = p_ = batch.piece_room(room);
+    end_ = base_ + room;
+  }
+  // Room for n bytes at the returned position (and csv_quote::kSlack after them).
+  char* room(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - p_) < n + csv_quote::kSlack) grow(n);
+    last_room_ = p_;
+    return p_;
+  }
+  // Where the last room() began: where a rendering began (each asks for room once).
+  char* last_room() const { return last_room_; }
+  void commit(std::size_t n) { p_ += n; }
+  void add(std::string_view text) {
+    std::memcpy(room(text.size()), text.data(), text.size());
+    p_ += text.size();
+  }
+  // REQUIRES: room for it.
+  void put(char c) { *p_++ = c; }
+  char* position() const { return p_; }
+  void finish() { batch_.commit_piece(static_cast<std::size_t>(p_ - base_)); }
+
+ private:
+  [[gnu::noinline]] void grow(std::size_t n) {
+    finish();
+    const std::size_t room = 2 * n + 4096;
+    base_ = p_ = batch_.piece_room(room);
+    end_ = base_ + room;
+  }
+
+  RowBatch& batch_;
+  char* base_;
+  char* p_;
+  char* end_;
+  char* last_room_ = nullptr;
+};
+
+constexpr bool is_formula_start(char c) {
+  return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r';
+}
+
+// Text as a CSV field (csv_quote.hpp), as the CSV encoder writes it: copied while scanned,
+// quoted with '"' doubled only when it holds ',', '"', CR or LF; "" when empty, so it differs
+// from NULL's empty field; after a `'` when `guard` and it starts like a formula.
+void put_csv_text(std::string_view bytes, const char* readable_end, bool guard, RecordOut& out) {
+  const __m128i comma = _mm_set1_epi8(',');
+  const std::size_t len = bytes.size();
+  if (len == 0) {
+    char* p = out.room(2);
+    p[0] = '"';
+    p[1] = '"';
+    out.commit(2);
+    return;
+  }
+  const std::size_t mark = guard && is_formula_start(bytes[0]) ? 1 : 0;
+  char* p = out.room(len + 1);
+  p[0] = '\'';
+  const bool quote = len <= 16 && readable_end - bytes.data() >= 16
+                         ? csv_quote::copy16_and_scan(bytes.data(), len, p + mark, comma)
+                         : csv_quote::copy_and_scan(bytes.data(), len, p + mark, comma);
+  if (!quote) {
+    out.commit(len + mark);
+    return;
+  }
+  p = out.room(2 * len + 3);  // may move the arena: written again in full
+  p[0] = '"';
+  p[1] = '\'';
+  char* end = csv_quote::double_quotes(bytes.data(), len, p + 1 + mark);
+  *end++ = '"';
+  out.commit(static_cast<std::size_t>(end - p));
+}
+
 void expect_size(std::string_view bytes, std::size_t size) {
   if (bytes.size() != size) malformed("a field's size does not match its column type");
+}
+
+// jsonb's wire form: a version byte (1), then the JSON text.
+std::string_view jsonb_text(std::string_view bytes) {
+  if (bytes.empty() || bytes[0] != 1) malformed("unknown jsonb version");
+  return bytes.substr(1);
 }
 
 }  // namespace
@@ -375,7 +470,68 @@ std::optional<PgWire> pg_wire_type(std::uint32_t oid) {
   }
 }
 
-std::size_t PgBinaryDecoder::decode(std::string_view message, RowBatch& batch) {
+namespace {
+
+// The text of a non-NULL field of `type` (not kText: the callers copy text themselves).
+template <typename Out>
+void render_field(PgWire type, std::string_view bytes, Out& out) {
+  Cursor cursor(bytes);
+  // Fixed-size renderings are written straight into the batch's arena.
+  auto put_integer_value = [&](std::int64_t value) {
+    char* start = out.room(24);
+    out.commit(static_cast<std::size_t>(put_integer(start, value) - start));
+  };
+  auto put_formatted = [&](std::size_t max_size, auto format) {
+    out.commit(format(out.room(max_size)));
+  };
+  switch (type) {
+    case PgWire::kBool: expect_size(bytes, 1); out.add(bytes[0] ? "t" : "f"); return;
+    case PgWire::kInt2: expect_size(bytes, 2); put_integer_value(cursor.read<std::int16_t>()); return;
+    case PgWire::kInt4: expect_size(bytes, 4); put_integer_value(cursor.read<std::int32_t>()); return;
+    case PgWire::kInt8: expect_size(bytes, 8); put_integer_value(cursor.read<std::int64_t>()); return;
+    case PgWire::kOid: expect_size(bytes, 4); put_integer_value(cursor.read<std::uint32_t>()); return;
+    case PgWire::kFloat4: {
+      expect_size(bytes, 4);
+      auto bits = cursor.read<std::uint32_t>();
+      float value = 0;
+      std::memcpy(&value, &bits, sizeof value);
+      put_formatted(32, [value](char* p) { return format_pg_float4(value, p); });
+      return;
+    }
+    case PgWire::kFloat8: {
+      expect_size(bytes, 8);
+      auto bits = cursor.read<std::uint64_t>();
+      double value = 0;
+      std::memcpy(&value, &bits, sizeof value);
+      put_formatted(32, [value](char* p) { return format_pg_float8(value, p); });
+      return;
+    }
+    case PgWire::kNumeric: put_numeric(cursor, out); return;
+    case PgWire::kText: out.add(bytes); return;
+    case PgWire::kJsonb: out.add(jsonb_text(bytes)); return;
+    case PgWire::kDate: {
+      expect_size(bytes, 4);
+      const auto days = cursor.read<std::int32_t>();
+      put_formatted(kMaxTimestampText, [days](char* p) { return format_date(days, p); });
+      return;
+    }
+    case PgWire::kTimestamp:
+    case PgWire::kTimestampTz: {
+      expect_size(bytes, 8);
+      const auto micros = cursor.read<std::int64_t>();
+      const bool zone = type == PgWire::kTimestampTz;
+      put_formatted(kMaxTimestampText,
+                    [micros, zone](char* p) { return format_timestamp(micros, zone, p); });
+      return;
+    }
+    case PgWire::kUuid: expect_size(bytes, 16); put_hex("", bytes, true, out); return;
+    case PgWire::kBytea: put_hex("\\x", bytes, false, out); return;
+  }
+}
+
+}  // namespace
+
+bool PgBinaryDecoder::row_start(std::string_view message, std::size_t& at) {
   Cursor cursor(message);
   if (!header_read_) {
     if (cursor.take(kSignature.size()) != kSignature) malformed("bad signature");
@@ -384,13 +540,21 @@ std::size_t PgBinaryDecoder::decode(std::string_view message, RowBatch& batch) {
     if (extension < 0) malformed("header");
     cursor.take(static_cast<std::size_t>(extension));
     header_read_ = true;
-    if (cursor.remaining() == 0) return 0;
+    if (cursor.remaining() == 0) return false;
   }
   auto fields = cursor.read<std::int16_t>();
-  if (fields == -1) return 0;  // the trailer
+  if (fields == -1) return false;  // the trailer
   if (fields != static_cast<std::int16_t>(columns_.size())) {
     malformed("a row's field count does not match the columns");
   }
+  at = message.size() - cursor.remaining();
+  return true;
+}
+
+std::size_t PgBinaryDecoder::decode(std::string_view message, RowBatch& batch) {
+  std::size_t at = 0;
+  if (!row_start(message, at)) return 0;
+  Cursor cursor(message.substr(at));
   for (PgWire type : columns_) {
     auto length = cursor.read<std::int32_t>();
     if (length == -1) {
@@ -402,70 +566,59 @@ std::size_t PgBinaryDecoder::decode(std::string_view message, RowBatch& batch) {
     if (type == PgWire::kText) {
       add_text(bytes, message.data() + message.size(), batch);
     } else {
-      decode_field(type, bytes, batch);
+      CellOut out{batch};
+      render_field(type, bytes, out);
     }
   }
   if (cursor.remaining() != 0) malformed("trailing bytes after a row");
   return 1;
 }
 
-void PgBinaryDecoder::decode_field(PgWire type, std::string_view bytes, RowBatch& batch) const {
-  Cursor cursor(bytes);
-  // Fixed-size renderings are written straight into the batch's arena.
-  auto add_integer = [&](std::int64_t value) {
-    char* out = batch.reserve_value(24);
-    batch.commit_value(static_cast<std::size_t>(put_integer(out, value) - out));
-  };
-  auto add_formatted = [&](std::size_t max_size, auto format) {
-    char* out = batch.reserve_value(max_size);
-    batch.commit_value(format(out));
-  };
-  switch (type) {
-    case PgWire::kBool: expect_size(bytes, 1); batch.add_value(bytes[0] ? "t" : "f"); return;
-    case PgWire::kInt2: expect_size(bytes, 2); add_integer(cursor.read<std::int16_t>()); return;
-    case PgWire::kInt4: expect_size(bytes, 4); add_integer(cursor.read<std::int32_t>()); return;
-    case PgWire::kInt8: expect_size(bytes, 8); add_integer(cursor.read<std::int64_t>()); return;
-    case PgWire::kOid: expect_size(bytes, 4); add_integer(cursor.read<std::uint32_t>()); return;
-    case PgWire::kFloat4: {
-      expect_size(bytes, 4);
-      auto bits = cursor.read<std::uint32_t>();
-      float value = 0;
-      std::memcpy(&value, &bits, sizeof value);
-      add_formatted(32, [value](char* out) { return format_pg_float4(value, out); });
-      return;
+std::size_t PgBinaryDecoder::decode_csv_record(std::string_view message, RowBatch& batch) {
+  std::size_t at = 0;
+  if (!row_start(message, at)) return 0;
+  Cursor cursor(message.substr(at));
+  const std::size_t start = batch.piece_start();
+  const char* const readable_end = message.data() + message.size();
+  // Twice the message covers every field's text but a numeric's long run of zeros.
+  RecordOut out(batch, 2 * message.size() + 64 * columns_.size() + 64);
+  for (std::size_t col = 0; col < columns_.size(); ++col) {
+    if (col != 0) out.put(',');
+    const PgWire type = columns_[col];
+    const bool guard = col < style_.guarded.size() && style_.guarded[col];
+    auto length = cursor.read<std::int32_t>();
+    if (length == -1) continue;  // NULL: an empty, unquoted field
+    if (length < 0) malformed("field length");
+    const std::string_view bytes = cursor.take(static_cast<std::size_t>(length));
+    if (type == PgWire::kText) {
+      put_csv_text(bytes, readable_end, guard, out);
+    } else if (type == PgWire::kJsonb) {
+      put_csv_text(jsonb_text(bytes), readable_end, guard, out);
+    } else {
+      // No rendering but text's is empty or holds a byte that needs quoting (digits, signs,
+      // '.', ':', ' ', letters, '\\x'); "-infinity" of a date or timestamp is the one that
+      // starts like a formula.
+      render_field(type, bytes, out);
+      char* const field = out.last_room();
+      if (guard && out.position() != field && is_formula_start(*field)) {
+        const auto size = static_cast<std::size_t>(out.position() - field);
+        // room() left csv_quote::kSlack bytes after the rendering: the `'` fits.
+        std::memmove(field + 1, field, size);
+        *field = '\'';
+        out.commit(1);
+      }
     }
-    case PgWire::kFloat8: {
-      expect_size(bytes, 8);
-      auto bits = cursor.read<std::uint64_t>();
-      double value = 0;
-      std::memcpy(&value, &bits, sizeof value);
-      add_formatted(32, [value](char* out) { return format_pg_float8(value, out); });
-      return;
-    }
-    case PgWire::kNumeric: add_numeric(cursor, batch); return;
-    case PgWire::kText: batch.add_value(bytes); return;
-    case PgWire::kJsonb:
-      if (bytes.empty() || bytes[0] != 1) malformed("unknown jsonb version");
-      batch.add_value(bytes.substr(1));
-      return;
-    case PgWire::kDate: {
-      expect_size(bytes, 4);
-      const auto days = cursor.read<std::int32_t>();
-      add_formatted(kMaxTimestampText, [days](char* out) { return format_date(days, out); });
-      return;
-    }
-    case PgWire::kTimestamp:
-    case PgWire::kTimestampTz: {
-      expect_size(bytes, 8);
-      const auto micros = cursor.read<std::int64_t>();
-      const bool zone = type == PgWire::kTimestampTz;
-      add_formatted(kMaxTimestampText,
-                    [micros, zone](char* out) { return format_timestamp(micros, zone, out); });
-      return;
-    }
-    case PgWire::kUuid: expect_size(bytes, 16); add_hex("", bytes, true, batch); return;
-    case PgWire::kBytea: add_hex("\\x", bytes, false, batch); return;
   }
+  if (cursor.remaining() != 0) malformed("trailing bytes after a row");
+  out.room(2);
+  if (style_.crlf) out.put('\r');
+  out.put('\n');
+  out.finish();
+  if (batch.piece_start() - start > RowBatch::kMaxCellBytes) {
+    throw SourceError("a row's CSV text exceeds 1 GiB");
+  }
+  batch.end_pieces(start);
+  return 1;
 }
 
 }  // namespace sluice

@@ -26,18 +26,35 @@ std::optional<PgWire> pg_wire_type(std::uint32_t oid);
 // message, then the trailer. Throws SourceError on a malformed message or a field whose size
 // does not fit its type (e.g. the table changed since its columns were described).
 // Not thread-safe.
+// How decode_csv_record() finishes a record: the line ending, and per column whether a value
+// that starts like a spreadsheet formula (= + - @ TAB CR) gets a leading `'` (the CSV encoder's
+// formula guard; none when `guarded` is empty).
+struct CsvRecordStyle {
+  bool crlf = false;
+  std::vector<bool> guarded;
+};
+
 class PgBinaryDecoder {
  public:
-  explicit PgBinaryDecoder(std::vector<PgWire> columns) : columns_(std::move(columns)) {}
+  explicit PgBinaryDecoder(std::vector<PgWire> columns, CsvRecordStyle style = {})
+      : columns_(std::move(columns)), style_(std::move(style)) {}
 
   // Appends the tuple in `message` (if any) to `batch`; returns the number of rows added (0 for
   // a message that holds only the header or the trailer).
   std::size_t decode(std::string_view message, RowBatch& batch);
+  // The same, but the row becomes one cell: its CSV record, byte for byte what the CSV encoder
+  // writes with delimiter ',' and the style's guard and line ending (BatchReader::
+  // csv_records_finished). Text with ',', '"', CR or LF is quoted, "" stands for empty text and
+  // NULL is an empty field.
+  std::size_t decode_csv_record(std::string_view message, RowBatch& batch);
 
  private:
-  void decode_field(PgWire type, std::string_view bytes, RowBatch& batch) const;
+  // Reads the header (first message) and a row's field count; false for a message without a
+  // row. `at` is then where the row's fields start.
+  bool row_start(std::string_view message, std::size_t& at);
 
   std::vector<PgWire> columns_;
+  CsvRecordStyle style_;
   bool header_read_ = false;
 };
 

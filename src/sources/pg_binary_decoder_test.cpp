@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "encode/encoder.hpp"
 #include "sources/source_error.hpp"
 #include "sources/pg_wire_bytes.hpp"
 
@@ -338,6 +339,165 @@ TEST(PgBinaryDecoderTest, RandomTimestampsAndDatesMatchTheReference) {
     if (bc) expected += " BC";
     ASSERT_EQ(decode_one(PgWire::kDate, days_field(days)), expected) << days;
   }
+}
+
+
+// A random wire field of `type` (never NULL), with the values that matter to CSV: empty text,
+// text that needs quoting or starts like a formula, exactly 16 bytes, long; "-infinity" dates
+// and timestamps; negative numbers; a numeric whose text is far longer than its wire form.
+std::string random_field(PgWire type, std::mt19937_64& random) {
+  auto pick = [&](std::size_t n) { return static_cast<std::size_t>(random() % n); };
+  std::string out;
+  switch (type) {
+    case PgWire::kBool: return std::string(1, static_cast<char>(pick(2)));
+    case PgWire::kInt2: put_be16(out, static_cast<std::int16_t>(random())); return out;
+    case PgWire::kInt4: put_be32(out, static_cast<std::int32_t>(random())); return out;
+    case PgWire::kInt8: return int64_field(static_cast<std::int64_t>(random() >> pick(64)));
+    case PgWire::kFloat8: {
+      const double value = (static_cast<double>(random() % 2'000'001) - 1e6) / 997.0;
+      std::uint64_t bits = 0;
+      std::memcpy(&bits, &value, sizeof bits);
+      return int64_field(static_cast<std::int64_t>(bits));
+    }
+    case PgWire::kNumeric:
+      if (pick(20) == 0) return numeric(3000, 0, 0, {7});  // 7 and 12,000 zeros
+      return numeric(static_cast<int>(pick(3)) - 1, pick(2) ? 0x4000 : 0,
+                     static_cast<int>(pick(6)), {static_cast<int>(pick(10000)),
+                                                 static_cast<int>(pick(10000))});
+    case PgWire::kDate:
+      return days_field(pick(15) == 0 ? std::numeric_limits<std::int32_t>::min()
+                                      : static_cast<std::int32_t>(pick(200'000)) - 100'000);
+    case PgWire::kTimestamp:
+    case PgWire::kTimestampTz:
+      return int64_field(pick(15) == 0 ? std::numeric_limits<std::int64_t>::min()
+                                       : static_cast<std::int64_t>(random() >> 8) -
+                                             (std::int64_t{1} << 54));
+    case PgWire::kUuid:
+    case PgWire::kBytea:
+      for (std::size_t i = 0, n = type == PgWire::kUuid ? 16 : pick(40); i < n; ++i) {
+        out += static_cast<char>(random());
+      }
+      return out;
+    case PgWire::kJsonb:
+    case PgWire::kText: {
+      static const char kPieces[][8] = {"a", "bc", ",", "\"", "\r", "\n", "=", "-", "+", "@",
+                                        "\t", "x y", "\xc3\xa9", "0123456"};
+      const std::size_t length = pick(8) == 0 ? 0 : pick(6) == 0 ? 16 + pick(60) : pick(16);
+      while (out.size() < length) out += kPieces[pick(std::size(kPieces))];
+      if (pick(10) == 0) out = std::string(16, 'z');
+      return type == PgWire::kJsonb ? "\x01" + out : out;
+    }
+    default: return out;
+  }
+}
+
+LogicalType logical_type(PgWire type) {
+  switch (type) {
+    case PgWire::kInt2: case PgWire::kInt4: case PgWire::kInt8: return LogicalType::kInt;
+    case PgWire::kFloat8: return LogicalType::kFloat;
+    case PgWire::kNumeric: return LogicalType::kDecimal;
+    case PgWire::kDate: return LogicalType::kDate;
+    case PgWire::kTimestamp: case PgWire::kTimestampTz: return LogicalType::kTimestamp;
+    case PgWire::kBool: return LogicalType::kBool;
+    case PgWire::kJsonb: return LogicalType::kJson;
+    default: return LogicalType::kText;
+  }
+}
+
+// decode_csv_record() writes each row as the CSV encoder writes the cells decode() makes, for
+// every line ending and guard setting: random rows of every type, NULLs among them.
+TEST(PgBinaryDecoderTest, CsvRecordsAreWhatTheCsvEncoderWrites) {
+  const std::vector<PgWire> wires{PgWire::kText, PgWire::kInt4, PgWire::kTimestampTz,
+                                  PgWire::kNumeric, PgWire::kText, PgWire::kDate,
+                                  PgWire::kBool, PgWire::kJsonb, PgWire::kInt8,
+                                  PgWire::kFloat8, PgWire::kUuid, PgWire::kBytea,
+                                  PgWire::kTimestamp, PgWire::kInt2, PgWire::kText};
+  std::vector<Column> columns;
+  for (PgWire wire : wires) columns.push_back(Column{"c", logical_type(wire)});
+  std::mt19937_64 random(15);
+  std::vector<std::string> rows;
+  for (int i = 0; i < 3000; ++i) {
+    std::string row;
+    put_be16(row, static_cast<int>(wires.size()));
+    for (PgWire wire : wires) {
+      if (random() % 7 == 0) {
+        put_be32(row, -1);
+        continue;
+      }
+      const std::string field = random_field(wire, random);
+      put_be32(row, static_cast<std::int64_t>(field.size()));
+      row += field;
+    }
+    rows.push_back(std::move(row));
+  }
+  for (const bool crlf : {false, true}) {
+    for (const bool guard : {false, true}) {
+      OutputOptions options;
+      options.header = false;
+      options.crlf = crlf;
+      options.formula_guard = guard;
+      CsvRecordStyle style{crlf, {}};
+      for (const Column& column : columns) {
+        style.guarded.push_back(guard && !is_numeric(column.type));
+      }
+      PgBinaryDecoder cells(wires);
+      PgBinaryDecoder records(wires, style);
+      RowBatch cell_batch;
+      RowBatch record_batch;
+      cell_batch.reset(wires.size());
+      record_batch.reset(1);
+      EXPECT_EQ(cells.decode(header(), cell_batch), 0u);
+      EXPECT_EQ(records.decode_csv_record(header(), record_batch), 0u);
+      for (const std::string& row : rows) {
+        ASSERT_EQ(cells.decode(row, cell_batch), 1u);
+        ASSERT_EQ(records.decode_csv_record(row, record_batch), 1u);
+      }
+      ASSERT_EQ(record_batch.rows(), rows.size());
+      auto encoder = make_csv_encoder(options);
+      ByteBuffer expected;
+      encoder->begin(columns, expected);
+      for (std::size_t row = 0; row < rows.size(); ++row) {
+        RowBatch one;
+        one.reset(wires.size());
+        for (std::size_t col = 0; col < wires.size(); ++col) {
+          const Cell cell = cell_batch.cell(row, col);
+          if (cell.null) {
+            one.add_null();
+          } else {
+            one.add_value(cell.value);
+          }
+        }
+        const std::size_t before = expected.size();
+        encoder->encode(one, expected);
+        ASSERT_EQ(record_batch.cell(row, 0).value, expected.view().substr(before))
+            << "row " << row << " crlf " << crlf << " guard " << guard;
+      }
+    }
+  }
+}
+
+TEST(PgBinaryDecoderTest, CsvRecordsRefuseWhatDecodeRefuses) {
+  PgBinaryDecoder decoder({PgWire::kInt4, PgWire::kText});
+  RowBatch batch;
+  batch.reset(1);
+  decoder.decode_csv_record(header(), batch);
+  std::string wrong_size;
+  put_be16(wrong_size, 2);
+  put_be32(wrong_size, 8);
+  wrong_size += std::string(8, '\0');
+  put_be32(wrong_size, 1);
+  wrong_size += "a";
+  EXPECT_THROW(decoder.decode_csv_record(wrong_size, batch), SourceError);
+  std::string truncated;
+  put_be16(truncated, 2);
+  put_be32(truncated, 4);
+  truncated += std::string(4, '\0');
+  put_be32(truncated, 10);
+  truncated += "short";
+  EXPECT_THROW(decoder.decode_csv_record(truncated, batch), SourceError);
+  std::string one_field;
+  put_be16(one_field, 1);
+  EXPECT_THROW(decoder.decode_csv_record(one_field, batch), SourceError);
 }
 
 }  // namespace

@@ -65,19 +65,22 @@ std::optional<std::vector<PgWire>> binary_layout(const std::vector<Column>& colu
   return layout;
 }
 
-// How the rows of a COPY arrive: binary (decoded here), text (decoded here) or CSV records that
-// pass through to the client untouched.
-enum class CopyMode { kBinary, kText, kCsvRecords };
+// How the rows of a COPY arrive: binary (decoded here into cells, or into CSV records when the
+// download is CSV), text (decoded here) or CSV records that pass through to the client untouched.
+enum class CopyMode { kBinary, kText, kCsvRecords, kBinaryCsvRecords };
 
 class PgReader final : public BatchReader {
  public:
   PgReader(PgLease lease, std::vector<Column> columns, ReadBudget budget, CopyMode mode,
-           std::optional<std::vector<PgWire>> binary)
+           std::optional<std::vector<PgWire>> binary, CsvRecordStyle style)
       : lease_(std::move(lease)), columns_(std::move(columns)), budget_(budget), mode_(mode),
         valid_utf8_(lease_->sends_valid_utf8()) {
-    if (binary) binary_.emplace(std::move(*binary));
+    if (binary) binary_.emplace(std::move(*binary), std::move(style));
   }
-  bool csv_records() const override { return mode_ == CopyMode::kCsvRecords; }
+  bool csv_records() const override {
+    return mode_ == CopyMode::kCsvRecords || mode_ == CopyMode::kBinaryCsvRecords;
+  }
+  bool csv_records_finished() const override { return mode_ == CopyMode::kBinaryCsvRecords; }
   // The decoders add only ASCII of their own (numbers, dates, hex, escapes undone).
   bool text_valid_utf8() const override { return valid_utf8_; }
   ~PgReader() override {
@@ -88,7 +91,7 @@ class PgReader final : public BatchReader {
 
   asio::awaitable<RowBatch*> next() override {
     if (done_) co_return nullptr;
-    const std::size_t cells_per_row = mode_ == CopyMode::kCsvRecords ? 1 : columns_.size();
+    const std::size_t cells_per_row = csv_records() ? 1 : columns_.size();
     batch_.reset(cells_per_row);
     // Rows of NULLs add no arena bytes: the cell index (8 bytes a cell) is bounded too.
     const std::size_t max_rows =
@@ -109,6 +112,8 @@ class PgReader final : public BatchReader {
       }
       if (mode_ == CopyMode::kBinary) {
         rows += binary_->decode(row_.view(), batch_);
+      } else if (mode_ == CopyMode::kBinaryCsvRecords) {
+        rows += binary_->decode_csv_record(row_.view(), batch_);
       } else if (mode_ == CopyMode::kText) {
         decode_copy_text_row(row_.view(), columns_.size(), batch_);
         ++rows;
@@ -149,7 +154,7 @@ class PgReader final : public BatchReader {
   ReadBudget budget_;
   RowBatch batch_;
   CopyMode mode_;
-  std::optional<PgBinaryDecoder> binary_;  // kBinary only
+  std::optional<PgBinaryDecoder> binary_;  // kBinary and kBinaryCsvRecords only
   mutable CopyRow row_;
   mutable int peeked_ = 0;  // what ready() saw: 1 = row_ holds a row, -1 = the COPY ended
   bool valid_utf8_;
@@ -202,13 +207,25 @@ class PgSource final : public Source {
         if (query.csv_records && config_.copy_format == "csv") {
           mode = CopyMode::kCsvRecords;
         } else if (config_.copy_format != "text" && (binary = binary_layout(columns))) {
-          mode = CopyMode::kBinary;
+          // A CSV download takes each row as the record the decoder writes (no cell index, no
+          // second pass over every cell); a row of no columns has no record.
+          mode = query.csv_records && !columns.empty() ? CopyMode::kBinaryCsvRecords
+                                                       : CopyMode::kBinary;
         }
-        static constexpr std::string_view kOptions[] = {" (FORMAT binary)", "", " (FORMAT csv)"};
+        static constexpr std::string_view kOptions[] = {" (FORMAT binary)", "", " (FORMAT csv)",
+                                                        " (FORMAT binary)"};
         co_await lease->start_copy("COPY (" + query.sql + ") TO STDOUT" +
                                    std::string(kOptions[static_cast<int>(mode)]));
+        CsvRecordStyle style;
+        if (mode == CopyMode::kBinaryCsvRecords) {
+          style.crlf = query.csv_crlf;
+          // The CSV encoder's guard: every column but a numeric one.
+          for (const Column& column : columns) {
+            style.guarded.push_back(query.csv_formula_guard && !is_numeric(column.type));
+          }
+        }
         co_return std::make_unique<PgReader>(std::move(lease), std::move(columns), budget, mode,
-                                             std::move(binary));
+                                             std::move(binary), std::move(style));
       } catch (const PgError& error) {
         if (!error.connection_lost() || attempt > 0) throw;
         pool_->discard_idle();  // the others died with it: retry on a fresh connection

@@ -24,6 +24,10 @@ struct QuerySpec {
   // The consumer writes CSV and accepts rows that are already CSV records (one cell each,
   // ending in LF): a source may then pass its own CSV through (see BatchReader::csv_records).
   bool csv_records = false;
+  // With csv_records: the line ending and formula guard the download asks for (OutputOptions).
+  // A source that writes the records itself applies them (BatchReader::csv_records_finished).
+  bool csv_crlf = true;
+  bool csv_formula_guard = true;
 };
 
 // One running query. next() hands out batches in result order until the end of the result.
@@ -50,6 +54,10 @@ class BatchReader {
   // True when every row is one cell holding a complete CSV record (RFC 4180 quoting, LF at the
   // end) made by the database itself: only after QuerySpec::csv_records asked for it.
   virtual bool csv_records() const { return false; }
+  // True when the csv_records() rows are final: the source wrote them itself, byte for byte as
+  // the CSV encoder would, with QuerySpec's line ending (CRLF or LF) and formula guard (a text
+  // column's value that starts like a formula after a `'`), so the pipeline copies them.
+  virtual bool csv_records_finished() const { return false; }
   // True when every cell the reader hands out is valid UTF-8 (the database validated its text
   // on the way in and sends UTF-8): the pipeline then skips its own check of each batch.
   virtual bool text_valid_utf8() const { return false; }

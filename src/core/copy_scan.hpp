@@ -1,7 +1,7 @@
 #pragma once
 
-// Internal to the encoders: copy a value while finding out, 16 bytes at a time (SSE2, the
-// x86-64 baseline), whether it holds a byte that needs quoting or escaping.
+// For the encoders (and a decoder that writes CSV): copy a value while finding out, 16 bytes at
+// a time (SSE2, the x86-64 baseline), whether it holds a byte that needs quoting or escaping.
 
 #include <emmintrin.h>
 
