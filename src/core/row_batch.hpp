@@ -116,8 +116,8 @@ class RowBatch {
   char* piece_room(std::size_t max_size) { return arena_.tail(max_size); }
   void commit_piece(std::size_t size) { arena_.commit(size); }
   void end_pieces(std::size_t start) {
-    cells_.push_back(
-        CellRef{static_cast<std::uint32_t>(start), static_cast<std::uint32_t>(arena_.size() - start)});
+    cells_.push_back(CellRef{static_cast<std::uint32_t>(start),
+                             static_cast<std::uint32_t>(arena_.size() - start)});
   }
 
   // Makes this batch a copy of `other` (same cells, same values), keeping this batch's memory.

@@ -387,7 +387,7 @@ class RecordOut {
  private:
   [[gnu::noinline]] void grow(std::size_t n) {
     finish();
-    const std::size_t room = 2 * n + 4096;
+    const std::size_t room = n + csv_quote::kSlack + 4096;
     base_ = p_ = batch_.piece_room(room);
     end_ = base_ + room;
   }
@@ -406,6 +406,9 @@ constexpr bool is_formula_start(char c) {
 // Text as a CSV field (csv_quote.hpp), as the CSV encoder writes it: copied while scanned,
 // quoted with '"' doubled only when it holds ',', '"', CR or LF; "" when empty, so it differs
 // from NULL's empty field; after a `'` when `guard` and it starts like a formula.
+// Text that needs quoting is quoted this many bytes at a time.
+constexpr std::size_t kQuoteSegment = 64 * 1024;
+
 void put_csv_text(std::string_view bytes, const char* readable_end, bool guard, RecordOut& out) {
   const __m128i comma = _mm_set1_epi8(',');
   const std::size_t len = bytes.size();
@@ -426,12 +429,20 @@ void put_csv_text(std::string_view bytes, const char* readable_end, bool guard, 
     out.commit(len + mark);
     return;
   }
-  p = out.room(2 * len + 3);  // may move the arena: written again in full
+  // Written again, quoted, in pieces: a huge value takes room for its own size and its quotes
+  // doubled, not twice its size up front (room() may move the arena: nothing above is kept).
+  p = out.room(2);
   p[0] = '"';
   p[1] = '\'';
-  char* end = csv_quote::double_quotes(bytes.data(), len, p + 1 + mark);
-  *end++ = '"';
-  out.commit(static_cast<std::size_t>(end - p));
+  out.commit(1 + mark);
+  for (std::size_t at = 0; at < len; at += kQuoteSegment) {
+    const std::size_t n = std::min(len - at, kQuoteSegment);
+    char* segment = out.room(2 * n);
+    out.commit(static_cast<std::size_t>(
+        csv_quote::double_quotes(bytes.data() + at, n, segment) - segment));
+  }
+  out.room(1);
+  out.put('"');
 }
 
 void expect_size(std::string_view bytes, std::size_t size) {
@@ -477,7 +488,7 @@ template <typename Out>
 void render_field(PgWire type, std::string_view bytes, Out& out) {
   Cursor cursor(bytes);
   // Fixed-size renderings are written straight into the batch's arena.
-  auto put_integer_value = [&](std::int64_t value) {
+  auto put_int = [&](std::int64_t value) {
     char* start = out.room(24);
     out.commit(static_cast<std::size_t>(put_integer(start, value) - start));
   };
@@ -486,10 +497,10 @@ void render_field(PgWire type, std::string_view bytes, Out& out) {
   };
   switch (type) {
     case PgWire::kBool: expect_size(bytes, 1); out.add(bytes[0] ? "t" : "f"); return;
-    case PgWire::kInt2: expect_size(bytes, 2); put_integer_value(cursor.read<std::int16_t>()); return;
-    case PgWire::kInt4: expect_size(bytes, 4); put_integer_value(cursor.read<std::int32_t>()); return;
-    case PgWire::kInt8: expect_size(bytes, 8); put_integer_value(cursor.read<std::int64_t>()); return;
-    case PgWire::kOid: expect_size(bytes, 4); put_integer_value(cursor.read<std::uint32_t>()); return;
+    case PgWire::kInt2: expect_size(bytes, 2); put_int(cursor.read<std::int16_t>()); return;
+    case PgWire::kInt4: expect_size(bytes, 4); put_int(cursor.read<std::int32_t>()); return;
+    case PgWire::kInt8: expect_size(bytes, 8); put_int(cursor.read<std::int64_t>()); return;
+    case PgWire::kOid: expect_size(bytes, 4); put_int(cursor.read<std::uint32_t>()); return;
     case PgWire::kFloat4: {
       expect_size(bytes, 4);
       auto bits = cursor.read<std::uint32_t>();
@@ -580,8 +591,9 @@ std::size_t PgBinaryDecoder::decode_csv_record(std::string_view message, RowBatc
   Cursor cursor(message.substr(at));
   const std::size_t start = batch.piece_start();
   const char* const readable_end = message.data() + message.size();
-  // Twice the message covers every field's text but a numeric's long run of zeros.
-  RecordOut out(batch, 2 * message.size() + 64 * columns_.size() + 64);
+  // Room for the usual row (text unquoted, numbers and dates up to 64 bytes each); a field
+  // that needs more (quoted text, hex bytea, a numeric's long run of zeros) asks for it.
+  RecordOut out(batch, message.size() + 64 * columns_.size() + 64);
   for (std::size_t col = 0; col < columns_.size(); ++col) {
     if (col != 0) out.put(',');
     const PgWire type = columns_[col];
