@@ -87,6 +87,59 @@ def test_passthrough_and_decoding_give_the_same_values(pg_up, start_sluice, all_
         b"\r\n", b"\n")
 
 
+# Every column the binary COPY covers (interval and arrays make a query use text format).
+BINARY_COLUMNS = ["id"] + [name for name, sqltype, _ in ALL_TYPES_COLUMNS
+                           if sqltype not in ("interval", "int4[]", "text[]")]
+BINARY_QUERY = f"SELECT {', '.join(BINARY_COLUMNS)} FROM all_types ORDER BY id"
+
+
+def three_readers_config(pg) -> str:
+    """The same query through the binary COPY (copy_format auto: CSV records written by the
+    decoder), the text COPY (cells, written by the CSV encoder) and PostgreSQL's own CSV, each
+    with and without the formula guard."""
+    text = ["[server]\n"]
+    for copy_format in ("auto", "text", "csv"):
+        source = source_toml(f"pg_{copy_format}", pg)
+        text.append(source.replace("statement_timeout_ms = 0\n",
+                                   f'statement_timeout_ms = 0\ncopy_format = "{copy_format}"\n'))
+        text.append(dataset_toml(f"b_{copy_format}", f"pg_{copy_format}", BINARY_QUERY))
+        text.append(dataset_toml(f"b_{copy_format}_unguarded", f"pg_{copy_format}", BINARY_QUERY)
+                    + "[datasets.output]\nformula_guard = false\n\n")
+    return "\n".join(text)
+
+
+def csv_records(body: bytes) -> list[list[str]]:
+    text = body.decode("utf-8").removeprefix("\ufeff")
+    return list(csv.reader(io.StringIO(text, newline=""), strict=True))
+
+
+def test_binary_csv_records_are_the_csv_encoder_s_bytes(pg_up, start_sluice, pg):
+    """The binary reader writes a CSV download's records itself (PgBinaryDecoder::
+    decode_csv_record); they must be the bytes the CSV encoder writes from the text COPY's
+    cells, for every covered type, with the guard and without, CRLF and LF, header and BOM."""
+    sluice = start_sluice(three_readers_config(pg_up), name="three")
+    psql = parse_csv(pg.copy_csv(BINARY_QUERY), line_end=b"\n")
+    assert len(psql.rows) == ALL_TYPES_ROWS
+    for options in ("", "?line_ending=lf&header=false&bom=true"):
+        for suffix in ("", "_unguarded"):
+            records = get_ok(f"{sluice.url}/v1/exports/b_auto{suffix}.csv{options}").content
+            cells = get_ok(f"{sluice.url}/v1/exports/b_text{suffix}.csv{options}").content
+            assert records == cells, (options, suffix, [
+                (a, b) for a, b in zip(records.split(b"\n"), cells.split(b"\n")) if a != b][:3])
+            if not options:
+                # And the values are psql's (the guard's "'" undone where there is one).
+                table = parse_csv(records, line_end=b"\r\n", unguard=suffix == "")
+                assert table.header == psql.header
+                assert table.rows == psql.rows
+        guarded = get_ok(f"{sluice.url}/v1/exports/b_auto.csv{options}").content
+        unguarded = get_ok(f"{sluice.url}/v1/exports/b_auto_unguarded.csv{options}").content
+        assert b"'=cmd|' /C calc'!A0" in guarded and b"'=cmd" not in unguarded
+        assert b"'-infinity" in guarded and b",-infinity," in unguarded  # dates are guarded too
+        # PostgreSQL's own CSV through the pass-through gives the same records.
+        passthrough = get_ok(f"{sluice.url}/v1/exports/b_csv.csv{options}").content
+        assert csv_records(guarded) == csv_records(passthrough)
+
+
 # --------------------------------------------------------------------------------------------
 # TSV: PostgreSQL's text format, read back by PostgreSQL itself
 # --------------------------------------------------------------------------------------------
