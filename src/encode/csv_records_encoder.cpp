@@ -15,42 +15,59 @@ constexpr bool is_formula_start(char c) {
   return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r';
 }
 
-// Whether `record` may need the guard: some formula byte starts the record or follows a ',' or
-// a '"' (every byte the guard puts a `'` before does). A quoted field's inner "" or a ',' inside
-// quotes can make this true for a record that needs nothing; copy_guarded() then decides
-// exactly. One pass, without splitting the record into fields.
-bool may_need_guard(std::string_view record) {
+#if defined(__SSE2__)
+// Lanes of `now` holding a formula byte right after a ',' or a '"' (the lanes of `before`).
+inline __m128i formula_after_separator(__m128i now, __m128i before) {
+  __m128i formula = _mm_or_si128(_mm_cmpeq_epi8(now, _mm_set1_epi8('=')),
+                                 _mm_cmpeq_epi8(now, _mm_set1_epi8('+')));
+  formula = _mm_or_si128(formula, _mm_cmpeq_epi8(now, _mm_set1_epi8('-')));
+  formula = _mm_or_si128(formula, _mm_cmpeq_epi8(now, _mm_set1_epi8('@')));
+  formula = _mm_or_si128(formula, _mm_cmpeq_epi8(now, _mm_set1_epi8('\t')));
+  formula = _mm_or_si128(formula, _mm_cmpeq_epi8(now, _mm_set1_epi8('\r')));
+  const __m128i starts = _mm_or_si128(_mm_cmpeq_epi8(before, _mm_set1_epi8(',')),
+                                      _mm_cmpeq_epi8(before, _mm_set1_epi8('"')));
+  return _mm_and_si128(formula, starts);
+}
+#endif
+
+// Copies `record` to `p` and tells whether it may need the guard: some formula byte starts the
+// record or follows a ',' or a '"' (every byte the guard puts a `'` before does). A quoted
+// field's inner "" or a ',' inside quotes can make this true for a record that needs nothing;
+// copy_guarded() then decides exactly. One pass, without splitting the record into fields.
+// REQUIRES: room for record.size() bytes at `p`.
+bool copy_and_check_guard(std::string_view record, char* p) {
   const char* s = record.data();
   const std::size_t n = record.size();
   if (n == 0) return false;
-  if (is_formula_start(s[0])) return true;
-  std::size_t i = 1;
+  bool found = is_formula_start(s[0]);
 #if defined(__SSE2__)
   if (n > 16) {
-    auto candidates = [](const char* at) {
-      const __m128i now = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
-      const __m128i before = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at - 1));
-      __m128i formula = _mm_or_si128(_mm_cmpeq_epi8(now, _mm_set1_epi8('=')),
-                                     _mm_cmpeq_epi8(now, _mm_set1_epi8('+')));
-      formula = _mm_or_si128(formula, _mm_cmpeq_epi8(now, _mm_set1_epi8('-')));
-      formula = _mm_or_si128(formula, _mm_cmpeq_epi8(now, _mm_set1_epi8('@')));
-      formula = _mm_or_si128(formula, _mm_cmpeq_epi8(now, _mm_set1_epi8('\t')));
-      formula = _mm_or_si128(formula, _mm_cmpeq_epi8(now, _mm_set1_epi8('\r')));
-      const __m128i starts = _mm_or_si128(_mm_cmpeq_epi8(before, _mm_set1_epi8(',')),
-                                          _mm_cmpeq_epi8(before, _mm_set1_epi8('"')));
-      return _mm_movemask_epi8(_mm_and_si128(formula, starts));
-    };
+    // 16 bytes at a time: each block's `before` is the same bytes one back (the first block's
+    // lane 0 has none: the record's first byte was checked above).
+    __m128i now = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), now);
+    __m128i hits = formula_after_separator(now, _mm_slli_si128(now, 1));
+    std::size_t i = 16;
     for (; i + 16 <= n; i += 16) {
-      if (candidates(s + i) != 0) return true;
+      now = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p + i), now);
+      const __m128i before = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i - 1));
+      hits = _mm_or_si128(hits, formula_after_separator(now, before));
     }
-    // The last 16 bytes (overlapping checked ones; n > 16 keeps `before` inside the record).
-    return i < n && candidates(s + n - 16) != 0;
+    if (i < n) {  // the last 16 bytes, overlapping copied ones (n > 16 keeps `before` inside)
+      now = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + n - 16));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p + n - 16), now);
+      const __m128i before = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + n - 17));
+      hits = _mm_or_si128(hits, formula_after_separator(now, before));
+    }
+    return found || _mm_movemask_epi8(hits) != 0;
   }
 #endif
-  for (; i < n; ++i) {
-    if (is_formula_start(s[i]) && (s[i - 1] == ',' || s[i - 1] == '"')) return true;
+  std::memcpy(p, s, n);
+  for (std::size_t i = 1; i < n && !found; ++i) {
+    found = is_formula_start(s[i]) && (s[i - 1] == ',' || s[i - 1] == '"');
   }
-  return false;
+  return found;
 }
 
 // Rows that are already CSV records made by the database (PostgreSQL's COPY CSV quotes exactly
@@ -86,8 +103,9 @@ class CsvRecordsEncoder final : public Encoder {
       std::string_view record = batch.cell(row, 0).value;
       if (!record.empty() && record.back() == '\n') record.remove_suffix(1);
       char* tail = out.tail(record.size() + guarded_count_ + end_size);
-      char* p = guarded_count_ == 0 || !may_need_guard(record) ? copy(record, tail)
-                                                               : copy_guarded(record, tail);
+      char* p = guarded_count_ == 0                       ? copy(record, tail)
+                : !copy_and_check_guard(record, tail) ? tail + record.size()
+                                                      : copy_guarded(record, tail);
       if (options_.crlf) *p++ = '\r';
       *p++ = '\n';
       out.commit(static_cast<std::size_t>(p - tail));
