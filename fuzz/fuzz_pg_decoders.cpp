@@ -99,14 +99,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (added == 1) {
       RowBatch row;
       row.reset(columns);
-      for (std::size_t column = 0; column < columns; ++column) {
-        const Cell cell = batch.cell(rows_before, column);
-        if (cell.null) {
-          row.add_null();
-        } else {
-          row.add_value(cell.value);
-        }
-      }
+      row.add_row_from(batch, rows_before);
       expected.clear();
       csv->encode(row, expected);
       if (record_batch.cell(record_batch.rows() - 1, 0).value != expected.view()) std::abort();

@@ -120,6 +120,19 @@ class RowBatch {
                              static_cast<std::uint32_t>(arena_.size() - start)});
   }
 
+  // Appends a copy of row `row` of `other` (its values, NULLs and text marks).
+  // REQUIRES: other.columns() == columns(), row < other.rows().
+  void add_row_from(const RowBatch& other, std::size_t row) {
+    for (std::size_t column = 0; column < other.columns_; ++column) {
+      const Cell cell = other.cell(row, column);
+      if (cell.null) {
+        add_null();
+      } else {
+        add_value(cell.value, cell.as_text);
+      }
+    }
+  }
+
   // Makes this batch a copy of `other` (same cells, same values), keeping this batch's memory.
   void copy_from(const RowBatch& other) {
     columns_ = other.columns_;

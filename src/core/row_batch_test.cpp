@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -156,6 +157,53 @@ TEST(RowBatchTest, LargeCell) {
   EXPECT_EQ(batch.cell(0, 1).value, "after");
   EXPECT_TRUE(batch.cell(0, 1).as_text);
   EXPECT_EQ(batch.arena_bytes(), big.size() + 5);
+}
+
+
+TEST(RowBatchTest, AddRowFromCopiesValuesNullsAndTextMarks) {
+  RowBatch source;
+  source.reset(3);
+  source.add_value("a");
+  source.add_null();
+  source.add_value("12x", true);
+  source.add_value("");
+  source.add_value("b");
+  source.add_null();
+  RowBatch copy;
+  copy.reset(3);
+  copy.add_row_from(source, 1);
+  copy.add_row_from(source, 0);
+  ASSERT_EQ(copy.rows(), 2u);
+  EXPECT_EQ(copy.cell(0, 0).value, "");
+  EXPECT_FALSE(copy.cell(0, 0).null);
+  EXPECT_EQ(copy.cell(0, 1).value, "b");
+  EXPECT_TRUE(copy.cell(0, 2).null);
+  EXPECT_EQ(copy.cell(1, 0).value, "a");
+  EXPECT_TRUE(copy.cell(1, 1).null);
+  EXPECT_EQ(copy.cell(1, 2).value, "12x");
+  EXPECT_TRUE(copy.cell(1, 2).as_text);
+  EXPECT_FALSE(copy.cell(1, 0).as_text);
+}
+
+// A cell written in pieces keeps every piece, also when the arena moves between them.
+TEST(RowBatchTest, CellWrittenInPiecesSurvivesArenaGrowth) {
+  RowBatch batch;
+  batch.reset(1);
+  batch.add_value("first");
+  const std::size_t start = batch.piece_start();
+  std::string expected;
+  for (int i = 0; i < 200; ++i) {
+    const std::string piece(static_cast<std::size_t>(i * 37 % 900 + 1),
+                            static_cast<char>('a' + i % 26));
+    std::memcpy(batch.piece_room(piece.size()), piece.data(), piece.size());
+    batch.commit_piece(piece.size());
+    expected += piece;
+  }
+  batch.end_pieces(start);
+  ASSERT_EQ(batch.rows(), 2u);
+  EXPECT_EQ(batch.cell(0, 0).value, "first");
+  EXPECT_EQ(batch.cell(1, 0).value, expected);
+  EXPECT_FALSE(batch.cell(1, 0).null);
 }
 
 }  // namespace

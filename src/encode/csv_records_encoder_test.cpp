@@ -93,14 +93,7 @@ TEST(CsvRecordsEncoderTest, RandomRecordsMatchTheCsvEncoder) {
   for (std::size_t row = 0; row < rows.rows(); ++row) {
     RowBatch one;
     one.reset(columns.size());
-    for (std::size_t col = 0; col < columns.size(); ++col) {
-      const Cell cell = rows.cell(row, col);
-      if (cell.null) {
-        one.add_null();
-      } else {
-        one.add_value(cell.value);
-      }
-    }
+    one.add_row_from(rows, row);
     pg_out.clear();
     postgres->encode(one, pg_out);
     records.add_value(pg_out.view());

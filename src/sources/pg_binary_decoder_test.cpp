@@ -438,14 +438,7 @@ void expect_records_match(const std::vector<PgWire>& wires, const std::vector<st
       for (std::size_t row = 0; row < rows.size(); ++row) {
         RowBatch one;
         one.reset(wires.size());
-        for (std::size_t col = 0; col < wires.size(); ++col) {
-          const Cell cell = cell_batch.cell(row, col);
-          if (cell.null) {
-            one.add_null();
-          } else {
-            one.add_value(cell.value);
-          }
-        }
+        one.add_row_from(cell_batch, row);
         const std::size_t before = expected.size();
         encoder->encode(one, expected);
         ASSERT_EQ(record_batch.cell(row, 0).value, expected.view().substr(before))
