@@ -2,7 +2,7 @@
 
 // Writing one CSV text field (RFC 4180, as the CSV encoder and PostgreSQL's COPY CSV write it):
 // the bytes as they are, or quoted with every '"' doubled when they hold the delimiter, '"', CR
-// or LF. Shared by the CSV encoder and the PostgreSQL binary decoder, which renders whole CSV
+// or LF; and which first bytes the formula guard marks. Shared by the CSV encoder and the PostgreSQL binary decoder, which renders whole CSV
 // records itself when the download is CSV.
 
 #include <emmintrin.h>
@@ -15,6 +15,14 @@ namespace sluice::csv_quote {
 
 // 16-byte stores in these functions may run this far past the bytes they keep.
 constexpr std::size_t kSlack = 16;
+// Text that needs quoting is quoted this many bytes at a time, so a huge value takes room for
+// about its own size rather than the 2x worst case up front.
+constexpr std::size_t kQuotePiece = 64 * 1024;
+
+// First bytes that make a spreadsheet evaluate a cell (the formula guard puts a `'` before).
+constexpr bool is_formula_start(char c) {
+  return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r';
+}
 
 inline __m128i needs_quote_lanes(__m128i v, __m128i delimiter) {
   __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, delimiter), _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));

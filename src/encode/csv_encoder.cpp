@@ -20,18 +20,12 @@ namespace {
 using csv_quote::copy16_and_scan;
 using csv_quote::copy_and_scan;
 using csv_quote::double_quotes;
+using csv_quote::is_formula_start;
+using csv_quote::kQuotePiece;
 using csv_quote::kSlack;
 
-// Fields longer than this are quoted in pieces, so a huge field reserves about its own size
-// rather than the 2x worst case up front.
-constexpr std::size_t kSegment = 64 * 1024;
 // Room a non-empty field needs beyond its bytes on the fast path: `,` or CRLF plus the slack.
 constexpr std::size_t kFieldExtra = 4 + kSlack;
-
-// First bytes that make a spreadsheet evaluate a cell.
-constexpr bool is_formula_start(char c) {
-  return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r';
-}
 
 // A raw write position in a ByteBuffer's reserved tail. The hot loop copies `pos` and `end`
 // into locals (stores through char* could alias these fields and force reloads).
@@ -68,8 +62,8 @@ void close_cursor(Cursor& c) {
   ensure_room(c, 2);
   *c.pos++ = '"';
   if (guarded) *c.pos++ = '\'';
-  for (std::size_t at = 0; at < value.size(); at += kSegment) {
-    std::size_t n = value.size() - at < kSegment ? value.size() - at : kSegment;
+  for (std::size_t at = 0; at < value.size(); at += kQuotePiece) {
+    std::size_t n = value.size() - at < kQuotePiece ? value.size() - at : kQuotePiece;
     ensure_room(c, 2 * n + kSlack);
     c.pos = double_quotes(value.data() + at, n, c.pos);
   }

@@ -5,15 +5,14 @@
 #include <cstring>
 #include <vector>
 
+#include "core/csv_quote.hpp"
 #include "encode/csv_field.hpp"
 #include "encode/encoder.hpp"
 
 namespace sluice {
 namespace {
 
-constexpr bool is_formula_start(char c) {
-  return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r';
-}
+using csv_quote::is_formula_start;
 
 #if defined(__SSE2__)
 // Lanes of `now` holding a formula byte right after a ',' or a '"' (the lanes of `before`).

@@ -358,8 +358,9 @@ struct CellOut {
 };
 
 // ... or the CSV record being written: a raw position in the arena's reserved tail, so the
-// fields of a row cost a compare each for room. Grows (rarely: the first reservation covers
-// twice the message) by keeping what is written and reserving again.
+// fields of a row cost a compare each for room. Grows (when a field needs more than the row's
+// first reservation: quoted text, hex bytea, a long numeric) by keeping what is written and
+// reserving again.
 class RecordOut {
  public:
   RecordOut(RowBatch& batch, std::size_t room) : batch_(batch) {
@@ -399,16 +400,11 @@ class RecordOut {
   char* last_room_ = nullptr;
 };
 
-constexpr bool is_formula_start(char c) {
-  return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r';
-}
+using csv_quote::is_formula_start;
 
 // Text as a CSV field (csv_quote.hpp), as the CSV encoder writes it: copied while scanned,
 // quoted with '"' doubled only when it holds ',', '"', CR or LF; "" when empty, so it differs
 // from NULL's empty field; after a `'` when `guard` and it starts like a formula.
-// Text that needs quoting is quoted this many bytes at a time.
-constexpr std::size_t kQuoteSegment = 64 * 1024;
-
 void put_csv_text(std::string_view bytes, const char* readable_end, bool guard, RecordOut& out) {
   const __m128i comma = _mm_set1_epi8(',');
   const std::size_t len = bytes.size();
@@ -429,14 +425,14 @@ void put_csv_text(std::string_view bytes, const char* readable_end, bool guard, 
     out.commit(len + mark);
     return;
   }
-  // Written again, quoted, in pieces: a huge value takes room for its own size and its quotes
-  // doubled, not twice its size up front (room() may move the arena: nothing above is kept).
+  // Written again, quoted, in pieces (csv_quote::kQuotePiece; room() may move the arena:
+  // nothing above is kept).
   p = out.room(2);
   p[0] = '"';
   p[1] = '\'';
   out.commit(1 + mark);
-  for (std::size_t at = 0; at < len; at += kQuoteSegment) {
-    const std::size_t n = std::min(len - at, kQuoteSegment);
+  for (std::size_t at = 0; at < len; at += csv_quote::kQuotePiece) {
+    const std::size_t n = std::min(len - at, csv_quote::kQuotePiece);
     char* segment = out.room(2 * n);
     out.commit(static_cast<std::size_t>(
         csv_quote::double_quotes(bytes.data() + at, n, segment) - segment));

@@ -22,10 +22,6 @@ enum class PgWire : std::uint8_t {
 // arrays, ranges, ...): such a query is read in text format instead.
 std::optional<PgWire> pg_wire_type(std::uint32_t oid);
 
-// Decodes the CopyData messages of one binary COPY: the header in the first, then one tuple per
-// message, then the trailer. Throws SourceError on a malformed message or a field whose size
-// does not fit its type (e.g. the table changed since its columns were described).
-// Not thread-safe.
 // How decode_csv_record() finishes a record: the line ending, and per column whether a value
 // that starts like a spreadsheet formula (= + - @ TAB CR) gets a leading `'` (the CSV encoder's
 // formula guard; none when `guarded` is empty).
@@ -34,6 +30,10 @@ struct CsvRecordStyle {
   std::vector<bool> guarded;
 };
 
+// Decodes the CopyData messages of one binary COPY: the header in the first, then one tuple per
+// message, then the trailer. Throws SourceError on a malformed message or a field whose size
+// does not fit its type (e.g. the table changed since its columns were described).
+// Not thread-safe.
 class PgBinaryDecoder {
  public:
   explicit PgBinaryDecoder(std::vector<PgWire> columns, CsvRecordStyle style = {})
